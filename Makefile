@@ -1,0 +1,20 @@
+# PGXS build for the migrate extension.
+EXTENSION = migrate
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -E "s/.*'(.*)'/\1/")
+
+MODULE_big = migrate
+OBJS = src/migrate.o src/version.o src/checksum.o src/script.o src/catalog.o \
+       src/expect.o src/plan.o src/register.o src/apply.o src/verify.o src/validate.o
+
+# Install script of the current version, then the append-only upgrade chain.
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+# pg_regress tests: sql/<name>.sql -> expected/<name>.out
+REGRESS = $(sort $(basename $(notdir $(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql)))))
+REGRESS_OPTS = --inputdir=.
+
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

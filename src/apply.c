@@ -1,0 +1,220 @@
+/*
+ * apply.c
+ *		migrate_apply(): run the pending migrations in order inside the
+ *		caller's transaction, verifying each before the next starts.  All of
+ *		them are kept or none: an error anywhere aborts the caller's
+ *		transaction, and dry_run rolls back a subtransaction on success.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "libpq/libpq.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "migrate.h"
+
+PG_FUNCTION_INFO_V1(migrate_apply);
+
+/* What the error context says about the migration being applied. */
+typedef struct ApplyContext
+{
+	Migration  *m;
+	int			step;
+	int			nsteps;
+} ApplyContext;
+
+static void
+apply_error_context(void *arg)
+{
+	ApplyContext *ac = arg;
+
+	errcontext("migrate_apply: migration %s \"%s\" (%d of %d)",
+			   ac->m->version, ac->m->name, ac->step, ac->nsteps);
+}
+
+/* Send a NOTICE now, so psql shows progress as it happens. */
+static void
+progress_notice(const char *fmt_result, int step, int nsteps, Migration *m, double ms)
+{
+	ereport(NOTICE,
+			(errmsg_internal("[%d/%d] %s %s ... %s %.0f ms", step, nsteps, m->version, m->name,
+							 fmt_result, ms)));
+	if (whereToSendOutput == DestRemote)
+		pq_flush();
+}
+
+/*
+ * Apply one migration: expectations counted before, statements, then
+ * expectations, verify query and constraint re-checks; then the catalog rows.
+ * Raises on any failure.
+ */
+static void
+apply_one(Migration *m, ApplyRecord *rec)
+{
+	char	   *what = psprintf("Migration %s \"%s\"", m->version, m->name);
+	List	   *expectations = NIL;
+	List	   *touched = NIL;
+	Script	   *script;
+	instr_time	start,
+				elapsed;
+
+	INSTR_TIME_SET_CURRENT(start);
+	if (m->expect)
+		expectations = expect_parse(DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																	   CStringGetDatum(m->expect))));
+	expect_count_before(expectations);
+
+	script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
+	for (int i = 0; i < script->nstmts; i++)
+	{
+		ListCell   *lc;
+
+		script_exec_stmt(script, i, what,
+						 "Nothing of this call was kept; correct the script, register it again and rerun.",
+						 false);
+		if (SPI_tuptable != NULL || SPI_processed > 0)
+			rec->rows += SPI_processed;
+		SPI_freetuptable(SPI_tuptable);
+
+		/* resolve written relations now: a later rename keeps the OID */
+		foreach(lc, stmt_written_relations(script->stmts[i].parsetree))
+		{
+			Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
+
+			if (OidIsValid(relid))
+				touched = touched_add(touched, relid);
+		}
+	}
+
+	rec->checks += expect_check_after(expectations, m->version);
+	if (m->verify)
+		rec->checks += verify_query_raise(m->verify, m->version);
+	rec->checks += verify_constraints_raise(touched, m->version);
+
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	rec->duration_ms = INSTR_TIME_GET_MILLISEC(elapsed);
+	rec->counts = expect_counts_json(expectations);
+	rec->touched = touched_names(touched);
+	rec->action = "apply";
+	rec->outcome = "ok";
+	catalog_record_applied(m, rec);
+}
+
+static Interval *
+ms_interval(double ms)
+{
+	Interval   *iv = palloc0(sizeof(Interval));
+
+	iv->time = (int64) (ms * 1000.0);
+	return iv;
+}
+
+/* Refuse the whole call before running anything that cannot run here. */
+static void
+refuse_non_transactional(List *steps)
+{
+	ListCell   *lc;
+
+	foreach(lc, steps)
+	{
+		PlanStep   *s = lfirst(lc);
+
+		if (!s->m->transactional)
+			ereport(ERROR,
+					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+					 errmsg("migration %s cannot run inside migrate_apply()", s->m->version),
+					 errdetail("Migration %s \"%s\" is registered with transactional => false: its statements cannot run inside a transaction block.",
+							   s->m->version, s->m->name),
+					 errhint("Such migrations need the background worker. Apply the migrations before it with migrate_apply(target => ...) meanwhile.")));
+	}
+}
+
+Datum
+migrate_apply(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		dry_run = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	bool		out_of_order = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	char	   *target_key = target ? version_key(target) : NULL;
+	MemoryContext outer = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	MemoryContext step_cxt;
+	Catalog    *cat;
+	List	   *steps;
+	ListCell   *lc;
+	int			nsteps;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	/* a dry run does everything in a subtransaction and rolls it back */
+	if (dry_run)
+	{
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(outer);
+	}
+
+	SPI_connect();
+	step_cxt = AllocSetContextCreate(CurrentMemoryContext, "migrate_apply step",
+									 ALLOCSET_DEFAULT_SIZES);
+	catalog_lock();
+	cat = catalog_load(true);
+	steps = plan_pending(cat, target_key, out_of_order, true);
+	refuse_non_transactional(steps);
+	nsteps = list_length(steps);
+
+	foreach(lc, steps)
+	{
+		PlanStep   *s = lfirst(lc);
+		ApplyContext ac = {s->m, foreach_current_index(lc) + 1, nsteps};
+		ErrorContextCallback errcb;
+		ApplyRecord rec = {0};
+		MemoryContext saved = MemoryContextSwitchTo(step_cxt);
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		errcb.callback = apply_error_context;
+		errcb.arg = &ac;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
+
+		apply_one(s->m, &rec);
+
+		error_context_stack = errcb.previous;
+		progress_notice(dry_run ? "ok (dry run)" : "ok", ac.step, nsteps, s->m, rec.duration_ms);
+
+		values[0] = CStringGetTextDatum(s->m->version);
+		values[1] = CStringGetTextDatum(s->m->name);
+		values[2] = CStringGetTextDatum(dry_run ? "dry run" : "applied");
+		values[3] = IntervalPGetDatum(ms_interval(rec.duration_ms));
+		values[4] = Int64GetDatum(rec.rows);
+		values[5] = Int32GetDatum(rec.checks);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+
+		MemoryContextSwitchTo(saved);
+		MemoryContextReset(step_cxt);
+	}
+	if (nsteps > 0 && !dry_run)
+		catalog_mark_changed();
+
+	SPI_finish();
+	if (dry_run)
+	{
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(outer);
+		CurrentResourceOwner = owner;
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,386 @@
+/*
+ * catalog.c
+ *		The migrate.* catalog: read and written only here, as the catalog's
+ *		owner with a pinned search_path, so that callers need no privilege on
+ *		the tables and hostile objects in their search_path change nothing.
+ *		Migration SQL itself never runs inside an OwnerScope.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+
+#include "migrate.h"
+
+/* The advisory lock that serialises catalog writers: 'migrate' in ASCII. */
+#define MIGRATE_LOCK_KEY INT64CONST(0x6d696772617465)
+
+static Oid
+catalog_owner(void)
+{
+	Oid			nsp = get_namespace_oid("migrate", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid("migrations", nsp) : InvalidOid;
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the migrate catalog is missing"),
+				 errdetail("Table migrate.migrations does not exist."),
+				 errhint("Run CREATE EXTENSION migrate, or ALTER EXTENSION migrate UPDATE.")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", rel);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+void
+catalog_enter(OwnerScope *scope)
+{
+	Oid			owner = catalog_owner();
+
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
+	SetUserIdAndSecContext(owner, scope->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	scope->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+catalog_leave(OwnerScope *scope)
+{
+	AtEOXact_GUC(true, scope->save_nestlevel);
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+}
+
+/*
+ * Never read_only: a read-only SPI query reuses the calling statement's
+ * snapshot and would miss what the migration, or a session we waited for,
+ * has written.
+ */
+int
+catalog_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
+			 const char *nulls)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	OwnerScope	scope;
+	int			rc;
+
+	catalog_enter(&scope);
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	catalog_leave(&scope);
+	MemoryContextSwitchTo(cxt);
+	if (rc < 0)
+		elog(ERROR, "catalog query failed: %s: %s", SPI_result_code_string(rc), sql);
+	return rc;
+}
+
+char *
+current_user_name(void)
+{
+	return GetUserNameFromId(GetUserId(), false);
+}
+
+/* The current user as a Datum of type name. */
+static Datum
+current_user_datum(void)
+{
+	return DirectFunctionCall1(namein, CStringGetDatum(current_user_name()));
+}
+
+/* Describe who holds the migration lock, for the error when we cannot get it. */
+static char *
+lock_holder_description(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *result = NULL;
+	int			rc;
+
+	rc = SPI_execute_with_args(
+		"SELECT pg_catalog.format('Process %s (role %s, application %s) holds it since %s.', "
+		"       a.pid, pg_catalog.quote_ident(a.usename::text), "
+		"       pg_catalog.quote_literal(a.application_name), a.xact_start) "
+		"  FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+		" WHERE l.locktype = 'advisory' AND l.granted "
+		"   AND l.database = (SELECT oid FROM pg_catalog.pg_database "
+		"                      WHERE datname = pg_catalog.current_database()) "
+		"   AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1",
+		2, (Oid[]) {OIDOID, OIDOID},
+		(Datum[]) {ObjectIdGetDatum((Oid) (MIGRATE_LOCK_KEY >> 32)),
+		ObjectIdGetDatum((Oid) (MIGRATE_LOCK_KEY & 0xFFFFFFFF))},
+		NULL, false, 1);
+	MemoryContextSwitchTo(cxt);
+	if (rc == SPI_OK_SELECT && SPI_processed > 0)
+		result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return result ? result : "Another session holds it.";
+}
+
+/*
+ * Take the transaction-level migration lock, waiting at most lock_timeout,
+ * then lock the catalog_lock row.  Under REPEATABLE READ and SERIALIZABLE,
+ * locking that row fails if another writer changed the catalog after our
+ * snapshot: we must not plan from a stale view of what is applied.
+ *
+ * Runs in a subtransaction so that a failure can be reported with who holds
+ * the lock (pl_exec.c's exception-block pattern).
+ */
+void
+catalog_lock(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(MIGRATE_LOCK_KEY));
+		catalog_exec("SELECT 1 FROM migrate.catalog_lock WHERE id = 1 FOR UPDATE",
+					 0, NULL, NULL, NULL);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+
+		if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("could not obtain the migration lock within lock_timeout (%s)",
+							GetConfigOption("lock_timeout", false, false)),
+					 errdetail("%s", lock_holder_description()),
+					 errhint("Wait for that session to finish, or raise lock_timeout, and run the command again.")));
+		if (edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("the migration catalog changed after this transaction took its snapshot"),
+					 errdetail("Another session registered or applied migrations and committed while this %s transaction waited for the migration lock.",
+							   XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" : "REPEATABLE READ"),
+					 errhint("Run the command again in a new transaction; it will see what the other session did.")));
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+void
+catalog_mark_changed(void)
+{
+	Datum		who = current_user_datum();
+
+	catalog_exec("UPDATE migrate.catalog_lock SET changed_at = pg_catalog.now(), changed_by = $1 WHERE id = 1",
+				 1, (Oid[]) {NAMEOID}, &who, NULL);
+}
+
+static char *
+getstr(HeapTuple tup, TupleDesc desc, int col)
+{
+	return SPI_getvalue(tup, desc, col);
+}
+
+static bool
+getbool(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return !isnull && DatumGetBool(d);
+}
+
+/* A text[] column as a List of C strings (NIL for NULL). */
+static List *
+gettextlist(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *result = NIL;
+
+	if (isnull)
+		return NIL;
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			result = lappend(result, TextDatumGetCString(elems[i]));
+	return result;
+}
+
+ArrayType *
+string_list_to_array(List *l)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(l), 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, l)
+		elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
+	return construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/*
+ * Every registered migration in version order, with whether it is applied.
+ * The up text is loaded only for pending ones when asked (apply needs it;
+ * status-like callers over many applied migrations do not).
+ */
+Catalog *
+catalog_load(bool with_up_of_pending)
+{
+	Catalog    *cat = palloc0(sizeof(Catalog));
+	Datum		arg = BoolGetDatum(with_up_of_pending);
+	TupleDesc	desc;
+
+	catalog_exec("SELECT m.version, m.version_key, m.name, "
+				 "       CASE WHEN $1 AND a.version_key IS NULL THEN m.up END, "
+				 "       m.down, m.verify, m.expect::text, m.requires, m.transactional, m.checksum, "
+				 "       a.version_key IS NOT NULL, a.checksum, a.touched "
+				 "  FROM migrate.migrations m "
+				 "  LEFT JOIN migrate.applied a ON a.version_key = m.version_key "
+				 " ORDER BY m.version_key",
+				 1, (Oid[]) {BOOLOID}, &arg, NULL);
+	desc = SPI_tuptable->tupdesc;
+	cat->n = SPI_processed;
+	cat->items = palloc0(sizeof(Migration *) * Max(cat->n, 1));
+	for (int i = 0; i < cat->n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		Migration  *m = palloc0(sizeof(Migration));
+		ListCell   *lc;
+
+		m->version = getstr(tup, desc, 1);
+		m->key = getstr(tup, desc, 2);
+		m->name = getstr(tup, desc, 3);
+		m->up = getstr(tup, desc, 4);
+		m->down = getstr(tup, desc, 5);
+		m->verify = getstr(tup, desc, 6);
+		m->expect = getstr(tup, desc, 7);
+		m->requires = gettextlist(tup, desc, 8);
+		foreach(lc, m->requires)
+			m->requires_keys = lappend(m->requires_keys, version_key(lfirst(lc)));
+		m->transactional = getbool(tup, desc, 9);
+		m->checksum = getstr(tup, desc, 10);
+		m->applied = getbool(tup, desc, 11);
+		m->applied_checksum = getstr(tup, desc, 12);
+		m->touched = gettextlist(tup, desc, 13);
+		cat->items[i] = m;
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	catalog_exec("SELECT max(version_key) FROM migrate.applied", 0, NULL, NULL, NULL);
+	cat->newest_applied_key = getstr(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	SPI_freetuptable(SPI_tuptable);
+	return cat;
+}
+
+/* Index of a key by binary search (items are in key order), or -1. */
+int
+catalog_find_index(Catalog *cat, const char *key)
+{
+	int			lo = 0,
+				hi = cat->n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		int			c = strcmp(cat->items[mid]->key, key);
+
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+Migration *
+catalog_find(Catalog *cat, const char *key)
+{
+	int			i = catalog_find_index(cat, key);
+
+	return i < 0 ? NULL : cat->items[i];
+}
+
+/* Record a successful apply: the applied row and its history entry. */
+void
+catalog_record_applied(Migration *m, ApplyRecord *rec)
+{
+	char		duration[64];
+	Datum		values[11];
+	char		nulls[11];
+
+	snprintf(duration, sizeof(duration), "%.3f ms", rec->duration_ms);
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(m->key);
+	values[1] = CStringGetTextDatum(m->version);
+	values[2] = CStringGetTextDatum(m->name);
+	values[3] = CStringGetTextDatum(m->checksum);
+	values[4] = current_user_datum();
+	values[5] = PointerGetDatum(string_list_to_array(rec->touched));
+	values[6] = CStringGetTextDatum(duration);
+	values[7] = Int64GetDatum(rec->rows);
+	values[8] = rec->counts ? CStringGetTextDatum(rec->counts) : (Datum) 0;
+	nulls[8] = rec->counts ? ' ' : 'n';
+	values[9] = Int32GetDatum(rec->checks);
+	values[10] = CStringGetTextDatum(rec->action);
+
+	catalog_exec("WITH a AS (INSERT INTO migrate.applied "
+				 "             (version_key, version, name, checksum, applied_by, touched) "
+				 "           VALUES ($1, $2, $3, $4, $5, $6)) "
+				 "INSERT INTO migrate.history (version, version_key, name, action, checksum, "
+				 "       performed_by, duration, rows_affected, counts, checks) "
+				 "VALUES ($2, $1, $3, $11, $4, $5, $7::interval, $8, $9::jsonb, $10)",
+				 11, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTARRAYOID,
+				 TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID},
+				 values, nulls);
+}
+
+/* Append a history row for a registration-side action. */
+void
+catalog_history(const char *version, const char *key, const char *name,
+				const char *action, const char *checksum, const char *detail_json)
+{
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = CStringGetTextDatum(version);
+	values[1] = CStringGetTextDatum(key);
+	values[2] = CStringGetTextDatum(name);
+	values[3] = CStringGetTextDatum(action);
+	values[4] = checksum ? CStringGetTextDatum(checksum) : (Datum) 0;
+	nulls[4] = checksum ? ' ' : 'n';
+	values[5] = detail_json ? CStringGetTextDatum(detail_json) : (Datum) 0;
+	nulls[5] = detail_json ? ' ' : 'n';
+	values[6] = current_user_datum();
+	catalog_exec("INSERT INTO migrate.history (version, version_key, name, action, checksum, "
+				 "       performed_by, detail) "
+				 "VALUES ($1, $2, $3, $4, $5, $7, $6::jsonb)",
+				 7, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID},
+				 values, nulls);
+}

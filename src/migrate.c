@@ -1,0 +1,41 @@
+/*
+ * migrate.c
+ *		Module entry point and settings.  The extension needs no
+ *		shared_preload_libraries entry; settings are defined when the library
+ *		is first loaded.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "migrate.h"
+
+PG_MODULE_MAGIC;
+
+int			migrate_verify_constraints = VERIFY_CONSTRAINTS_TOUCHED;
+
+static const struct config_enum_entry verify_constraints_options[] = {
+	{"touched", VERIFY_CONSTRAINTS_TOUCHED, false},
+	{"all", VERIFY_CONSTRAINTS_ALL, false},
+	{"off", VERIFY_CONSTRAINTS_OFF, false},
+	{NULL, 0, false}
+};
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomEnumVariable("migrate.verify_constraints",
+							 "Which tables' FOREIGN KEY and CHECK constraints are re-checked after each migration.",
+							 "touched: the tables the migration wrote or altered (and foreign keys referencing them); "
+							 "all: every table; off: none.",
+							 &migrate_verify_constraints,
+							 VERIFY_CONSTRAINTS_TOUCHED,
+							 verify_constraints_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	MarkGUCPrefixReserved("migrate");
+}

@@ -1,0 +1,209 @@
+/*
+ * migrate.h
+ *		Shared declarations of the migrate extension.
+ *
+ * One file per concern:
+ *	 migrate.c	 module load, GUCs, the error context of a running migration
+ *	 version.c	 version text -> order key (the order people mean)
+ *	 checksum.c  SHA-256 of normalised script text
+ *	 script.c	 splitting scripts into statements with PostgreSQL's parser
+ *	 catalog.c	 reading and writing the migrate.* catalog as its owner
+ *	 expect.c	 row-count expectations: parsing and counting
+ *	 plan.c		 which pending migrations run, and in what order
+ *	 register.c  migrate_add()
+ *	 apply.c	 migrate_apply(): the statement executor
+ *	 verify.c	 verify queries, constraint re-checks, migrate_verify/check
+ *	 validate.c  migrate_validate()
+ */
+#ifndef MIGRATE_H
+#define MIGRATE_H
+
+#include "postgres.h"
+
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+/* ---- migrate.c ---- */
+
+typedef enum VerifyConstraintsMode
+{
+	VERIFY_CONSTRAINTS_OFF,
+	VERIFY_CONSTRAINTS_TOUCHED,
+	VERIFY_CONSTRAINTS_ALL
+} VerifyConstraintsMode;
+
+extern int	migrate_verify_constraints;
+
+/* ---- version.c ---- */
+
+/* The order key of a version; ereports on text that is not a version. */
+extern char *version_key(const char *version);
+
+/* ---- checksum.c ---- */
+
+/* Hex SHA-256 of text with CRLF/CR folded to LF and a leading BOM removed. */
+extern char *script_checksum(const char *text);
+
+/* ---- script.c ---- */
+
+typedef struct ScriptStmt
+{
+	Node	   *parsetree;		/* raw parse tree of the statement */
+	char	   *sql;			/* its text */
+	int			line;			/* line of its first token in the script */
+	int			offset;			/* byte offset of its text in the script */
+} ScriptStmt;
+
+typedef struct Script
+{
+	const char *text;
+	int			nstmts;
+	ScriptStmt *stmts;
+} Script;
+
+/*
+ * Split a script into statements; a syntax error becomes an ERROR naming
+ * what (e.g. "migration 001 up script") and the line.
+ */
+extern Script *script_parse(const char *text, const char *what);
+extern int	script_line_at(const char *text, int offset);
+
+/* Relations a statement writes or alters, as RangeVars (may be empty). */
+extern List *stmt_written_relations(Node *parsetree);
+extern const char *stmt_forbidden_reason(Node *parsetree);
+extern int	script_exec_stmt(Script *script, int i, const char *what,
+							 const char *hint, bool read_only);
+
+/* ---- catalog.c ---- */
+
+typedef struct Migration
+{
+	char	   *version;
+	char	   *key;			/* version_key(version) */
+	char	   *name;
+	char	   *up;				/* NULL when not loaded (applied ones) */
+	char	   *down;
+	char	   *verify;
+	char	   *expect;			/* jsonb as text, or NULL */
+	List	   *requires;		/* version texts */
+	List	   *requires_keys;	/* their keys */
+	bool		transactional;
+	char	   *checksum;
+	bool		applied;
+	char	   *applied_checksum;
+	List	   *touched;		/* qualified table names, for applied ones */
+} Migration;
+
+typedef struct Catalog
+{
+	int			n;
+	Migration **items;			/* in version order */
+	char	   *newest_applied_key; /* or NULL */
+} Catalog;
+
+/* Run catalog queries as the catalog's owner with a pinned search_path. */
+typedef struct OwnerScope
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} OwnerScope;
+
+extern void catalog_enter(OwnerScope *scope);
+extern void catalog_leave(OwnerScope *scope);
+
+/* SPI query as the catalog owner; returns SPI result code. */
+extern int	catalog_exec(const char *sql, int nargs, Oid *argtypes,
+						 Datum *values, const char *nulls);
+
+/* Serialise catalog writers; ereports a clear error on timeout/conflict. */
+extern void catalog_lock(void);
+/* Record that the catalog changed (after catalog_lock). */
+extern void catalog_mark_changed(void);
+
+extern Catalog *catalog_load(bool with_up_of_pending);
+extern int	catalog_find_index(Catalog *cat, const char *key);
+extern Migration *catalog_find(Catalog *cat, const char *key);
+
+typedef struct ApplyRecord
+{
+	const char *action;			/* apply, revert, ... */
+	const char *outcome;		/* ok, failed */
+	double		duration_ms;
+	int64		rows;
+	int			checks;
+	char	   *counts;			/* jsonb text or NULL */
+	List	   *touched;		/* qualified names */
+	char	   *error;			/* for failures */
+} ApplyRecord;
+
+extern void catalog_record_applied(Migration *m, ApplyRecord *rec);
+extern void catalog_history(const char *version, const char *key,
+							const char *name, const char *action,
+							const char *checksum, const char *detail_json);
+extern char *current_user_name(void);
+extern ArrayType *string_list_to_array(List *l);
+
+/* ---- expect.c ---- */
+
+typedef enum ExpectKind
+{
+	EXPECT_EXACT,
+	EXPECT_DELTA,
+	EXPECT_SAME
+} ExpectKind;
+
+typedef struct Expectation
+{
+	char	   *table;			/* as written */
+	ExpectKind	kind;
+	int64		n;				/* exact count or delta */
+	int64		before;			/* -1 when not counted */
+	int64		after;
+} Expectation;
+
+/* Parse and validate an expect jsonb; ereports naming table and value. */
+extern List *expect_parse(Jsonb *expect);
+extern void expect_count_before(List *expectations);
+/* Count after; returns number passed or ereports on the first mismatch. */
+extern int	expect_check_after(List *expectations, const char *version);
+extern char *expect_counts_json(List *expectations);
+
+/* ---- plan.c ---- */
+
+typedef struct PlanStep
+{
+	Migration  *m;
+	const char *reason;
+} PlanStep;
+
+/* Pending migrations up to target_key (NULL: all), ordered; ereports on bad plans. */
+extern List *plan_pending(Catalog *cat, const char *target_key, bool out_of_order,
+						  bool check_out_of_order);
+/* ereports if adding `m` to the graph makes a cycle or an unknown requirement. */
+extern void plan_check_requirements(Catalog *cat, Migration *m);
+
+/* ---- verify.c ---- */
+
+typedef struct CheckResult
+{
+	char	   *version;
+	char	   *name;
+	char	   *check;			/* "checksum", "verify", "foreign key", ... */
+	char	   *object;
+	bool		ok;
+	char		sqlstate[6];
+	char	   *message;		/* for failures */
+	char	   *detail;
+} CheckResult;
+
+/* The constraint and index checks for the given relation OIDs; raises on failure. */
+extern int	verify_constraints_raise(List *reloids, const char *version);
+/* Run a verify script; raises on failure; returns number of checks passed. */
+extern int	verify_query_raise(const char *verify, const char *version);
+/* Add relations (and their partition ancestors) to a list of OIDs. */
+extern List *touched_add(List *reloids, Oid relid);
+extern List *touched_names(List *reloids);
+extern List *touched_resolve(List *names);
+
+#endif							/* MIGRATE_H */

@@ -1,0 +1,324 @@
+/*
+ * script.c
+ *		Migration scripts split into statements by PostgreSQL's own parser,
+ *		which knows $$ bodies, comments and E'' strings, and gives each
+ *		statement's place in the script for error messages.
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+
+#include "migrate.h"
+
+/* 1-based line of a byte offset in text. */
+int
+script_line_at(const char *text, int offset)
+{
+	int			line = 1;
+
+	for (int i = 0; i < offset && text[i]; i++)
+		if (text[i] == '\n')
+			line++;
+	return line;
+}
+
+/* Byte offset of the 1-based character position `cursorpos` in text. */
+static int
+char_to_byte_offset(const char *text, int cursorpos)
+{
+	const char *p = text;
+
+	for (int i = 1; i < cursorpos && *p; i++)
+		p += pg_mblen(p);
+	return p - text;
+}
+
+/* Offset of the first token at or after `offset`: skips blanks and comments. */
+static int
+skip_blanks_and_comments(const char *text, int offset)
+{
+	const char *p = text + offset;
+
+	for (;;)
+	{
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f')
+			p++;
+		if (p[0] == '-' && p[1] == '-')
+		{
+			while (*p && *p != '\n')
+				p++;
+		}
+		else if (p[0] == '/' && p[1] == '*')
+		{
+			int			depth = 1;	/* SQL block comments nest */
+
+			p += 2;
+			while (*p && depth > 0)
+			{
+				if (p[0] == '/' && p[1] == '*')
+					depth++, p += 2;
+				else if (p[0] == '*' && p[1] == '/')
+					depth--, p += 2;
+				else
+					p++;
+			}
+		}
+		else
+			return p - text;
+	}
+}
+
+Script *
+script_parse(const char *text, const char *what)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Script	   *script = palloc0(sizeof(Script));
+	List	   *raw = NIL;
+	ListCell   *lc;
+	int			i = 0;
+
+	script->text = text;
+
+	PG_TRY();
+	{
+		raw = raw_parser(text, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		int			line = 0;
+
+		/* rethrow the parser's error with the line in the script */
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (edata->cursorpos > 0)
+			line = script_line_at(text, char_to_byte_offset(text, edata->cursorpos));
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("%s", edata->message),
+				 line > 0 ? errdetail("In %s, line %d.", what, line)
+				 : errdetail("In %s.", what),
+				 errhint("Correct the script and register it again.")));
+	}
+	PG_END_TRY();
+
+	script->nstmts = list_length(raw);
+	script->stmts = palloc0(sizeof(ScriptStmt) * Max(script->nstmts, 1));
+	foreach(lc, raw)
+	{
+		RawStmt    *rs = lfirst_node(RawStmt, lc);
+		ScriptStmt *st = &script->stmts[i++];
+		int			start = rs->stmt_location < 0 ? 0 : rs->stmt_location;
+		int			end = rs->stmt_len > 0 ? start + rs->stmt_len : (int) strlen(text);
+
+		/* the statement's text starts at its first token */
+		start = Min(skip_blanks_and_comments(text, start), end);
+		st->parsetree = rs->stmt;
+		st->offset = start;
+		st->sql = pnstrdup(text + start, end - start);
+		st->line = script_line_at(text, start);
+	}
+	return script;
+}
+
+/* Append the DML targets of a WITH clause's data-modifying CTEs. */
+static List *
+with_written_relations(List *result, WithClause *with)
+{
+	ListCell   *lc;
+
+	if (with == NULL)
+		return result;
+	foreach(lc, with->ctes)
+	{
+		CommonTableExpr *cte = lfirst_node(CommonTableExpr, lc);
+
+		result = list_concat(result, stmt_written_relations(cte->ctequery));
+	}
+	return result;
+}
+
+/*
+ * The relations a statement writes or alters, as the parser saw them.  Writes
+ * hidden in functions or DO blocks are not visible here; the "all" setting of
+ * migrate.verify_constraints covers those.
+ */
+List *
+stmt_written_relations(Node *parsetree)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	if (parsetree == NULL)
+		return NIL;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_InsertStmt:
+			{
+				InsertStmt *s = (InsertStmt *) parsetree;
+
+				result = lappend(result, s->relation);
+				result = with_written_relations(result, s->withClause);
+				break;
+			}
+		case T_UpdateStmt:
+			{
+				UpdateStmt *s = (UpdateStmt *) parsetree;
+
+				result = lappend(result, s->relation);
+				result = with_written_relations(result, s->withClause);
+				break;
+			}
+		case T_DeleteStmt:
+			{
+				DeleteStmt *s = (DeleteStmt *) parsetree;
+
+				result = lappend(result, s->relation);
+				result = with_written_relations(result, s->withClause);
+				break;
+			}
+		case T_MergeStmt:
+			{
+				MergeStmt  *s = (MergeStmt *) parsetree;
+
+				result = lappend(result, s->relation);
+				result = with_written_relations(result, s->withClause);
+				break;
+			}
+		case T_SelectStmt:
+			{
+				SelectStmt *s = (SelectStmt *) parsetree;
+
+				if (s->intoClause)
+					result = lappend(result, s->intoClause->rel);
+				result = with_written_relations(result, s->withClause);
+				break;
+			}
+		case T_CopyStmt:
+			{
+				CopyStmt   *s = (CopyStmt *) parsetree;
+
+				if (s->is_from && s->relation)
+					result = lappend(result, s->relation);
+				break;
+			}
+		case T_CreateStmt:
+			{
+				CreateStmt *s = (CreateStmt *) parsetree;
+
+				result = lappend(result, s->relation);
+				/* CREATE TABLE ... PARTITION OF p: p's constraints now cover it */
+				if (s->partbound)
+					result = list_concat(result, list_copy(s->inhRelations));
+				break;
+			}
+		case T_CreateTableAsStmt:
+			{
+				CreateTableAsStmt *s = (CreateTableAsStmt *) parsetree;
+
+				if (s->objtype == OBJECT_TABLE)
+					result = lappend(result, s->into->rel);
+				break;
+			}
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *s = (AlterTableStmt *) parsetree;
+
+				if (s->objtype != OBJECT_TABLE && s->objtype != OBJECT_FOREIGN_TABLE)
+					break;
+				result = lappend(result, s->relation);
+				foreach(lc, s->cmds)
+				{
+					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+					if ((cmd->subtype == AT_AttachPartition) && cmd->def)
+						result = lappend(result, ((PartitionCmd *) cmd->def)->name);
+				}
+				break;
+			}
+		case T_IndexStmt:
+			result = lappend(result, ((IndexStmt *) parsetree)->relation);
+			break;
+		case T_TruncateStmt:
+			result = list_copy(((TruncateStmt *) parsetree)->relations);
+			break;
+		default:
+			break;
+	}
+	return result;
+}
+
+/* Why a statement may not stand in a migration script, or NULL. */
+const char *
+stmt_forbidden_reason(Node *parsetree)
+{
+	if (IsA(parsetree, TransactionStmt))
+		return "a migration runs in a transaction that migrate controls, so it may not contain transaction control statements";
+	return NULL;
+}
+
+/*
+ * Run statement i of a script with SPI as the current user.  An error keeps
+ * its SQLSTATE and message and gains a DETAIL naming `what` (the migration),
+ * the statement number and its line, and `hint`, the next step.
+ * Returns the SPI result code; the caller frees SPI_tuptable.
+ */
+int
+script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool read_only)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ScriptStmt *st = &script->stmts[i];
+	const char *reason = stmt_forbidden_reason(st->parsetree);
+	int			rc = 0;
+
+	if (reason)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("statement %d of %s cannot run in a migration", i + 1, what),
+				 errdetail("Line %d: %s.", st->line, reason),
+				 errhint("Remove the statement and register the migration again.")));
+
+	PG_TRY();
+	{
+		rc = SPI_execute(st->sql, read_only, 0);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		int			line = st->line;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+
+		/* a position inside the statement gives the exact line */
+		if (edata->internalpos > 0 && edata->internalquery &&
+			strcmp(edata->internalquery, st->sql) == 0)
+			line = script_line_at(script->text,
+								  st->offset + char_to_byte_offset(st->sql, edata->internalpos));
+		edata->detail = psprintf("%s, statement %d of %d, line %d.%s%s",
+								 what, i + 1, script->nstmts, line,
+								 edata->detail ? " " : "",
+								 edata->detail ? edata->detail : "");
+		edata->hint = psprintf("%s%s%s",
+							   edata->hint ? edata->hint : "",
+							   edata->hint ? " " : "", hint);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+
+	MemoryContextSwitchTo(cxt);
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("statement %d of %s cannot run in a migration: %s",
+						i + 1, what, SPI_result_code_string(rc)),
+				 errdetail("Line %d.", st->line),
+				 errhint("Remove the statement and register the migration again.")));
+	return rc;
+}

@@ -1,0 +1,89 @@
+/*
+ * validate.c
+ *		migrate_validate(): every problem of the catalog at once, as rows.
+ *		An empty result means migrate_apply() can run and the applied
+ *		migrations are as they were registered.
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+#include "migrate.h"
+
+PG_FUNCTION_INFO_V1(migrate_validate);
+
+static void
+put_problem(ReturnSetInfo *rsinfo, const char *problem, const char *version,
+			const char *name, const char *detail)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	values[0] = CStringGetTextDatum(problem);
+	values[1] = CStringGetTextDatum(version);
+	values[2] = CStringGetTextDatum(name);
+	values[3] = CStringGetTextDatum(detail);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+Datum
+migrate_validate(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Catalog    *cat;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	cat = catalog_load(false);
+
+	for (int i = 0; i < cat->n; i++)
+	{
+		Migration  *m = cat->items[i];
+		ListCell   *lc;
+
+		if (m->applied && strcmp(m->applied_checksum, m->checksum) != 0)
+			put_problem(rsinfo, "changed", m->version, m->name,
+						psprintf("Applied with checksum %s; the registered text has checksum %s.",
+								 m->applied_checksum, m->checksum));
+		if (!m->applied && cat->newest_applied_key &&
+			strcmp(m->key, cat->newest_applied_key) < 0)
+			put_problem(rsinfo, "out of order", m->version, m->name,
+						"Pending, but older than the newest applied migration: migrate_apply() refuses it unless out_of_order => true.");
+		if (!m->applied && !m->transactional)
+			put_problem(rsinfo, "needs worker", m->version, m->name,
+						"Registered with transactional => false: migrate_apply() cannot run it.");
+		foreach(lc, m->requires_keys)
+		{
+			Migration  *r = catalog_find(cat, lfirst(lc));
+			char	   *rv = list_nth(m->requires, foreach_current_index(lc));
+
+			if (r == NULL)
+				put_problem(rsinfo, "unmet requirement", m->version, m->name,
+							psprintf("Requires %s, which is not registered.", rv));
+			else if (m->applied && !r->applied)
+				put_problem(rsinfo, "unmet requirement", m->version, m->name,
+							psprintf("Applied, but requires %s, which is not applied.", rv));
+			else if (r == m)
+				put_problem(rsinfo, "cycle", m->version, m->name, "Requires itself.");
+		}
+	}
+
+	/* applied migrations that are no longer registered */
+	catalog_exec("SELECT a.version, a.name, a.checksum FROM migrate.applied a "
+				 " WHERE NOT EXISTS (SELECT FROM migrate.migrations m WHERE m.version_key = a.version_key) "
+				 " ORDER BY a.version_key", 0, NULL, NULL, NULL);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		put_problem(rsinfo, "missing", SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
+					psprintf("Applied with checksum %s, but no longer registered.",
+							 SPI_getvalue(tup, desc, 3)));
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

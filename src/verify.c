@@ -1,0 +1,766 @@
+/*
+ * verify.c
+ *		Checks that a migration did what it claims: its verify query, and the
+ *		FOREIGN KEY and CHECK constraints and index validity of the tables it
+ *		wrote or altered, re-checked with plain queries so that NOT VALID
+ *		constraints and rows written with triggers disabled are covered too.
+ *		migrate_verify() and migrate_check() re-run them on applied migrations.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/regproc.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+
+#include "migrate.h"
+
+PG_FUNCTION_INFO_V1(migrate_verify);
+PG_FUNCTION_INFO_V1(migrate_check);
+
+#define MAX_SHOWN_KEYS 5
+
+/* ---- touched tables ---- */
+
+List *
+touched_add(List *reloids, Oid relid)
+{
+	reloids = list_append_unique_oid(reloids, relid);
+	if (get_rel_relispartition(relid))
+	{
+		ListCell   *lc;
+
+		foreach(lc, get_partition_ancestors(relid))
+			reloids = list_append_unique_oid(reloids, lfirst_oid(lc));
+	}
+	return reloids;
+}
+
+/* Qualified names of relations that still exist, for the catalog. */
+List *
+touched_names(List *reloids)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	foreach(lc, reloids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char	   *rel = get_rel_name(relid);
+
+		if (rel)
+			names = lappend(names,
+							quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel));
+	}
+	return names;
+}
+
+/* Relations of stored names that still exist. */
+List *
+touched_resolve(List *names)
+{
+	List	   *reloids = NIL;
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(lfirst(lc)));
+		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+		if (OidIsValid(relid))
+			reloids = touched_add(reloids, relid);
+	}
+	return reloids;
+}
+
+/* ---- constraint checks ---- */
+
+static Datum
+oid_list_to_array(List *oids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, oids)
+		elems[i++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return PointerGetDatum(construct_array(elems, i, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
+/* Run a query that reads pg_catalog and returns one oid column. */
+static List *
+oid_query(const char *sql, List *reloids)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		arg = oid_list_to_array(reloids);
+	List	   *result = NIL;
+	int			rc;
+
+	rc = SPI_execute_with_args(sql, 1, (Oid[]) {OIDARRAYOID}, &arg, NULL, false, 0);
+	MemoryContextSwitchTo(cxt);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "constraint lookup failed: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		result = lappend_oid(result,
+							 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return result;
+}
+
+/*
+ * FOREIGN KEY and CHECK constraints to re-check: those on the given tables
+ * and the foreign keys that reference them (a deleted parent row breaks the
+ * child's key), or every one in the database when `all`.  Partitions' copies
+ * of a parent's foreign key are covered by the parent's.
+ */
+static List *
+constraints_to_check(List *reloids, bool all)
+{
+	if (all)
+		return oid_query("SELECT c.oid FROM pg_catalog.pg_constraint c "
+						 "  JOIN pg_catalog.pg_class r ON r.oid = c.conrelid "
+						 "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace "
+						 " WHERE c.contype IN ('f', 'c') AND c.conparentid = 0 "
+						 "   AND r.relkind IN ('r', 'p') AND $1 IS NOT NULL "
+						 "   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'migrate') "
+						 "   AND n.nspname NOT LIKE 'pg\\_toast%' "
+						 " ORDER BY c.conrelid, c.conname", reloids);
+	if (reloids == NIL)
+		return NIL;
+	return oid_query("SELECT c.oid FROM pg_catalog.pg_constraint c "
+					 " WHERE c.contype IN ('f', 'c') AND c.conparentid = 0 "
+					 "   AND (c.conrelid = ANY ($1) OR (c.contype = 'f' AND c.confrelid = ANY ($1))) "
+					 " ORDER BY c.conrelid, c.conname", reloids);
+}
+
+static int16 *
+int2_array(HeapTuple tup, AttrNumber att, int *n)
+{
+	bool		isnull;
+	Datum		d = SysCacheGetAttr(CONSTROID, tup, att, &isnull);
+	ArrayType  *arr;
+
+	if (isnull)
+		elog(ERROR, "null key array in constraint");
+	arr = DatumGetArrayTypeP(d);
+	*n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	return (int16 *) ARR_DATA_PTR(arr);
+}
+
+static Oid *
+oid_array(HeapTuple tup, AttrNumber att, int *n)
+{
+	bool		isnull;
+	Datum		d = SysCacheGetAttr(CONSTROID, tup, att, &isnull);
+	ArrayType  *arr;
+
+	if (isnull)
+		elog(ERROR, "null operator array in constraint");
+	arr = DatumGetArrayTypeP(d);
+	*n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	return (Oid *) ARR_DATA_PTR(arr);
+}
+
+static char *
+qualified_rel(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/* "ONLY t" for plain tables, "t" for partitioned ones (rows live in partitions). */
+static char *
+scan_target(Oid relid)
+{
+	return psprintf("%s%s", get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+					qualified_rel(relid));
+}
+
+static char *
+qualified_operator(Oid opno)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/* Columns that identify a row of relid in messages: its primary key, or ctid. */
+static List *
+row_identity_columns(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	List	   *cols = NIL;
+
+	if (OidIsValid(pk))
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk));
+		Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
+
+		for (int i = 0; i < idx->indnkeyatts; i++)
+			cols = lappend(cols, get_attname(relid, idx->indkey.values[i], false));
+		ReleaseSysCache(tup);
+	}
+	table_close(rel, AccessShareLock);
+	if (cols == NIL)
+		cols = list_make1("ctid");
+	return cols;
+}
+
+/* Run a violation query; return "(a, b)=(1, 2), ..." for up to 5 rows, or NULL. */
+static char *
+offending_keys(const char *sql, List *colnames)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	StringInfoData buf;
+	StringInfoData names;
+	ListCell   *lc;
+	int			rc;
+	int			save_nestlevel;
+
+	/* rows hidden by row-level security must not hide a violation: fail loudly instead */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	rc = SPI_execute(sql, false, MAX_SHOWN_KEYS);
+	AtEOXact_GUC(true, save_nestlevel);
+	MemoryContextSwitchTo(cxt);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "constraint check query failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		return NULL;
+	}
+
+	initStringInfo(&names);
+	foreach(lc, colnames)
+		appendStringInfo(&names, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 quote_identifier(lfirst(lc)));
+	initStringInfo(&buf);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		appendStringInfo(&buf, "%s(%s)=(", r > 0 ? ", " : "", names.data);
+		for (int c = 1; c <= SPI_tuptable->tupdesc->natts; c++)
+		{
+			char	   *v = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c);
+
+			appendStringInfo(&buf, "%s%s", c > 1 ? ", " : "", v ? v : "null");
+		}
+		appendStringInfoChar(&buf, ')');
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return buf.data;
+}
+
+/* Re-check one constraint over every row; raises when a row violates it. */
+static void
+check_constraint(Oid conoid, const char *version)
+{
+	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	Form_pg_constraint con;
+	StringInfoData sql;
+	List	   *cols = NIL;
+	char	   *keys;
+
+	if (!HeapTupleIsValid(tup))
+		return;					/* dropped meanwhile: nothing to check */
+	con = (Form_pg_constraint) GETSTRUCT(tup);
+	initStringInfo(&sql);
+
+	if (con->contype == CONSTRAINT_FOREIGN)
+	{
+		int			nfk,
+					npk,
+					nop;
+		int16	   *fk = int2_array(tup, Anum_pg_constraint_conkey, &nfk);
+		int16	   *pk = int2_array(tup, Anum_pg_constraint_confkey, &npk);
+		Oid		   *ops = oid_array(tup, Anum_pg_constraint_conpfeqop, &nop);
+		bool		full = (con->confmatchtype == FKCONSTR_MATCH_FULL);
+		StringInfoData notnull,
+					anynull,
+					join;
+
+		initStringInfo(&notnull);
+		initStringInfo(&anynull);
+		initStringInfo(&join);
+		appendStringInfoString(&sql, "SELECT ");
+		for (int i = 0; i < nfk; i++)
+		{
+			const char *fcol = quote_identifier(get_attname(con->conrelid, fk[i], false));
+			const char *pcol = quote_identifier(get_attname(con->confrelid, pk[i], false));
+
+			cols = lappend(cols, get_attname(con->conrelid, fk[i], false));
+			appendStringInfo(&sql, "%sfk.%s", i > 0 ? ", " : "", fcol);
+			appendStringInfo(&notnull, "%sfk.%s IS NOT NULL", i > 0 ? " AND " : "", fcol);
+			appendStringInfo(&anynull, "%sfk.%s IS NOT NULL", i > 0 ? " OR " : "", fcol);
+			appendStringInfo(&join, "%spk.%s %s fk.%s", i > 0 ? " AND " : "", pcol,
+							 qualified_operator(ops[i]), fcol);
+		}
+		/* MATCH SIMPLE: a key with a null is not checked; MATCH FULL: all or none null */
+		appendStringInfo(&sql, " FROM %s fk WHERE ", scan_target(con->conrelid));
+		if (full)
+			appendStringInfo(&sql, "(%s) AND (NOT (%s) OR ", anynull.data, notnull.data);
+		else
+			appendStringInfo(&sql, "%s AND (", notnull.data);
+		appendStringInfo(&sql, "NOT EXISTS (SELECT 1 FROM %s pk WHERE %s))",
+						 scan_target(con->confrelid), join.data);
+
+		keys = offending_keys(sql.data, cols);
+		if (keys)
+			ereport(ERROR,
+					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+					 errmsg("foreign key constraint \"%s\" on table \"%s\" is violated",
+							NameStr(con->conname), get_rel_name(con->conrelid)),
+					 errdetail("Checked for migration %s: rows of \"%s\" reference rows missing from \"%s\": %s.",
+							   version, get_rel_name(con->conrelid), get_rel_name(con->confrelid), keys),
+					 errhint("Rows written with triggers disabled or session_replication_role = replica "
+							 "are not checked by PostgreSQL itself; fix or delete them.")));
+	}
+	else
+	{
+		bool		isnull;
+		Datum		bin = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
+		char	   *expr;
+		ListCell   *lc;
+
+		if (isnull)
+			elog(ERROR, "null conbin for constraint %u", conoid);
+		expr = TextDatumGetCString(DirectFunctionCall2(pg_get_expr, bin,
+													   ObjectIdGetDatum(con->conrelid)));
+		cols = row_identity_columns(con->conrelid);
+		appendStringInfoString(&sql, "SELECT ");
+		foreach(lc, cols)
+			appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+							 quote_identifier(lfirst(lc)));
+		appendStringInfo(&sql, " FROM %s WHERE NOT (%s)", scan_target(con->conrelid), expr);
+
+		keys = offending_keys(sql.data, cols);
+		if (keys)
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("check constraint \"%s\" on table \"%s\" is violated",
+							NameStr(con->conname), get_rel_name(con->conrelid)),
+					 errdetail("Checked for migration %s: these rows fail CHECK (%s): %s.",
+							   version, expr, keys),
+					 errhint("Fix the rows, or correct the migration that wrote them.")));
+	}
+	ReleaseSysCache(tup);
+}
+
+/* Raise if any index on the tables is invalid (a failed concurrent build). */
+static void
+check_indexes(List *reloids, const char *version)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		arg = oid_list_to_array(reloids);
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT i.indexrelid::pg_catalog.regclass::text, "
+							   "       i.indrelid::pg_catalog.regclass::text "
+							   "  FROM pg_catalog.pg_index i "
+							   " WHERE i.indrelid = ANY ($1) AND NOT i.indisvalid "
+							   " ORDER BY i.indexrelid",
+							   1, (Oid[]) {OIDARRAYOID}, &arg, NULL, false, 1);
+	MemoryContextSwitchTo(cxt);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "index lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index %s on table %s is invalid",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+				 errdetail("Checked for migration %s: an invalid index is left by a failed concurrent build and is not used.",
+						   version),
+				 errhint("Drop it, or rebuild it with REINDEX INDEX CONCURRENTLY.")));
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/* Tables to check under the current migrate.verify_constraints setting. */
+static List *
+tables_for_mode(List *touched)
+{
+	if (migrate_verify_constraints == VERIFY_CONSTRAINTS_ALL)
+		return oid_query("SELECT r.oid FROM pg_catalog.pg_class r "
+						 "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace "
+						 " WHERE r.relkind IN ('r', 'p') AND $1 IS NOT NULL "
+						 "   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'migrate') "
+						 "   AND n.nspname NOT LIKE 'pg\\_toast%' ORDER BY r.oid", touched);
+	return touched;
+}
+
+int
+verify_constraints_raise(List *touched, const char *version)
+{
+	List	   *tables;
+	List	   *constraints;
+	ListCell   *lc;
+	int			passed = 0;
+
+	if (migrate_verify_constraints == VERIFY_CONSTRAINTS_OFF)
+		return 0;
+	tables = tables_for_mode(touched);
+	constraints = constraints_to_check(tables,
+									   migrate_verify_constraints == VERIFY_CONSTRAINTS_ALL);
+	foreach(lc, constraints)
+	{
+		check_constraint(lfirst_oid(lc), version);
+		passed++;
+	}
+	if (tables != NIL)
+	{
+		check_indexes(tables, version);
+		passed++;
+	}
+	return passed;
+}
+
+/* ---- verify queries ---- */
+
+/*
+ * Run a verify script: every statement must run, and every row's first
+ * column must be true (boolean) or not begin with "not ok" (text, as pgTAP's
+ * ok() and friends print).  Counts as one check.
+ */
+int
+verify_query_raise(const char *verify, const char *version)
+{
+	Script	   *script = script_parse(verify, psprintf("the verify query of migration %s", version));
+	char	   *what = psprintf("Verify query of migration %s", version);
+
+	for (int i = 0; i < script->nstmts; i++)
+	{
+		TupleDesc	desc;
+		Oid			type;
+
+		script_exec_stmt(script, i, what, "Correct the verify query, or the data it checks.", false);
+		if (SPI_tuptable == NULL)
+			continue;
+		desc = SPI_tuptable->tupdesc;
+		type = desc->natts > 0 ? getBaseType(TupleDescAttr(desc, 0)->atttypid) : InvalidOid;
+		if (type != BOOLOID && type != TEXTOID && type != VARCHAROID && type != BPCHAROID &&
+			type != NAMEOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("the first column of a verify query must be boolean or text, not %s",
+							type == InvalidOid ? "nothing" : format_type_be(type)),
+					 errdetail("%s, statement %d of %d, line %d.", what, i + 1, script->nstmts,
+							   script->stmts[i].line),
+					 errhint("Return a boolean that is true when the check passes, or pgTAP's ok() lines.")));
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[r], desc, 1, &isnull);
+			char	   *shown = NULL;
+
+			if (type == BOOLOID && (isnull || !DatumGetBool(d)))
+				shown = isnull ? "null" : "false";
+			else if (type != BOOLOID && !isnull)
+			{
+				char	   *line = SPI_getvalue(SPI_tuptable->vals[r], desc, 1);
+
+				if (strncmp(line, "not ok", 6) == 0)
+					shown = line;
+			}
+			if (shown)
+				ereport(ERROR,
+						(errcode(ERRCODE_ASSERT_FAILURE),
+						 errmsg("verify query of migration %s failed: row %llu returned %s",
+								version, (unsigned long long) r + 1, shown),
+						 errdetail("%s, statement %d of %d, line %d.", what, i + 1, script->nstmts,
+								   script->stmts[i].line),
+						 errhint("Every row's first column must be true.")));
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	return 1;
+}
+
+/* ---- re-verification of applied migrations ---- */
+
+typedef enum GuardedKind
+{
+	GUARDED_VERIFY,
+	GUARDED_CONSTRAINT,
+	GUARDED_INDEXES
+} GuardedKind;
+
+/*
+ * Run one check in a subtransaction, turning an error into a failed result
+ * (the pl_exec.c exception-block pattern: save and restore memory context and
+ * resource owner around the subtransaction).
+ */
+static void
+run_guarded(GuardedKind kind, const char *version, const char *verify, Oid conoid,
+			List *tables, CheckResult *res)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (kind == GUARDED_VERIFY)
+			verify_query_raise(verify, version);
+		else if (kind == GUARDED_CONSTRAINT)
+			check_constraint(conoid, version);
+		else
+			check_indexes(tables, version);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		res->ok = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		res->ok = false;
+		strlcpy(res->sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(res->sqlstate));
+		res->message = edata->message;
+		res->detail = edata->detail;
+	}
+	PG_END_TRY();
+}
+
+static CheckResult *
+new_result(List **results, const char *version, const char *name, const char *check,
+		   const char *object)
+{
+	CheckResult *res = palloc0(sizeof(CheckResult));
+
+	res->version = pstrdup(version);
+	res->name = pstrdup(name);
+	res->check = pstrdup(check);
+	res->object = object ? pstrdup(object) : NULL;
+	*results = lappend(*results, res);
+	return res;
+}
+
+static char *
+constraint_label(Oid conoid)
+{
+	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	Form_pg_constraint con;
+	char	   *label;
+
+	if (!HeapTupleIsValid(tup))
+		return psprintf("constraint %u", conoid);
+	con = (Form_pg_constraint) GETSTRUCT(tup);
+	label = psprintf("%s on %s", quote_identifier(NameStr(con->conname)), qualified_rel(con->conrelid));
+	ReleaseSysCache(tup);
+	return label;
+}
+
+/*
+ * Every check of the applied migrations (or of one version): the registered
+ * text against the checksum that was applied, the verify query, and the
+ * constraints and indexes of the tables each migration touched.
+ */
+static List *
+check_applied(const char *version)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *results = NIL;
+	Datum		arg = version ? CStringGetTextDatum(version_key(version)) : (Datum) 0;
+	int			n;
+	HeapTuple  *rows;
+	TupleDesc	desc;
+
+	catalog_exec("SELECT a.version, coalesce(m.name, a.name), a.checksum, m.checksum, m.verify, a.touched "
+				 "  FROM migrate.applied a "
+				 "  LEFT JOIN migrate.migrations m ON m.version_key = a.version_key "
+				 " WHERE $1 IS NULL OR a.version_key = $1 "
+				 " ORDER BY a.version_key",
+				 1, (Oid[]) {TEXTOID}, &arg, version ? NULL : "n");
+	n = SPI_processed;
+	desc = SPI_tuptable->tupdesc;
+	rows = palloc(sizeof(HeapTuple) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		rows[i] = SPI_copytuple(SPI_tuptable->vals[i]);
+	desc = CreateTupleDescCopy(desc);
+	SPI_freetuptable(SPI_tuptable);
+	MemoryContextSwitchTo(cxt);
+
+	if (version && n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration %s is not applied", version),
+				 errhint("migrate_status() lists every migration and its state.")));
+
+	for (int i = 0; i < n; i++)
+	{
+		char	   *v = SPI_getvalue(rows[i], desc, 1);
+		char	   *name = SPI_getvalue(rows[i], desc, 2);
+		char	   *applied_sum = SPI_getvalue(rows[i], desc, 3);
+		char	   *registered_sum = SPI_getvalue(rows[i], desc, 4);
+		char	   *verify = SPI_getvalue(rows[i], desc, 5);
+		bool		isnull;
+		Datum		touched_d = SPI_getbinval(rows[i], desc, 6, &isnull);
+		List	   *names = NIL;
+		List	   *tables;
+		CheckResult *res;
+		ListCell   *lc;
+
+		res = new_result(&results, v, name, "checksum", applied_sum);
+		res->ok = registered_sum && strcmp(registered_sum, applied_sum) == 0;
+		if (!res->ok)
+		{
+			strlcpy(res->sqlstate, unpack_sql_state(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), 6);
+			res->message = registered_sum
+				? psprintf("migration %s was changed after it was applied", v)
+				: psprintf("migration %s is applied but no longer registered", v);
+			res->detail = registered_sum
+				? psprintf("Applied checksum %s, registered checksum %s.", applied_sum, registered_sum)
+				: psprintf("Applied checksum %s.", applied_sum);
+		}
+
+		if (verify)
+			run_guarded(GUARDED_VERIFY, v, verify, InvalidOid, NIL,
+						new_result(&results, v, name, "verify", "verify query"));
+
+		if (migrate_verify_constraints == VERIFY_CONSTRAINTS_OFF)
+			continue;
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *enulls;
+			int			ne;
+
+			deconstruct_array(DatumGetArrayTypeP(touched_d), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &enulls, &ne);
+			for (int e = 0; e < ne; e++)
+				names = lappend(names, TextDatumGetCString(elems[e]));
+		}
+		tables = tables_for_mode(touched_resolve(names));
+		foreach(lc, constraints_to_check(tables, migrate_verify_constraints == VERIFY_CONSTRAINTS_ALL))
+		{
+			Oid			conoid = lfirst_oid(lc);
+			HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+			bool		fk;
+
+			if (!HeapTupleIsValid(tup))
+				continue;
+			fk = ((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN;
+			ReleaseSysCache(tup);
+			run_guarded(GUARDED_CONSTRAINT, v, NULL, conoid, NIL,
+						new_result(&results, v, name, fk ? "foreign key" : "check constraint",
+								   constraint_label(conoid)));
+		}
+		if (tables != NIL)
+			run_guarded(GUARDED_INDEXES, v, NULL, InvalidOid, tables,
+						new_result(&results, v, name, "indexes",
+								   psprintf("indexes of %d table%s", list_length(tables),
+											list_length(tables) == 1 ? "" : "s")));
+	}
+	return results;
+}
+
+/* migrate_verify(version): number of checks passed; raises on the first failure. */
+Datum
+migrate_verify(PG_FUNCTION_ARGS)
+{
+	char	   *version = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	List	   *results;
+	ListCell   *lc;
+	CheckResult *first = NULL;
+	int			passed = 0;
+	int			failed = 0;
+
+	SPI_connect();
+	results = check_applied(version);
+	foreach(lc, results)
+	{
+		CheckResult *res = lfirst(lc);
+
+		if (res->ok)
+			passed++;
+		else if (failed++ == 0)
+			first = res;
+	}
+	if (first)
+		ereport(ERROR,
+				(errcode(MAKE_SQLSTATE(first->sqlstate[0], first->sqlstate[1], first->sqlstate[2],
+									   first->sqlstate[3], first->sqlstate[4])),
+				 errmsg("%s", first->message),
+				 errdetail("Migration %s (\"%s\"), %s check: %s %d of %d checks failed.",
+						   first->version, first->name, first->check,
+						   first->detail ? first->detail : "", failed, passed + failed),
+				 errhint("SELECT * FROM migrate_check() WHERE NOT ok; lists every failure.")));
+	SPI_finish();
+	PG_RETURN_INT32(passed);
+}
+
+/* migrate_check(version): every check as a row; never raises for a failed check. */
+Datum
+migrate_check(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *version = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	List	   *results;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	results = check_applied(version);
+	foreach(lc, results)
+	{
+		CheckResult *res = lfirst(lc);
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+
+		values[0] = CStringGetTextDatum(res->version);
+		values[1] = CStringGetTextDatum(res->name);
+		values[2] = CStringGetTextDatum(res->check);
+		values[3] = res->object ? CStringGetTextDatum(res->object) : (Datum) 0;
+		nulls[3] = res->object == NULL;
+		values[4] = BoolGetDatum(res->ok);
+		values[5] = res->ok ? (Datum) 0 : CStringGetTextDatum(res->sqlstate);
+		nulls[5] = res->ok;
+		values[6] = res->ok ? (Datum) 0 : CStringGetTextDatum(res->message);
+		nulls[6] = res->ok;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

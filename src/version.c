@@ -1,0 +1,129 @@
+/*
+ * version.c
+ *		Versions and the order people mean by them.
+ *
+ * A version is one or more groups of digits separated by '.', '-' or '_'.
+ * Groups compare as numbers, left to right, so 1.2 < 1.10 and 001 < 024 < 100,
+ * and 2025-10-08_18 < 2025-10-09_01.  Trailing zero groups do not count
+ * (1 = 1.0), nor do leading zeros (024 = 24).  A first group of 8 to 14
+ * digits that reads as a date (YYYYMMDD[hh[mm[ss]]]) is a timestamp and is
+ * padded with zeros to 14 digits, so that timestamps of different widths sort
+ * by time: 20240103000001 < 20251003 < 20251108.
+ *
+ * The order key is a string that sorts with memcmp (COLLATE "C") in that
+ * order: each group as two digits of length followed by its digits.  Equal
+ * keys are the same version.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+
+#include "migrate.h"
+
+PG_FUNCTION_INFO_V1(migrate_version_key);
+
+#define MAX_GROUP_DIGITS 99
+
+static void
+invalid_version(const char *version, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid migration version \"%s\"", version),
+			 errdetail("%s", why),
+			 errhint("A version is one or more groups of digits separated by \".\", \"-\" or \"_\", "
+					 "such as 001, 1.2.10, 2025-10-08_18 or 20240103000001.")));
+}
+
+/* Does the group of `len` digits at `s` read as YYYYMMDD[hh[mm[ss]]]? */
+static bool
+is_timestamp_group(const char *s, int len)
+{
+	int			year,
+				month,
+				day;
+
+	if (len < 8 || len > 14)
+		return false;
+	year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+	month = (s[4] - '0') * 10 + (s[5] - '0');
+	day = (s[6] - '0') * 10 + (s[7] - '0');
+	return year >= 1900 && year <= 2999 && month >= 1 && month <= 12 &&
+		day >= 1 && day <= 31;
+}
+
+char *
+version_key(const char *version)
+{
+	StringInfoData key;
+	const char *p = version;
+	int			group = 0;
+	int			keep_len = 0;	/* key length up to the last non-zero group */
+
+	if (version[0] == '\0')
+		invalid_version(version, "The version is empty.");
+
+	initStringInfo(&key);
+	for (;;)
+	{
+		const char *start = p;
+		const char *digits;
+		int			len;
+		char		padded[15];
+
+		while (*p >= '0' && *p <= '9')
+			p++;
+		len = p - start;
+		if (len == 0)
+		{
+			if (*p == '\0')
+				invalid_version(version, "The version ends with a separator.");
+			else if (*p == '.' || *p == '-' || *p == '_')
+				invalid_version(version, "A separator must stand between two groups of digits.");
+			else
+				invalid_version(version, psprintf("Character \"%c\" is neither a digit nor a separator.", *p));
+		}
+
+		digits = start;
+		if (group == 0 && is_timestamp_group(start, len))
+		{
+			memset(padded, '0', 14);
+			memcpy(padded, start, len);
+			padded[14] = '\0';
+			digits = padded;
+			len = 14;
+		}
+		while (len > 0 && *digits == '0')
+		{
+			digits++;
+			len--;
+		}
+		if (len > MAX_GROUP_DIGITS)
+			invalid_version(version, psprintf("A group of digits may have at most %d significant digits.",
+											  MAX_GROUP_DIGITS));
+		appendStringInfo(&key, "%02d", len);
+		appendBinaryStringInfo(&key, digits, len);
+		if (len > 0)
+			keep_len = key.len;
+		group++;
+
+		if (*p == '\0')
+			break;
+		if (*p != '.' && *p != '-' && *p != '_')
+			invalid_version(version, psprintf("Character \"%c\" is neither a digit nor a separator.", *p));
+		p++;
+	}
+	key.data[keep_len] = '\0';
+	return key.data;
+}
+
+/* migrate_version_key(text) -> text: the order key of a version. */
+Datum
+migrate_version_key(PG_FUNCTION_ARGS)
+{
+	char	   *version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_TEXT_P(cstring_to_text(version_key(version)));
+}
