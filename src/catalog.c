@@ -139,51 +139,36 @@ lock_holder_description(void)
  * Runs in a subtransaction so that a failure can be reported with who holds
  * the lock (pl_exec.c's exception-block pattern).
  */
+static void
+lock_catalog_rows(void *arg)
+{
+	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(MIGRATE_LOCK_KEY));
+	catalog_exec("SELECT 1 FROM migrate.catalog_lock WHERE id = 1 FOR UPDATE",
+				 0, NULL, NULL, NULL);
+}
+
 void
 catalog_lock(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *edata = run_in_subtransaction(lock_catalog_rows, NULL);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(MIGRATE_LOCK_KEY));
-		catalog_exec("SELECT 1 FROM migrate.catalog_lock WHERE id = 1 FOR UPDATE",
-					 0, NULL, NULL, NULL);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-
-		if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
-			ereport(ERROR,
-					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-					 errmsg("could not obtain the migration lock within lock_timeout (%s)",
-							GetConfigOption("lock_timeout", false, false)),
-					 errdetail("%s", lock_holder_description()),
-					 errhint("Wait for that session to finish, or raise lock_timeout, and run the command again.")));
-		if (edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("the migration catalog changed after this transaction took its snapshot"),
-					 errdetail("Another session registered or applied migrations and committed while this %s transaction waited for the migration lock.",
-							   XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" : "REPEATABLE READ"),
-					 errhint("Run the command again in a new transaction; it will see what the other session did.")));
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
+	if (edata == NULL)
+		return;
+	if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not obtain the migration lock within lock_timeout (%s)",
+						GetConfigOptionByName("lock_timeout", NULL, false)),
+				 errdetail("%s", lock_holder_description()),
+				 errhint("Wait for that session to finish, or raise lock_timeout, and run the command again.")));
+	if (edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("the migration catalog changed after this transaction took its snapshot"),
+				 errdetail("Another session registered or applied migrations and committed while this %s transaction waited for the migration lock.",
+						   XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" : "REPEATABLE READ"),
+				 errhint("Run the command again in a new transaction; it will see what the other session did.")));
+	ReThrowError(edata);
 }
 
 void

@@ -34,6 +34,8 @@ typedef enum VerifyConstraintsMode
 
 extern int	migrate_verify_constraints;
 
+extern ErrorData *run_in_subtransaction(void (*fn) (void *), void *arg);
+
 /* ---- version.c ---- */
 
 /* The order key of a version; ereports on text that is not a version. */

@@ -157,32 +157,19 @@ constraints_to_check(List *reloids, bool all)
 					 " ORDER BY c.conrelid, c.conname", reloids);
 }
 
-static int16 *
-int2_array(HeapTuple tup, AttrNumber att, int *n)
+/* The elements of an array column of a pg_constraint tuple (int2[] or oid[]). */
+static void *
+constraint_array(HeapTuple tup, AttrNumber att, int *n)
 {
 	bool		isnull;
 	Datum		d = SysCacheGetAttr(CONSTROID, tup, att, &isnull);
 	ArrayType  *arr;
 
 	if (isnull)
-		elog(ERROR, "null key array in constraint");
+		elog(ERROR, "null array in constraint");
 	arr = DatumGetArrayTypeP(d);
 	*n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-	return (int16 *) ARR_DATA_PTR(arr);
-}
-
-static Oid *
-oid_array(HeapTuple tup, AttrNumber att, int *n)
-{
-	bool		isnull;
-	Datum		d = SysCacheGetAttr(CONSTROID, tup, att, &isnull);
-	ArrayType  *arr;
-
-	if (isnull)
-		elog(ERROR, "null operator array in constraint");
-	arr = DatumGetArrayTypeP(d);
-	*n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-	return (Oid *) ARR_DATA_PTR(arr);
+	return ARR_DATA_PTR(arr);
 }
 
 static char *
@@ -305,9 +292,9 @@ check_constraint(Oid conoid, const char *version)
 		int			nfk,
 					npk,
 					nop;
-		int16	   *fk = int2_array(tup, Anum_pg_constraint_conkey, &nfk);
-		int16	   *pk = int2_array(tup, Anum_pg_constraint_confkey, &npk);
-		Oid		   *ops = oid_array(tup, Anum_pg_constraint_conpfeqop, &nop);
+		int16	   *fk = constraint_array(tup, Anum_pg_constraint_conkey, &nfk);
+		int16	   *pk = constraint_array(tup, Anum_pg_constraint_confkey, &npk);
+		Oid		   *ops = constraint_array(tup, Anum_pg_constraint_conpfeqop, &nop);
 		bool		full = (con->confmatchtype == FKCONSTR_MATCH_FULL);
 		StringInfoData notnull,
 					anynull,
@@ -518,49 +505,43 @@ typedef enum GuardedKind
 	GUARDED_INDEXES
 } GuardedKind;
 
-/*
- * Run one check in a subtransaction, turning an error into a failed result
- * (the pl_exec.c exception-block pattern: save and restore memory context and
- * resource owner around the subtransaction).
- */
+typedef struct GuardedCheck
+{
+	GuardedKind kind;
+	const char *version;
+	const char *verify;
+	Oid			conoid;
+	List	   *tables;
+} GuardedCheck;
+
+static void
+guarded_check_body(void *arg)
+{
+	GuardedCheck *g = arg;
+
+	if (g->kind == GUARDED_VERIFY)
+		verify_query_raise(g->verify, g->version);
+	else if (g->kind == GUARDED_CONSTRAINT)
+		check_constraint(g->conoid, g->version);
+	else
+		check_indexes(g->tables, g->version);
+}
+
+/* Run one check in a subtransaction, turning an error into a failed result. */
 static void
 run_guarded(GuardedKind kind, const char *version, const char *verify, Oid conoid,
 			List *tables, CheckResult *res)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	GuardedCheck g = {kind, version, verify, conoid, tables};
+	ErrorData  *edata = run_in_subtransaction(guarded_check_body, &g);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	res->ok = (edata == NULL);
+	if (edata)
 	{
-		if (kind == GUARDED_VERIFY)
-			verify_query_raise(verify, version);
-		else if (kind == GUARDED_CONSTRAINT)
-			check_constraint(conoid, version);
-		else
-			check_indexes(tables, version);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		res->ok = true;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		res->ok = false;
 		strlcpy(res->sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(res->sqlstate));
 		res->message = edata->message;
 		res->detail = edata->detail;
 	}
-	PG_END_TRY();
 }
 
 static CheckResult *
