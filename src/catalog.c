@@ -115,11 +115,13 @@ lock_holder_description(void)
 		"SELECT pg_catalog.format('Process %s (role %s, application %s) holds it since %s.', "
 		"       a.pid, pg_catalog.quote_ident(a.usename::text), "
 		"       pg_catalog.quote_literal(a.application_name), a.xact_start) "
-		"  FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
-		" WHERE l.locktype = 'advisory' AND l.granted "
-		"   AND l.database = (SELECT oid FROM pg_catalog.pg_database "
-		"                      WHERE datname = pg_catalog.current_database()) "
-		"   AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1",
+		"  FROM pg_catalog.pg_locks l "
+		"  JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid "
+		" WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted "
+		"   AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database "
+		"        WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) "
+		"   AND l.classid OPERATOR(pg_catalog.=) $1 AND l.objid OPERATOR(pg_catalog.=) $2 "
+		"   AND l.objsubid OPERATOR(pg_catalog.=) 1",
 		2, (Oid[]) {OIDOID, OIDOID},
 		(Datum[]) {ObjectIdGetDatum((Oid) (MIGRATE_LOCK_KEY >> 32)),
 		ObjectIdGetDatum((Oid) (MIGRATE_LOCK_KEY & 0xFFFFFFFF))},

@@ -107,19 +107,18 @@ oid_list_to_array(List *oids)
 	return PointerGetDatum(construct_array(elems, i, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 }
 
-/* Run a query that reads pg_catalog and returns one oid column. */
+/*
+ * Run a query that reads pg_catalog and returns one oid column.  It runs
+ * through catalog_exec() for its pinned search_path: look-alike operators in
+ * the caller's search_path must not change what is checked.
+ */
 static List *
 oid_query(const char *sql, List *reloids)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	Datum		arg = oid_list_to_array(reloids);
 	List	   *result = NIL;
-	int			rc;
 
-	rc = SPI_execute_with_args(sql, 1, (Oid[]) {OIDARRAYOID}, &arg, NULL, false, 0);
-	MemoryContextSwitchTo(cxt);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "constraint lookup failed: %s", SPI_result_code_string(rc));
+	catalog_exec(sql, 1, (Oid[]) {OIDARRAYOID}, &arg, NULL);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -371,19 +370,14 @@ check_constraint(Oid conoid, const char *version)
 static void
 check_indexes(List *reloids, const char *version)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	Datum		arg = oid_list_to_array(reloids);
-	int			rc;
 
-	rc = SPI_execute_with_args("SELECT i.indexrelid::pg_catalog.regclass::text, "
+	catalog_exec("SELECT i.indexrelid::pg_catalog.regclass::text, "
 							   "       i.indrelid::pg_catalog.regclass::text "
 							   "  FROM pg_catalog.pg_index i "
 							   " WHERE i.indrelid = ANY ($1) AND NOT i.indisvalid "
-							   " ORDER BY i.indexrelid",
-							   1, (Oid[]) {OIDARRAYOID}, &arg, NULL, false, 1);
-	MemoryContextSwitchTo(cxt);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "index lookup failed: %s", SPI_result_code_string(rc));
+							   " ORDER BY i.indexrelid LIMIT 1",
+				 1, (Oid[]) {OIDARRAYOID}, &arg, NULL);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
