@@ -59,7 +59,7 @@ check_table_name(const char *table)
 	{
 		List	   *names = stringToQualifiedNameList(table);
 
-		ok = list_length(names) >= 1 && list_length(names) <= 3;
+		ok = list_length(names) >= 1 && list_length(names) <= 2;
 	}
 	PG_CATCH();
 	{
@@ -70,7 +70,7 @@ check_table_name(const char *table)
 	PG_END_TRY();
 	if (!ok)
 		invalid_expectation(table, "(table name)",
-							"The key is not a table name: write it as in SQL, optionally schema-qualified.");
+							"The key is not a table name: write it as in SQL, table or schema.table.");
 }
 
 /* A JSON value that is not a number or a string, as JSON text. */
@@ -248,7 +248,7 @@ expect_check_after(List *expectations, const char *version)
 		}
 		if (e->after != want)
 			ereport(ERROR,
-					(errcode(ERRCODE_ASSERT_FAILURE),
+					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
 					 errmsg("row count expectation failed for table \"%s\": expected %s, found " INT64_FORMAT,
 							e->table,
 							e->kind == EXPECT_EXACT ? expected_text(e) :
@@ -256,9 +256,13 @@ expect_check_after(List *expectations, const char *version)
 									 e->kind == EXPECT_SAME ? "unchanged" : expected_text(e),
 									 e->before),
 							e->after),
-					 errdetail("Migration %s expected %s rows in \"%s\"; the table had " INT64_FORMAT
+					 errdetail("Migration %s expected %s in \"%s\"; the table had " INT64_FORMAT
 							   " rows after it%s.",
-							   version, expected_text(e), e->table, e->after,
+							   version,
+							   e->kind == EXPECT_SAME ? "the row count unchanged" :
+							   e->kind == EXPECT_DELTA ? psprintf("a change of %s rows", expected_text(e)) :
+							   psprintf("%s rows", expected_text(e)),
+							   e->table, e->after,
 							   e->before >= 0 ? psprintf(" and " INT64_FORMAT " before it", e->before) : ""),
 					 errhint("The migration was rolled back. Correct the migration or its expectation, "
 							 "register it again and rerun.")));

@@ -67,7 +67,7 @@ typedef struct Script
  * Split a script into statements; a syntax error becomes an ERROR naming
  * what (e.g. "migration 001 up script") and the line.
  */
-extern Script *script_parse(const char *text, const char *what);
+extern Script *script_parse(const char *input, const char *what);
 extern int	script_line_at(const char *text, int offset);
 
 /* Relations a statement writes or alters, as RangeVars (may be empty). */

@@ -50,7 +50,7 @@ plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("pending migration %s is older than the newest applied migration", m->version),
 					 errdetail("Applying %s (\"%s\") now would run it out of order.", m->version, m->name),
-					 errhint("Apply it anyway with migrate_apply(out_of_order => true), or register it under a newer version.")));
+					 errhint("Allow it with out_of_order => true, or register it under a newer version.")));
 	}
 
 	/* edges: a pending requirement must run first */
@@ -212,7 +212,7 @@ migrate_plan(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	cat = catalog_load(false);
-	steps = plan_pending(cat, target_key, out_of_order, false);
+	steps = plan_pending(cat, target_key, out_of_order, true);
 	foreach(lc, steps)
 	{
 		PlanStep   *s = lfirst(lc);

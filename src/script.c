@@ -71,32 +71,60 @@ skip_blanks_and_comments(const char *text, int offset)
 	}
 }
 
-Script *
-script_parse(const char *text, const char *what)
+/*
+ * Error context callback around raw_parser(): keep the syntax error's position
+ * for ourselves.  Otherwise, when migrate_add() is itself called through SPI
+ * (a DO block, a deploy function, pgTAP), the outer query's callback would
+ * turn it into a position in the outer query's text.
+ */
+static void
+parse_position_callback(void *arg)
+{
+	int		   *pos = arg;
+	int			cursorpos = geterrposition();
+
+	if (cursorpos > 0)
+	{
+		*pos = cursorpos;
+		errposition(0);
+	}
+}
+
+static bool
+has_bom(const char *text)
+{
+	return (unsigned char) text[0] == 0xEF && (unsigned char) text[1] == 0xBB &&
+		(unsigned char) text[2] == 0xBF;
+}
+
+/* raw_parser(), with a syntax error rethrown naming `what` and the line. */
+static List *
+parse_with_line(const char *text, const char *what)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	Script	   *script = palloc0(sizeof(Script));
 	List	   *raw = NIL;
-	ListCell   *lc;
-	int			i = 0;
+	ErrorContextCallback errcb;
+	int			error_pos = 0;
 
-	script->text = text;
-
+	errcb.callback = parse_position_callback;
+	errcb.arg = &error_pos;
+	errcb.previous = error_context_stack;
 	PG_TRY();
 	{
+		error_context_stack = &errcb;
 		raw = raw_parser(text, RAW_PARSE_DEFAULT);
+		error_context_stack = errcb.previous;
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 		int			line = 0;
 
-		/* rethrow the parser's error with the line in the script */
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		if (edata->cursorpos > 0)
-			line = script_line_at(text, char_to_byte_offset(text, edata->cursorpos));
+		if (error_pos > 0)
+			line = script_line_at(text, char_to_byte_offset(text, error_pos));
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
 				 errmsg("%s", edata->message),
@@ -105,7 +133,20 @@ script_parse(const char *text, const char *what)
 				 errhint("Correct the script and register it again.")));
 	}
 	PG_END_TRY();
+	return raw;
+}
 
+Script *
+script_parse(const char *input, const char *what)
+{
+	/* a leading UTF-8 byte order mark is not part of the script */
+	const char *text = has_bom(input) ? input + 3 : input;
+	Script	   *script = palloc0(sizeof(Script));
+	List	   *raw = parse_with_line(text, what);
+	ListCell   *lc;
+	int			i = 0;
+
+	script->text = text;
 	script->nstmts = list_length(raw);
 	script->stmts = palloc0(sizeof(ScriptStmt) * Max(script->nstmts, 1));
 	foreach(lc, raw)
@@ -279,8 +320,9 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 	if (reason)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("statement %d of %s cannot run in a migration", i + 1, what),
-				 errdetail("Line %d: %s.", st->line, reason),
+				 errmsg("statement %d cannot run in a migration", i + 1),
+				 errdetail("%s, statement %d of %d, line %d: %s.", what, i + 1, script->nstmts,
+						   st->line, reason),
 				 errhint("Remove the statement and register the migration again.")));
 
 	PG_TRY();
@@ -316,9 +358,9 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 	if (rc < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("statement %d of %s cannot run in a migration: %s",
-						i + 1, what, SPI_result_code_string(rc)),
-				 errdetail("Line %d.", st->line),
+				 errmsg("statement %d cannot run in a migration: %s",
+						i + 1, SPI_result_code_string(rc)),
+				 errdetail("%s, statement %d of %d, line %d.", what, i + 1, script->nstmts, st->line),
 				 errhint("Remove the statement and register the migration again.")));
 	return rc;
 }

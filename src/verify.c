@@ -478,7 +478,7 @@ verify_query_raise(const char *verify, const char *version)
 			}
 			if (shown)
 				ereport(ERROR,
-						(errcode(ERRCODE_ASSERT_FAILURE),
+						(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
 						 errmsg("verify query of migration %s failed: row %llu returned %s",
 								version, (unsigned long long) r + 1, shown),
 						 errdetail("%s, statement %d of %d, line %d.", what, i + 1, script->nstmts,

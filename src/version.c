@@ -18,6 +18,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 #include "migrate.h"
@@ -25,6 +26,13 @@
 PG_FUNCTION_INFO_V1(migrate_version_key);
 
 #define MAX_GROUP_DIGITS 99
+
+/* The (possibly multibyte) character at p, for messages. */
+static char *
+char_at(const char *p)
+{
+	return pnstrdup(p, pg_mblen(p));
+}
 
 static void
 invalid_version(const char *version, const char *why)
@@ -83,7 +91,7 @@ version_key(const char *version)
 			else if (*p == '.' || *p == '-' || *p == '_')
 				invalid_version(version, "A separator must stand between two groups of digits.");
 			else
-				invalid_version(version, psprintf("Character \"%c\" is neither a digit nor a separator.", *p));
+				invalid_version(version, psprintf("Character \"%s\" is neither a digit nor a separator.", char_at(p)));
 		}
 
 		digits = start;
@@ -112,7 +120,7 @@ version_key(const char *version)
 		if (*p == '\0')
 			break;
 		if (*p != '.' && *p != '-' && *p != '_')
-			invalid_version(version, psprintf("Character \"%c\" is neither a digit nor a separator.", *p));
+			invalid_version(version, psprintf("Character \"%s\" is neither a digit nor a separator.", char_at(p)));
 		p++;
 	}
 	key.data[keep_len] = '\0';
