@@ -141,37 +141,32 @@ refuse_non_transactional(List *steps)
 	}
 }
 
-Datum
-migrate_apply(PG_FUNCTION_ARGS)
+/* The arguments of one migrate_apply() call. */
+typedef struct ApplyCall
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
-	bool		dry_run = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
-	bool		out_of_order = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
-	char	   *target_key = target ? version_key(target) : NULL;
-	MemoryContext outer = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	ReturnSetInfo *rsinfo;
+	char	   *target_key;
+	bool		dry_run;
+	bool		out_of_order;
+} ApplyCall;
+
+/* Plan, then apply each pending migration, adding a result row for each. */
+static void
+apply_pending(void *arg)
+{
+	ApplyCall  *call = arg;
 	MemoryContext step_cxt;
 	Catalog    *cat;
 	List	   *steps;
 	ListCell   *lc;
 	int			nsteps;
 
-	InitMaterializedSRF(fcinfo, 0);
-
-	/* a dry run does everything in a subtransaction and rolls it back */
-	if (dry_run)
-	{
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(outer);
-	}
-
 	SPI_connect();
 	step_cxt = AllocSetContextCreate(CurrentMemoryContext, "migrate_apply step",
 									 ALLOCSET_DEFAULT_SIZES);
 	catalog_lock();
 	cat = catalog_load(true);
-	steps = plan_pending(cat, target_key, out_of_order, true);
+	steps = plan_pending(cat, call->target_key, call->out_of_order, true);
 	refuse_non_transactional(steps);
 	nsteps = list_length(steps);
 
@@ -193,28 +188,46 @@ migrate_apply(PG_FUNCTION_ARGS)
 		apply_one(s->m, &rec);
 
 		error_context_stack = errcb.previous;
-		progress_notice(dry_run ? "ok (dry run)" : "ok", ac.step, nsteps, s->m, rec.duration_ms);
+		progress_notice(call->dry_run ? "ok (dry run)" : "ok", ac.step, nsteps, s->m,
+						rec.duration_ms);
 
 		values[0] = CStringGetTextDatum(s->m->version);
 		values[1] = CStringGetTextDatum(s->m->name);
-		values[2] = CStringGetTextDatum(dry_run ? "dry run" : "applied");
+		values[2] = CStringGetTextDatum(call->dry_run ? "dry run" : "applied");
 		values[3] = IntervalPGetDatum(ms_interval(rec.duration_ms));
 		values[4] = Int64GetDatum(rec.rows);
 		values[5] = Int32GetDatum(rec.checks);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		tuplestore_putvalues(call->rsinfo->setResult, call->rsinfo->setDesc, values, nulls);
 
 		MemoryContextSwitchTo(saved);
 		MemoryContextReset(step_cxt);
 	}
-	if (nsteps > 0 && !dry_run)
+	if (nsteps > 0 && !call->dry_run)
 		catalog_mark_changed();
-
 	SPI_finish();
-	if (dry_run)
+}
+
+Datum
+migrate_apply(PG_FUNCTION_ARGS)
+{
+	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ApplyCall	call;
+
+	call.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	call.target_key = target ? version_key(target) : NULL;
+	call.dry_run = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	call.out_of_order = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (call.dry_run)
 	{
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(outer);
-		CurrentResourceOwner = owner;
+		/* everything in a subtransaction that is rolled back, whatever happens */
+		ErrorData  *edata = run_in_subtransaction(apply_pending, &call, false);
+
+		if (edata)
+			ReThrowError(edata);
 	}
+	else
+		apply_pending(&call);
 	return (Datum) 0;
 }

@@ -152,7 +152,7 @@ lock_catalog_rows(void *arg)
 void
 catalog_lock(void)
 {
-	ErrorData  *edata = run_in_subtransaction(lock_catalog_rows, NULL);
+	ErrorData  *edata = run_in_subtransaction(lock_catalog_rows, NULL, true);
 
 	if (edata == NULL)
 		return;

@@ -44,12 +44,13 @@ _PG_init(void)
 }
 
 /*
- * Run fn(arg) in a subtransaction.  On success return NULL; on error roll the
- * subtransaction back and return the error (pl_exec.c's exception block:
- * memory context and resource owner are restored on both paths).
+ * Run fn(arg) in a subtransaction.  On success keep its work when `keep`
+ * (release) or discard it (roll back), and return NULL; on error roll it back
+ * and return the error.  pl_exec.c's exception block: memory context and
+ * resource owner are restored on every path.
  */
 ErrorData *
-run_in_subtransaction(void (*fn) (void *), void *arg)
+run_in_subtransaction(void (*fn) (void *), void *arg, bool keep)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -60,7 +61,10 @@ run_in_subtransaction(void (*fn) (void *), void *arg)
 	PG_TRY();
 	{
 		fn(arg);
-		ReleaseCurrentSubTransaction();
+		if (keep)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
 	{

@@ -34,7 +34,7 @@ typedef enum VerifyConstraintsMode
 
 extern int	migrate_verify_constraints;
 
-extern ErrorData *run_in_subtransaction(void (*fn) (void *), void *arg);
+extern ErrorData *run_in_subtransaction(void (*fn) (void *), void *arg, bool keep);
 
 /* ---- version.c ---- */
 

@@ -87,7 +87,6 @@ migrate_add(PG_FUNCTION_ARGS)
 	Migration  *old;
 	Catalog    *cat;
 	const char *action;
-	char	   *result;
 
 	m->version = version;
 	m->key = version_key(version);
@@ -206,7 +205,7 @@ migrate_add(PG_FUNCTION_ARGS)
 						? psprintf("{\"previous_checksum\": \"%s\"}", old->checksum) : NULL);
 		catalog_mark_changed();
 	}
-	result = pstrdup(m->checksum);
 	SPI_finish();
-	PG_RETURN_TEXT_P(cstring_to_text(result));
+	/* m->checksum was computed before SPI_connect: it outlives SPI_finish */
+	PG_RETURN_TEXT_P(cstring_to_text(m->checksum));
 }

@@ -521,13 +521,13 @@ guarded_check_body(void *arg)
 		check_indexes(g->tables, g->version);
 }
 
-/* Run one check in a subtransaction, turning an error into a failed result. */
+/* Run one check in a subtransaction that leaves no trace; an error is a failed result. */
 static void
 run_guarded(GuardedKind kind, const char *version, const char *verify, Oid conoid,
 			List *tables, CheckResult *res)
 {
 	GuardedCheck g = {kind, version, verify, conoid, tables};
-	ErrorData  *edata = run_in_subtransaction(guarded_check_body, &g);
+	ErrorData  *edata = run_in_subtransaction(guarded_check_body, &g, false);
 
 	res->ok = (edata == NULL);
 	if (edata)
