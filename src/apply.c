@@ -3,11 +3,11 @@
  *		migrate_apply(): run the pending migrations in order inside the
  *		caller's transaction, verifying each before the next starts.  All of
  *		them are kept or none: an error anywhere aborts the caller's
- *		transaction, and dry_run rolls back a subtransaction on success.
+ *		transaction, and dry_run runs it all in a subtransaction that is rolled
+ *		back on every path.
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -18,8 +18,6 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
-#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "migrate.h"
