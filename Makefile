@@ -4,7 +4,9 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -E "s/.*'(.
 
 MODULE_big = migrate
 OBJS = src/migrate.o src/version.o src/checksum.o src/script.o src/catalog.o \
-       src/expect.o src/plan.o src/register.o src/apply.o src/verify.o src/validate.o
+       src/expect.o src/plan.o src/register.o src/files.o src/apply.o src/verify.o src/validate.o \
+       src/lifecycle.o src/import.o
+
 
 # Install script of the current version, then the append-only upgrade chain.
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
@@ -18,3 +20,6 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# every object depends on the shared header (PGXS tracks no header dependencies)
+$(OBJS): src/migrate.h

@@ -20,9 +20,11 @@ CREATE TABLE migrate.migrations (
     checksum      text NOT NULL,
     source        text NOT NULL DEFAULT 'migrate_add',
     registered_by name NOT NULL,
-    registered_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    failure       jsonb
 );
-COMMENT ON TABLE migrate.migrations IS 'every registered migration; version_key orders versions as people mean them';
+COMMENT ON TABLE migrate.migrations IS 'every registered migration; version_key orders versions as people mean them (repeatable ones, ~name, after all)';
+COMMENT ON COLUMN migrate.migrations.failure IS 'the last durable failure (migrate_run), until the migration applies, is replaced or repaired';
 
 -- One row per migration whose changes are committed.  A row exists if and only
 -- if the migration's changes do: both are written in the same transaction.
@@ -85,16 +87,19 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.applied', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.history', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.history_id_seq', '');
 
--- One row per migration, registered or applied, with its state.
+-- One row per migration, registered or applied, with its state.  Repeatable
+-- migrations (version_key '~name') are pending again when their text changes.
 CREATE VIEW migrate.status AS
 SELECT coalesce(m.version, a.version) AS version,
        coalesce(m.name, a.name) AS name,
        coalesce(m.kind, 'versioned') AS kind,
        CASE
            WHEN m.version_key IS NULL THEN 'missing'
-           WHEN a.version_key IS NOT NULL AND a.checksum <> m.checksum THEN 'changed'
-           WHEN a.version_key IS NOT NULL THEN 'applied'
-           WHEN m.version_key < newest.key THEN 'out of order'
+           WHEN a.version_key IS NOT NULL AND a.checksum = m.checksum THEN 'applied'
+           WHEN m.failure IS NOT NULL THEN 'failed'
+           WHEN a.version_key IS NOT NULL AND m.kind = 'versioned' THEN 'changed'
+           WHEN a.version_key IS NOT NULL THEN 'pending'
+           WHEN m.kind = 'versioned' AND m.version_key < newest.key THEN 'out of order'
            ELSE 'pending'
        END AS state,
        m.checksum,
@@ -106,7 +111,7 @@ SELECT coalesce(m.version, a.version) AS version,
        coalesce(m.version_key, a.version_key) AS version_key
   FROM migrate.migrations m
   FULL JOIN migrate.applied a ON a.version_key = m.version_key
- CROSS JOIN (SELECT max(version_key) AS key FROM migrate.applied) newest;
+ CROSS JOIN (SELECT max(version_key) AS key FROM migrate.applied WHERE version_key < '~') newest;
 
 -- Functions.  They run with the caller's rights (SECURITY INVOKER); the C code
 -- switches to the catalog's owner only for its own catalog statements.
@@ -118,10 +123,43 @@ CREATE FUNCTION @extschema@.migrate_add(
 RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_add' LANGUAGE C VOLATILE;
 
+CREATE FUNCTION @extschema@.migrate_add_script(filename text, script text)
+RETURNS TABLE (file text, version text, name text, kind text, part text, result text, detail text)
+AS 'MODULE_PATHNAME', 'migrate_add_script' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.migrate_add_scripts(filenames text[], scripts text[])
+RETURNS TABLE (file text, version text, name text, kind text, part text, result text, detail text)
+AS 'MODULE_PATHNAME', 'migrate_add_scripts' LANGUAGE C VOLATILE;
+
+-- Reads server files: superusers and pg_read_server_files members only (checked in C).
+CREATE FUNCTION @extschema@.migrate_load(directory text)
+RETURNS TABLE (file text, version text, name text, kind text, part text, result text, detail text)
+AS 'MODULE_PATHNAME', 'migrate_load' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION @extschema@.migrate_apply(
     target text DEFAULT NULL, dry_run boolean DEFAULT false, out_of_order boolean DEFAULT false)
 RETURNS TABLE (version text, name text, action text, duration interval, rows bigint, checks integer)
 AS 'MODULE_PATHNAME', 'migrate_apply' LANGUAGE C VOLATILE;
+
+-- Commits after each migration: a procedure, CALLed outside a transaction block.
+CREATE PROCEDURE @extschema@.migrate_run(target text DEFAULT NULL, out_of_order boolean DEFAULT false)
+AS 'MODULE_PATHNAME', 'migrate_run' LANGUAGE C;
+
+CREATE FUNCTION @extschema@.migrate_rollback(target text)
+RETURNS TABLE (version text, name text, action text, duration interval, rows bigint, checks integer)
+AS 'MODULE_PATHNAME', 'migrate_rollback' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.migrate_baseline(version text)
+RETURNS TABLE (version text, name text, action text)
+AS 'MODULE_PATHNAME', 'migrate_baseline' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.migrate_repair(version text DEFAULT NULL, up text DEFAULT NULL)
+RETURNS TABLE (version text, name text, action text, detail text)
+AS 'MODULE_PATHNAME', 'migrate_repair' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.migrate_import_history(source text)
+RETURNS TABLE (version text, name text, result text, detail text)
+AS 'MODULE_PATHNAME', 'migrate_import_history' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION @extschema@.migrate_plan(target text DEFAULT NULL, out_of_order boolean DEFAULT false)
 RETURNS TABLE (step integer, version text, name text, reason text)
@@ -174,10 +212,10 @@ BEGIN
            AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'migrate')
            AND d.deptype = 'e'
     LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
             IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
-                EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %I', f, r);
+                EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM %I', f, r);
                 EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA migrate FROM %I', r);
             END IF;
         END LOOP;
@@ -189,7 +227,14 @@ REVOKE ALL ON SCHEMA migrate FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     @extschema@.migrate_add(text, text, text, text, text, jsonb, text[], boolean),
+    @extschema@.migrate_add_script(text, text),
+    @extschema@.migrate_add_scripts(text[], text[]),
+    @extschema@.migrate_load(text),
     @extschema@.migrate_apply(text, boolean, boolean),
+    @extschema@.migrate_rollback(text),
+    @extschema@.migrate_baseline(text),
+    @extschema@.migrate_repair(text, text),
+    @extschema@.migrate_import_history(text),
     @extschema@.migrate_plan(text, boolean),
     @extschema@.migrate_validate(),
     @extschema@.migrate_verify(text),
@@ -198,6 +243,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.migrate_version_key(text),
     @extschema@.migrate_status()
     TO @extowner@ WITH GRANT OPTION;
+GRANT EXECUTE ON PROCEDURE @extschema@.migrate_run(text, boolean) TO @extowner@ WITH GRANT OPTION;
 GRANT USAGE ON SCHEMA migrate TO @extowner@ WITH GRANT OPTION;
 GRANT SELECT ON migrate.migrations, migrate.applied, migrate.history, migrate.status
     TO @extowner@ WITH GRANT OPTION;

@@ -37,16 +37,17 @@ apply_error_context(void *arg)
 {
 	ApplyContext *ac = arg;
 
-	errcontext("migrate_apply: migration %s \"%s\" (%d of %d)",
+	errcontext("applying migration %s \"%s\" (%d of %d)",
 			   ac->m->version, ac->m->name, ac->step, ac->nsteps);
 }
 
 /* Send a NOTICE now, so psql shows progress as it happens. */
-static void
+void
 progress_notice(const char *fmt_result, int step, int nsteps, Migration *m, double ms)
 {
 	ereport(NOTICE,
-			(errmsg_internal("[%d/%d] %s %s ... %s %.0f ms", step, nsteps, m->version, m->name,
+			(errmsg_internal("[%d/%d] %s%s%s ... %s %.0f ms", step, nsteps, m->version,
+							 m->repeatable ? "" : " ", m->repeatable ? "" : m->name,
 							 fmt_result, ms)));
 	if (whereToSendOutput == DestRemote)
 		pq_flush();
@@ -79,7 +80,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 		ListCell   *lc;
 
 		script_exec_stmt(script, i, what,
-						 "Nothing of this call was kept; correct the script, register it again and rerun.",
+						 "Nothing of this migration was kept; correct the script, register it again and rerun.",
 						 false);
 		if (SPI_tuptable != NULL || SPI_processed > 0)
 			rec->rows += SPI_processed;
@@ -108,9 +109,31 @@ apply_one(Migration *m, ApplyRecord *rec)
 	rec->action = "apply";
 	rec->outcome = "ok";
 	catalog_record_applied(m, rec);
+	supabase_record_apply(m, script);
 }
 
-static Interval *
+/*
+ * Apply one migration as step `step` of `nsteps`, with the error context and
+ * the progress NOTICE.  Raises on any failure.
+ */
+void
+apply_step(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec)
+{
+	ApplyContext ac = {m, step, nsteps};
+	ErrorContextCallback errcb;
+
+	errcb.callback = apply_error_context;
+	errcb.arg = &ac;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	apply_one(m, rec);
+
+	error_context_stack = errcb.previous;
+	progress_notice(dry_run ? "ok (dry run)" : "ok", step, nsteps, m, rec->duration_ms);
+}
+
+Interval *
 ms_interval(double ms)
 {
 	Interval   *iv = palloc0(sizeof(Interval));
@@ -120,7 +143,7 @@ ms_interval(double ms)
 }
 
 /* Refuse the whole call before running anything that cannot run here. */
-static void
+void
 refuse_non_transactional(List *steps)
 {
 	ListCell   *lc;
@@ -132,7 +155,7 @@ refuse_non_transactional(List *steps)
 		if (!s->m->transactional)
 			ereport(ERROR,
 					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-					 errmsg("migration %s cannot run inside migrate_apply()", s->m->version),
+					 errmsg("migration %s cannot run in a transaction", s->m->version),
 					 errdetail("Migration %s \"%s\" is registered with transactional => false: its statements cannot run inside a transaction block.",
 							   s->m->version, s->m->name),
 					 errhint("Such migrations need the background worker. Apply the migrations before it with migrate_apply(target => ...) meanwhile.")));
@@ -171,23 +194,12 @@ apply_pending(void *arg)
 	foreach(lc, steps)
 	{
 		PlanStep   *s = lfirst(lc);
-		ApplyContext ac = {s->m, foreach_current_index(lc) + 1, nsteps};
-		ErrorContextCallback errcb;
 		ApplyRecord rec = {0};
 		MemoryContext saved = MemoryContextSwitchTo(step_cxt);
 		Datum		values[6];
 		bool		nulls[6] = {false, false, false, false, false, false};
 
-		errcb.callback = apply_error_context;
-		errcb.arg = &ac;
-		errcb.previous = error_context_stack;
-		error_context_stack = &errcb;
-
-		apply_one(s->m, &rec);
-
-		error_context_stack = errcb.previous;
-		progress_notice(call->dry_run ? "ok (dry run)" : "ok", ac.step, nsteps, s->m,
-						rec.duration_ms);
+		apply_step(s->m, foreach_current_index(lc) + 1, nsteps, call->dry_run, &rec);
 
 		values[0] = CStringGetTextDatum(s->m->version);
 		values[1] = CStringGetTextDatum(s->m->name);

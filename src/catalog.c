@@ -243,9 +243,10 @@ catalog_load(bool with_up_of_pending)
 	TupleDesc	desc;
 
 	catalog_exec("SELECT m.version, m.version_key, m.name, "
-				 "       CASE WHEN $1 AND a.version_key IS NULL THEN m.up END, "
+				 "       CASE WHEN $1 AND (a.version_key IS NULL OR a.checksum <> m.checksum) THEN m.up END, "
 				 "       m.down, m.verify, m.expect::text, m.requires, m.transactional, m.checksum, "
-				 "       a.version_key IS NOT NULL, a.checksum, a.touched "
+				 "       a.version_key IS NOT NULL, a.checksum, a.touched, "
+				 "       m.kind = 'repeatable', m.source, m.failure IS NOT NULL "
 				 "  FROM migrate.migrations m "
 				 "  LEFT JOIN migrate.applied a ON a.version_key = m.version_key "
 				 " ORDER BY m.version_key",
@@ -274,11 +275,15 @@ catalog_load(bool with_up_of_pending)
 		m->applied = getbool(tup, desc, 11);
 		m->applied_checksum = getstr(tup, desc, 12);
 		m->touched = gettextlist(tup, desc, 13);
+		m->repeatable = getbool(tup, desc, 14);
+		m->source = getstr(tup, desc, 15);
+		m->failed = getbool(tup, desc, 16);
 		cat->items[i] = m;
 	}
 	SPI_freetuptable(SPI_tuptable);
 
-	catalog_exec("SELECT max(version_key) FROM migrate.applied", 0, NULL, NULL, NULL);
+	catalog_exec("SELECT max(version_key) FROM migrate.applied WHERE version_key < '~'",
+				 0, NULL, NULL, NULL);
 	cat->newest_applied_key = getstr(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	SPI_freetuptable(SPI_tuptable);
 	return cat;
@@ -314,7 +319,10 @@ catalog_find(Catalog *cat, const char *key)
 	return i < 0 ? NULL : cat->items[i];
 }
 
-/* Record a successful apply: the applied row and its history entry. */
+/*
+ * Record a successful apply (or baseline, import): the applied row, replaced
+ * for a repeatable migration applied again, and its history entry.
+ */
 void
 catalog_record_applied(Migration *m, ApplyRecord *rec)
 {
@@ -339,7 +347,12 @@ catalog_record_applied(Migration *m, ApplyRecord *rec)
 
 	catalog_exec("WITH a AS (INSERT INTO migrate.applied "
 				 "             (version_key, version, name, checksum, applied_by, touched) "
-				 "           VALUES ($1, $2, $3, $4, $5, $6)) "
+				 "           VALUES ($1, $2, $3, $4, $5, $6) "
+				 "           ON CONFLICT (version_key) DO UPDATE SET checksum = EXCLUDED.checksum, "
+				 "             applied_by = EXCLUDED.applied_by, applied_at = EXCLUDED.applied_at, "
+				 "             touched = EXCLUDED.touched), "
+				 "     f AS (UPDATE migrate.migrations SET failure = NULL "
+				 "            WHERE version_key = $1 AND failure IS NOT NULL) "
 				 "INSERT INTO migrate.history (version, version_key, name, action, checksum, "
 				 "       performed_by, duration, rows_affected, counts, checks) "
 				 "VALUES ($2, $1, $3, $11, $4, $5, $7::interval, $8, $9::jsonb, $10)",

@@ -22,6 +22,7 @@
 
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 /* ---- migrate.c ---- */
 
@@ -40,6 +41,12 @@ extern ErrorData *run_in_subtransaction(void (*fn) (void *), void *arg, bool kee
 
 /* The order key of a version; ereports on text that is not a version. */
 extern char *version_key(const char *version);
+
+/* Repeatable migrations are written "R__name"; their keys start with '~'. */
+#define REPEATABLE_PREFIX "R__"
+#define REPEATABLE_KEY_CHAR '~'
+extern char *migration_key(const char *version);
+extern char *migration_key_or_null(const char *version);
 
 /* ---- checksum.c ---- */
 
@@ -80,8 +87,9 @@ extern int	script_exec_stmt(Script *script, int i, const char *what,
 
 typedef struct Migration
 {
-	char	   *version;
-	char	   *key;			/* version_key(version) */
+	char	   *version;		/* as written; "R__name" for repeatable ones */
+	char	   *key;			/* migration_key(version) */
+	bool		repeatable;
 	char	   *name;
 	char	   *up;				/* NULL when not loaded (applied ones) */
 	char	   *down;
@@ -91,16 +99,22 @@ typedef struct Migration
 	List	   *requires_keys;	/* their keys */
 	bool		transactional;
 	char	   *checksum;
+	char	   *source;			/* "migrate_add" or a file name */
+	bool		failed;			/* a durable failure is recorded */
 	bool		applied;
 	char	   *applied_checksum;
 	List	   *touched;		/* qualified table names, for applied ones */
 } Migration;
 
+/* Pending: never applied, or a repeatable one whose text changed since. */
+#define migration_is_pending(m) \
+	(!(m)->applied || ((m)->repeatable && strcmp((m)->applied_checksum, (m)->checksum) != 0))
+
 typedef struct Catalog
 {
 	int			n;
 	Migration **items;			/* in version order */
-	char	   *newest_applied_key; /* or NULL */
+	char	   *newest_applied_key; /* of versioned ones, or NULL */
 } Catalog;
 
 /* Run catalog queries as the catalog's owner with a pinned search_path. */
@@ -146,6 +160,12 @@ extern void catalog_history(const char *version, const char *key,
 extern char *current_user_name(void);
 extern ArrayType *string_list_to_array(List *l);
 
+/* ---- register.c ---- */
+
+extern void migration_prepare(Migration *m);
+extern const char *register_migration(Catalog *cat, Migration *m);
+extern void registered_check_requirements(List *migrations);
+
 /* ---- expect.c ---- */
 
 typedef enum ExpectKind
@@ -184,6 +204,18 @@ extern List *plan_pending(Catalog *cat, const char *target_key, bool out_of_orde
 						  bool check_out_of_order);
 /* ereports if adding `m` to the graph makes a cycle or an unknown requirement. */
 extern void plan_check_requirements(Catalog *cat, Migration *m);
+
+/* ---- apply.c ---- */
+
+extern void apply_step(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec);
+extern void progress_notice(const char *result, int step, int nsteps, Migration *m, double ms);
+extern void refuse_non_transactional(List *steps);
+extern Interval *ms_interval(double ms);
+
+/* ---- import.c ---- */
+
+extern void supabase_record_apply(Migration *m, Script *script);
+extern void supabase_record_revert(Migration *m);
 
 /* ---- verify.c ---- */
 

@@ -43,7 +43,8 @@ plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check
 	{
 		Migration  *m = cat->items[i];
 
-		in_plan[i] = !m->applied && (target_key == NULL || strcmp(m->key, target_key) <= 0);
+		in_plan[i] = migration_is_pending(m) &&
+			(target_key == NULL || strcmp(m->key, target_key) <= 0);
 		if (in_plan[i] && check_out_of_order && !out_of_order &&
 			cat->newest_applied_key && strcmp(m->key, cat->newest_applied_key) < 0)
 			ereport(ERROR,
@@ -99,7 +100,12 @@ plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check
 		ListCell   *lc;
 
 		initStringInfo(&why);
-		appendStringInfoString(&why, "version order");
+		if (!m->repeatable)
+			appendStringInfoString(&why, "version order");
+		else if (m->applied)
+			appendStringInfoString(&why, "repeatable, changed since it was applied");
+		else
+			appendStringInfoString(&why, "repeatable, after every versioned migration");
 		if (m->requires != NIL)
 		{
 			appendStringInfoString(&why, "; after its requirements ");

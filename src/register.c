@@ -1,9 +1,9 @@
 /*
  * register.c
- *		migrate_add(): register one migration.  The same text again is a
- *		no-op; new text for a pending migration replaces it (recorded in
- *		history); new text for an applied one is refused, since that is the
- *		drift users fear.
+ *		Registering migrations: migrate_add() for one, and the shared path
+ *		that file loads use for many.  The same text again is a no-op; new text
+ *		for a pending migration replaces it (recorded in history); new text for
+ *		an applied one is refused, since that is the drift users fear.
  */
 #include "postgres.h"
 
@@ -16,23 +16,6 @@
 #include "migrate.h"
 
 PG_FUNCTION_INFO_V1(migrate_add);
-
-static char *
-required_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	char	   *s;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s of a migration must not be null", argname)));
-	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	if (s[strspn(s, " \t\r\n")] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s of a migration must not be empty", argname)));
-	return s;
-}
 
 static bool
 str_equal(const char *a, const char *b)
@@ -73,40 +56,184 @@ check_script(const char *text, const char *what)
 	}
 }
 
-Datum
-migrate_add(PG_FUNCTION_ARGS)
+/*
+ * Check a migration before it is registered: its scripts parse, its
+ * expectations are valid (normalised to jsonb text), its requirements are
+ * versions.  Fills m->key, m->checksum, m->requires_keys.
+ */
+void
+migration_prepare(Migration *m)
 {
-	char	   *version = required_text_arg(fcinfo, 0, "the version");
-	char	   *name = required_text_arg(fcinfo, 1, "the name");
-	char	   *up = required_text_arg(fcinfo, 2, "the up script");
-	char	   *down = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	char	   *verify = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
-	Jsonb	   *expect = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
-	bool		transactional = PG_ARGISNULL(7) ? true : PG_GETARG_BOOL(7);
-	Migration  *m = palloc0(sizeof(Migration));
-	Migration  *old;
-	Catalog    *cat;
-	const char *action;
+	ListCell   *lc;
 
-	m->version = version;
-	m->key = version_key(version);
-	m->name = name;
-	m->up = up;
-	m->down = down;
-	m->verify = verify;
-	m->transactional = transactional;
-	m->checksum = script_checksum(up);
-
-	check_script(up, psprintf("the up script of migration %s", version));
-	if (down)
-		check_script(down, psprintf("the down script of migration %s", version));
-	if (verify)
-		check_script(verify, psprintf("the verify query of migration %s", version));
-	if (expect)
+	m->key = migration_key(m->version);
+	m->repeatable = (m->key[0] == REPEATABLE_KEY_CHAR);
+	if (m->repeatable && m->name == NULL)
+		m->name = pstrdup(m->version + strlen(REPEATABLE_PREFIX));
+	m->checksum = script_checksum(m->up);
+	check_script(m->up, psprintf("the up script of migration %s", m->version));
+	if (m->down)
+		check_script(m->down, psprintf("the down script of migration %s", m->version));
+	if (m->verify)
+		check_script(m->verify, psprintf("the verify query of migration %s", m->version));
+	if (m->expect)
 	{
+		Jsonb	   *expect = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(m->expect)));
+
 		(void) expect_parse(expect);
 		m->expect = JsonbToCString(NULL, &expect->root, VARSIZE(expect));
 	}
+	m->requires_keys = NIL;
+	foreach(lc, m->requires)
+		m->requires_keys = lappend(m->requires_keys, version_key(lfirst(lc)));
+	if (m->source == NULL)
+		m->source = "migrate_add";
+}
+
+/*
+ * Register a prepared migration against the loaded catalog (the caller holds
+ * the catalog lock).  Returns what happened: "new", "unchanged", "changed"
+ * (a pending migration's text replaced) or "updated" (its other parts).
+ */
+const char *
+register_migration(Catalog *cat, Migration *m)
+{
+	Migration  *old = catalog_find(cat, m->key);
+	const char *action;
+	Datum		values[13];
+	char		nulls[13];
+
+	if (old && strcmp(old->version, m->version) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("version %s is already registered as %s", m->version, old->version),
+				 errdetail("Leading zeros and trailing zero groups do not make a different version; \"%s\" is migration \"%s\".",
+						   old->version, old->name),
+				 errhint("Register it as %s to replace the pending migration, or choose another version.",
+						 old->version)));
+	if (old && strcmp(old->name, m->name) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("version %s is already registered as migration \"%s\"", m->version, old->name),
+				 errdetail("Two migrations cannot share a version: \"%s\" and \"%s\".", old->name, m->name),
+				 errhint("Give the new migration its own version, or use the name \"%s\" to replace the pending one.",
+						 old->name)));
+	if (old && old->applied && !old->repeatable && strcmp(old->applied_checksum, m->checksum) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration %s is already applied with different text", m->version),
+				 errdetail("Applied checksum %s, new checksum %s.", old->applied_checksum, m->checksum),
+				 errhint("Register a new migration for the change. If the edit of the applied script is intended, "
+						 "accept it with migrate_repair(version => '%s', up => ...).", m->version)));
+
+	if (old == NULL)
+		action = "register";
+	else if (strcmp(old->checksum, m->checksum) != 0)
+		action = "replace";
+	else if (!str_equal(old->down, m->down) || !str_equal(old->verify, m->verify) ||
+			 !str_equal(old->expect, m->expect) || !list_equal_strings(old->requires, m->requires) ||
+			 old->transactional != m->transactional)
+		action = "update";
+	else
+		return "unchanged";
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(m->key);
+	values[1] = CStringGetTextDatum(m->version);
+	values[2] = CStringGetTextDatum(m->name);
+	values[3] = CStringGetTextDatum(m->up);
+	values[4] = m->down ? CStringGetTextDatum(m->down) : (Datum) 0;
+	nulls[4] = m->down ? ' ' : 'n';
+	values[5] = m->verify ? CStringGetTextDatum(m->verify) : (Datum) 0;
+	nulls[5] = m->verify ? ' ' : 'n';
+	values[6] = m->expect ? CStringGetTextDatum(m->expect) : (Datum) 0;
+	nulls[6] = m->expect ? ' ' : 'n';
+	values[7] = PointerGetDatum(string_list_to_array(m->requires));
+	values[8] = BoolGetDatum(m->transactional);
+	values[9] = CStringGetTextDatum(m->checksum);
+	values[10] = DirectFunctionCall1(namein, CStringGetDatum(current_user_name()));
+	values[11] = CStringGetTextDatum(m->repeatable ? "repeatable" : "versioned");
+	values[12] = CStringGetTextDatum(m->source);
+	catalog_exec("INSERT INTO migrate.migrations (version_key, version, name, up, down, verify, "
+				 "       expect, requires, transactional, checksum, registered_by, kind, source) "
+				 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13) "
+				 "ON CONFLICT (version_key) DO UPDATE SET "
+				 "  up = EXCLUDED.up, down = EXCLUDED.down, verify = EXCLUDED.verify, "
+				 "  expect = EXCLUDED.expect, requires = EXCLUDED.requires, "
+				 "  transactional = EXCLUDED.transactional, checksum = EXCLUDED.checksum, "
+				 "  registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now(), "
+				 "  source = EXCLUDED.source, "
+				 "  failure = CASE WHEN migrations.checksum = EXCLUDED.checksum "
+				 "                 THEN migrations.failure END",
+				 13, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID},
+				 values, nulls);
+	catalog_history(m->version, m->key, m->name, action, m->checksum,
+					strcmp(action, "replace") == 0
+					? psprintf("{\"previous_checksum\": \"%s\"}", old->checksum) : NULL);
+	return strcmp(action, "register") == 0 ? "new" :
+		strcmp(action, "replace") == 0 ? "changed" : "updated";
+}
+
+/*
+ * After registering, check every new migration's requirements against the
+ * catalog as it now is: unknown versions and cycles are refused (which rolls
+ * the registration back).
+ */
+void
+registered_check_requirements(List *migrations)
+{
+	Catalog    *cat = catalog_load(false);
+	ListCell   *lc;
+
+	foreach(lc, migrations)
+	{
+		Migration  *m = catalog_find(cat, ((Migration *) lfirst(lc))->key);
+
+		if (m)
+			plan_check_requirements(cat, m);
+	}
+}
+
+static char *
+required_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	char	   *s;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s of a migration must not be null", argname)));
+	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (s[strspn(s, " \t\r\n")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s of a migration must not be empty", argname)));
+	return s;
+}
+
+/*
+ * migrate_add(version, name, up, down, verify, expect, requires,
+ * transactional) -> checksum
+ */
+Datum
+migrate_add(PG_FUNCTION_ARGS)
+{
+	Migration  *m = palloc0(sizeof(Migration));
+	Catalog    *cat;
+
+	m->version = required_text_arg(fcinfo, 0, "the version");
+	m->name = required_text_arg(fcinfo, 1, "the name");
+	m->up = required_text_arg(fcinfo, 2, "the up script");
+	m->down = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	m->verify = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	if (!PG_ARGISNULL(5))
+	{
+		Jsonb	   *expect = PG_GETARG_JSONB_P(5);
+
+		m->expect = JsonbToCString(NULL, &expect->root, VARSIZE(expect));
+	}
+	m->transactional = PG_ARGISNULL(7) ? true : PG_GETARG_BOOL(7);
 	if (!PG_ARGISNULL(6))
 	{
 		Datum	   *elems;
@@ -117,92 +244,21 @@ migrate_add(PG_FUNCTION_ARGS)
 						  &elems, &nulls, &n);
 		for (int i = 0; i < n; i++)
 		{
-			char	   *r;
-
 			if (nulls[i])
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("requirements of migration %s must not contain null", version)));
-			r = TextDatumGetCString(elems[i]);
-			m->requires = lappend(m->requires, r);
-			m->requires_keys = lappend(m->requires_keys, version_key(r));
+						 errmsg("requirements of migration %s must not contain null", m->version)));
+			m->requires = lappend(m->requires, TextDatumGetCString(elems[i]));
 		}
 	}
+	migration_prepare(m);
 
 	SPI_connect();
 	catalog_lock();
 	cat = catalog_load(false);
-	old = catalog_find(cat, m->key);
-
-	if (old && strcmp(old->version, version) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("version %s is already registered as %s", version, old->version),
-				 errdetail("Leading zeros and trailing zero groups do not make a different version; \"%s\" is migration \"%s\".",
-						   old->version, old->name),
-				 errhint("Register it as %s to replace the pending migration, or choose another version.",
-						 old->version)));
-	if (old && strcmp(old->name, name) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("version %s is already registered as migration \"%s\"", version, old->name),
-				 errdetail("Two migrations cannot share a version: \"%s\" and \"%s\".", old->name, name),
-				 errhint("Give the new migration its own version, or use the name \"%s\" to replace the pending one.",
-						 old->name)));
-	if (old && old->applied && strcmp(old->applied_checksum, m->checksum) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("migration %s is already applied with different text", version),
-				 errdetail("Applied checksum %s, new checksum %s.", old->applied_checksum, m->checksum),
-				 errhint("Register a new migration for the change. If the edit of the applied script is intended, accept it with migrate_repair().")));
-
-	plan_check_requirements(cat, m);
-
-	if (old == NULL)
-		action = "register";
-	else if (strcmp(old->checksum, m->checksum) != 0)
-		action = "replace";
-	else if (!str_equal(old->down, down) || !str_equal(old->verify, verify) ||
-			 !str_equal(old->expect, m->expect) || !list_equal_strings(old->requires, m->requires) ||
-			 old->transactional != transactional)
-		action = "update";
-	else
-		action = NULL;			/* identical: nothing to do */
-
-	if (action)
+	if (strcmp(register_migration(cat, m), "unchanged") != 0)
 	{
-		Datum		values[11];
-		char		nulls[11];
-
-		memset(nulls, ' ', sizeof(nulls));
-		values[0] = CStringGetTextDatum(m->key);
-		values[1] = CStringGetTextDatum(version);
-		values[2] = CStringGetTextDatum(name);
-		values[3] = CStringGetTextDatum(up);
-		values[4] = down ? CStringGetTextDatum(down) : (Datum) 0;
-		nulls[4] = down ? ' ' : 'n';
-		values[5] = verify ? CStringGetTextDatum(verify) : (Datum) 0;
-		nulls[5] = verify ? ' ' : 'n';
-		values[6] = m->expect ? CStringGetTextDatum(m->expect) : (Datum) 0;
-		nulls[6] = m->expect ? ' ' : 'n';
-		values[7] = PointerGetDatum(string_list_to_array(m->requires));
-		values[8] = BoolGetDatum(transactional);
-		values[9] = CStringGetTextDatum(m->checksum);
-		values[10] = DirectFunctionCall1(namein, CStringGetDatum(current_user_name()));
-		catalog_exec("INSERT INTO migrate.migrations (version_key, version, name, up, down, verify, "
-					 "       expect, requires, transactional, checksum, registered_by) "
-					 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11) "
-					 "ON CONFLICT (version_key) DO UPDATE SET "
-					 "  up = EXCLUDED.up, down = EXCLUDED.down, verify = EXCLUDED.verify, "
-					 "  expect = EXCLUDED.expect, requires = EXCLUDED.requires, "
-					 "  transactional = EXCLUDED.transactional, checksum = EXCLUDED.checksum, "
-					 "  registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now()",
-					 11, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-					 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID},
-					 values, nulls);
-		catalog_history(version, m->key, name, action, m->checksum,
-						old && strcmp(action, "replace") == 0
-						? psprintf("{\"previous_checksum\": \"%s\"}", old->checksum) : NULL);
+		registered_check_requirements(list_make1(m));
 		catalog_mark_changed();
 	}
 	SPI_finish();

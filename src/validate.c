@@ -44,7 +44,7 @@ migrate_validate(PG_FUNCTION_ARGS)
 		Migration  *m = cat->items[i];
 		ListCell   *lc;
 
-		if (m->applied && strcmp(m->applied_checksum, m->checksum) != 0)
+		if (m->applied && !m->repeatable && strcmp(m->applied_checksum, m->checksum) != 0)
 			put_problem(rsinfo, "changed", m->version, m->name,
 						psprintf("Applied with checksum %s; the registered text has checksum %s.",
 								 m->applied_checksum, m->checksum));
@@ -52,7 +52,10 @@ migrate_validate(PG_FUNCTION_ARGS)
 			strcmp(m->key, cat->newest_applied_key) < 0)
 			put_problem(rsinfo, "out of order", m->version, m->name,
 						"Pending, but older than the newest applied migration: migrate_apply() refuses it unless out_of_order => true.");
-		if (!m->applied && !m->transactional)
+		if (m->failed && migration_is_pending(m))
+			put_problem(rsinfo, "failed", m->version, m->name,
+						"Its last run failed (migrate.history has the error); fix it and register it again, or clear it with migrate_repair().");
+		if (migration_is_pending(m) && !m->transactional)
 			put_problem(rsinfo, "needs worker", m->version, m->name,
 						"Registered with transactional => false: migrate_apply() cannot run it.");
 		foreach(lc, m->requires_keys)

@@ -577,7 +577,7 @@ check_applied(const char *version)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	List	   *results = NIL;
-	Datum		arg = version ? CStringGetTextDatum(version_key(version)) : (Datum) 0;
+	Datum		arg = version ? CStringGetTextDatum(migration_key(version)) : (Datum) 0;
 	int			n;
 	HeapTuple  *rows;
 	TupleDesc	desc;
@@ -623,7 +623,8 @@ check_applied(const char *version)
 		{
 			strlcpy(res->sqlstate, unpack_sql_state(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), 6);
 			res->message = registered_sum
-				? psprintf("migration %s was changed after it was applied", v)
+				? psprintf("%smigration %s was changed after it was applied",
+						   v[0] == 'R' ? "repeatable " : "", v)
 				: psprintf("migration %s is applied but no longer registered", v);
 			res->detail = registered_sum
 				? psprintf("Applied checksum %s, registered checksum %s.", applied_sum, registered_sum)

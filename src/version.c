@@ -12,7 +12,8 @@
  *
  * The order key is a string that sorts with memcmp (COLLATE "C") in that
  * order: each group as two digits of length followed by its digits.  Equal
- * keys are the same version.
+ * keys are the same version.  Repeatable migrations ("R__name") have the key
+ * "~name", after every version.
  */
 #include "postgres.h"
 
@@ -125,6 +126,46 @@ version_key(const char *version)
 	}
 	key.data[keep_len] = '\0';
 	return key.data;
+}
+
+/*
+ * The catalog key of a migration: a version's order key, or for a repeatable
+ * migration (written "R__name") "~name", which sorts after every version, so
+ * repeatable migrations run after the versioned ones, in name order.
+ */
+char *
+migration_key(const char *version)
+{
+	if (strncmp(version, REPEATABLE_PREFIX, strlen(REPEATABLE_PREFIX)) == 0)
+	{
+		const char *name = version + strlen(REPEATABLE_PREFIX);
+
+		if (*name == '\0')
+			invalid_version(version, "A repeatable migration needs a name after \"R__\".");
+		return psprintf("~%s", name);
+	}
+	return version_key(version);
+}
+
+/* migration_key(), or NULL for text that is not a version (another tool's). */
+char *
+migration_key_or_null(const char *version)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *volatile key = NULL;
+
+	PG_TRY();
+	{
+		key = migration_key(version);
+	}
+	PG_CATCH();
+	{
+		/* a pure computation: no state to roll back */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	return key;
 }
 
 /* migrate_version_key(text) -> text: the order key of a version. */

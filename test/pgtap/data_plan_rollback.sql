@@ -114,7 +114,7 @@ SELECT throws_ok(
     'migrate_apply() fails on the wrong expectation of 003');
 
 SELECT results_eq(
-    $$SELECT state, detail, context LIKE '%migrate_apply: migration 003 "add workflows" (3 of 4)%'
+    $$SELECT state, detail, context LIKE '%applying migration 003 "add workflows" (3 of 4)%'
         FROM pg_temp.error_of('SELECT * FROM migrate_apply()')$$,
     $$VALUES ('23000',
               'Migration 003 expected a change of +226 rows in "workflows"; the table had 368 rows after it and 141 before it.',

@@ -66,8 +66,8 @@ SELECT is(
     (SELECT count(*) FROM pg_depend d
       WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')),
-    10::bigint,
-    'the extension has 10 functions (9 migrate_* and the history trigger function)');
+    18::bigint,
+    'the extension has 18 routines (17 migrate_* and the history trigger function)');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure
         FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid

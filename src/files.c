@@ -1,0 +1,858 @@
+/*
+ * files.c
+ *		Migration files as people have them: the version, name and kind come
+ *		from the file name (Flyway V/U/R, Supabase and dbmate timestamps,
+ *		dated and numbered names, golang-migrate .up/.down pairs); sections and
+ *		directives from "-- migrate:" lines.  migrate_add_script() registers one
+ *		file, migrate_add_scripts() and migrate_load() a whole directory, all
+ *		or nothing.
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/tuplestore.h"
+
+#include "migrate.h"
+
+PG_FUNCTION_INFO_V1(migrate_add_script);
+PG_FUNCTION_INFO_V1(migrate_add_scripts);
+PG_FUNCTION_INFO_V1(migrate_load);
+
+#define FILE_NAME_FORMS \
+	"V<version>__<name>.sql, U<version>__<name>.sql (its down script), R__<name>.sql (repeatable), " \
+	"<version>_<name>.sql, and <version>_<name>.up.sql / .down.sql"
+
+/* One file of a directory, and what became of it. */
+typedef struct MigrationFile
+{
+	char	   *filename;		/* base name */
+	char	   *content;		/* NULL: not read (not a .sql file) */
+	/* from the name */
+	char	   *version;
+	char	   *name;
+	bool		is_down;
+	/* outcome */
+	char	   *key;
+	const char *result;
+	char	   *detail;
+} MigrationFile;
+
+/* ---- file names ---- */
+
+/*
+ * Length of the version at the start of s: digit groups separated by '.',
+ * '-' or '_', where a group continues the version only if it is all digits up
+ * to the next separator (so "001_2fa_setup" is version 001, name "2fa_setup").
+ */
+static int
+version_prefix_length(const char *s)
+{
+	int			len = 0;
+
+	if (!isdigit((unsigned char) s[0]))
+		return 0;
+	while (isdigit((unsigned char) s[len]))
+		len++;
+	for (;;)
+	{
+		int			g = len + 1;
+
+		if (s[len] != '.' && s[len] != '-' && s[len] != '_')
+			break;
+		if (!isdigit((unsigned char) s[g]))
+			break;
+		while (isdigit((unsigned char) s[g]))
+			g++;
+		if (s[g] != '\0' && s[g] != '.' && s[g] != '-' && s[g] != '_')
+			break;
+		len = g;
+	}
+	return len;
+}
+
+static bool
+ends_with(const char *s, const char *suffix)
+{
+	size_t		ls = strlen(s),
+				lx = strlen(suffix);
+
+	return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
+}
+
+/* Fill f->version, f->name, f->is_down from f->filename; NULL or why not. */
+static const char *
+parse_file_name(MigrationFile *f)
+{
+	char	   *stem;
+	int			vlen;
+
+	if (!ends_with(f->filename, ".sql"))
+		return "not a .sql file";
+	stem = pnstrdup(f->filename, strlen(f->filename) - 4);
+
+	if (strncmp(stem, "R__", 3) == 0)
+	{
+		if (stem[3] == '\0')
+			return "a repeatable migration needs a name after R__";
+		f->name = pstrdup(stem + 3);
+		f->version = psprintf("%s%s", REPEATABLE_PREFIX, f->name);
+		return NULL;
+	}
+	if ((stem[0] == 'V' || stem[0] == 'U') && isdigit((unsigned char) stem[1]))
+	{
+		char	   *sep = strstr(stem, "__");
+
+		if (sep == NULL || sep[2] == '\0')
+			return "a Flyway file name is V<version>__<name>.sql";
+		vlen = version_prefix_length(stem + 1);
+		if (stem + 1 + vlen != sep)
+			return "the part between V or U and \"__\" is not a version";
+		f->version = pnstrdup(stem + 1, vlen);
+		f->name = pstrdup(sep + 2);
+		f->is_down = (stem[0] == 'U');
+		return NULL;
+	}
+	if (ends_with(stem, ".up") || ends_with(stem, ".down"))
+	{
+		f->is_down = ends_with(stem, ".down");
+		stem[strlen(stem) - (f->is_down ? 5 : 3)] = '\0';
+	}
+	vlen = version_prefix_length(stem);
+	if (vlen == 0)
+		return "the name does not start with a version";
+	if (stem[vlen] != '_' || stem[vlen + 1] == '\0')
+		return "the version must be followed by \"_\" and a name";
+	f->version = pnstrdup(stem, vlen);
+	f->name = pstrdup(stem + vlen + 1);
+	return NULL;
+}
+
+/* ---- sections and directives ---- */
+
+typedef struct Marker
+{
+	int			start;			/* offset of the marker line */
+	int			end;			/* offset just after it (after its newline) */
+	int			line;
+	char	   *directive;		/* up, down, verify, requires, expect */
+	char	   *arg;			/* the rest of the line, trimmed */
+} Marker;
+
+static bool
+is_ident_char(char c)
+{
+	return isalnum((unsigned char) c) || c == '_' || c == '$' || IS_HIGHBIT_SET(c);
+}
+
+/* If "-- migrate:..." starts at p (after blanks), describe it. */
+static Marker *
+marker_at(const char *text, const char *line_start, int lineno)
+{
+	const char *p = line_start;
+	const char *eol;
+	const char *word;
+	Marker	   *mk;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (p[0] != '-' || p[1] != '-')
+		return NULL;
+	p += 2;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (strncmp(p, "migrate:", 8) != 0)
+		return NULL;
+	p += 8;
+	eol = strchr(p, '\n');
+	if (eol == NULL)
+		eol = p + strlen(p);
+	word = p;
+	while (isalpha((unsigned char) *p))
+		p++;
+	mk = palloc0(sizeof(Marker));
+	mk->start = line_start - text;
+	mk->end = (*eol == '\n') ? eol + 1 - text : eol - text;
+	mk->line = lineno;
+	mk->directive = pnstrdup(word, p - word);
+	while (*p == ' ' || *p == '\t')
+		p++;
+	mk->arg = pnstrdup(p, eol - p);
+	/* trim trailing blanks and a CR */
+	for (int n = strlen(mk->arg); n > 0 && isspace((unsigned char) mk->arg[n - 1]); n--)
+		mk->arg[n - 1] = '\0';
+	return mk;
+}
+
+/*
+ * "-- migrate:" lines outside strings, quoted identifiers, dollar-quoted
+ * bodies and block comments, in order.
+ */
+static List *
+find_markers(const char *text)
+{
+	List	   *markers = NIL;
+	const char *p = text;
+	int			line = 1;
+	bool		line_start = true;
+
+	while (*p)
+	{
+		if (line_start)
+		{
+			Marker	   *mk = marker_at(text, p, line);
+
+			if (mk)
+				markers = lappend(markers, mk);
+			line_start = false;
+		}
+		if (*p == '\n')
+		{
+			line++;
+			line_start = true;
+			p++;
+		}
+		else if (p[0] == '-' && p[1] == '-')
+		{
+			while (*p && *p != '\n')
+				p++;
+		}
+		else if (p[0] == '/' && p[1] == '*')
+		{
+			int			depth = 1;
+
+			p += 2;
+			while (*p && depth > 0)
+			{
+				if (p[0] == '/' && p[1] == '*')
+					depth++, p += 2;
+				else if (p[0] == '*' && p[1] == '/')
+					depth--, p += 2;
+				else
+					line += (*p++ == '\n');
+			}
+		}
+		else if (*p == '\'')
+		{
+			bool		escapes = p > text && (p[-1] == 'E' || p[-1] == 'e') &&
+				(p - 1 == text || !is_ident_char(p[-2]));
+
+			for (p++; *p; p++)
+			{
+				if (escapes && *p == '\\' && p[1])
+					line += (*++p == '\n');
+				else if (*p == '\'' && p[1] == '\'')
+					p++;
+				else if (*p == '\'')
+					break;
+				else
+					line += (*p == '\n');
+			}
+			if (*p)
+				p++;
+		}
+		else if (*p == '"')
+		{
+			for (p++; *p; p++)
+			{
+				if (*p == '"' && p[1] == '"')
+					p++;
+				else if (*p == '"')
+					break;
+				else
+					line += (*p == '\n');
+			}
+			if (*p)
+				p++;
+		}
+		else if (*p == '$' && (p == text || !is_ident_char(p[-1])))
+		{
+			const char *t = p + 1;
+
+			/* a dollar-quote tag: $$ or $tag$, tag not starting with a digit */
+			if (*t != '$' && (isalpha((unsigned char) *t) || *t == '_' || IS_HIGHBIT_SET(*t)))
+				while (is_ident_char(*t) && *t != '$')
+					t++;
+			if (*t == '$')
+			{
+				char	   *tag = pnstrdup(p, t + 1 - p);
+				const char *close = strstr(t + 1, tag);
+				const char *end = close ? close + strlen(tag) : t + 1 + strlen(t + 1);
+
+				for (const char *q = p; q < end; q++)
+					line += (*q == '\n');
+				p = end;
+			}
+			else
+				p++;
+		}
+		else
+			p++;
+	}
+	return markers;
+}
+
+static void
+file_error(MigrationFile *f, int line, const char *msg)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s", msg),
+			 errdetail("In file \"%s\", line %d.", f->filename, line),
+			 errhint("Section markers are -- migrate:up, -- migrate:down and -- migrate:verify "
+					 "(up and down may add transaction:false); directives are "
+					 "-- migrate:requires <versions> and -- migrate:expect <JSON object>.")));
+}
+
+/* Blank out the marker lines of text (keeping their newlines), for the scripts. */
+static char *
+without_markers(const char *text, List *markers)
+{
+	char	   *copy = pstrdup(text);
+	ListCell   *lc;
+
+	foreach(lc, markers)
+	{
+		Marker	   *mk = lfirst(lc);
+
+		for (int i = mk->start; i < mk->end; i++)
+			if (copy[i] != '\n')
+				copy[i] = ' ';
+	}
+	return copy;
+}
+
+static char *
+append_script(char *acc, const char *more, bool before)
+{
+	if (acc == NULL)
+		return pstrdup(more);
+	return before ? psprintf("%s\n%s", more, acc) : psprintf("%s\n%s", acc, more);
+}
+
+/*
+ * Fill a migration from the text of its (up) file: the sections, or the
+ * whole text as up; requirements and expectations from directives.
+ * Several up/down pairs (dbmate) are joined: ups in order, downs in reverse.
+ */
+static void
+split_sections(MigrationFile *f, Migration *m)
+{
+	List	   *markers = find_markers(f->content);
+	char	   *clean = without_markers(f->content, markers);
+	Marker	   *section = NULL;
+	int			header_end = strlen(clean);
+	ListCell   *lc;
+
+	m->transactional = true;
+	foreach(lc, markers)
+	{
+		Marker	   *mk = lfirst(lc);
+		bool		is_section = false;
+
+		if (strcmp(mk->directive, "up") == 0 || strcmp(mk->directive, "down") == 0)
+		{
+			is_section = true;
+			if (strcmp(mk->arg, "transaction:false") == 0)
+			{
+				if (strcmp(mk->directive, "up") == 0)
+					m->transactional = false;
+			}
+			else if (mk->arg[0] != '\0' && strcmp(mk->arg, "transaction:true") != 0)
+				file_error(f, mk->line, psprintf("unknown option \"%s\" of -- migrate:%s", mk->arg, mk->directive));
+		}
+		else if (strcmp(mk->directive, "verify") == 0)
+			is_section = true;
+		else if (strcmp(mk->directive, "requires") == 0)
+		{
+			char	   *list = pstrdup(mk->arg);
+			char	   *tok;
+			char	   *save;
+
+			for (tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
+				m->requires = lappend(m->requires, pstrdup(tok));
+			if (list_length(m->requires) == 0)
+				file_error(f, mk->line, "-- migrate:requires names no version");
+		}
+		else if (strcmp(mk->directive, "expect") == 0)
+		{
+			Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(mk->arg)));
+
+			if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+				file_error(f, mk->line, "-- migrate:expect takes a JSON object, such as {\"tools\": 150}");
+			if (m->expect)
+				j = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+													   DirectFunctionCall1(jsonb_in, CStringGetDatum(m->expect)),
+													   JsonbPGetDatum(j)));
+			m->expect = JsonbToCString(NULL, &j->root, VARSIZE(j));
+		}
+		else
+			file_error(f, mk->line, psprintf("unknown directive \"-- migrate:%s\"", mk->directive));
+
+		if (!is_section)
+			continue;
+		/* close the previous section at this marker */
+		if (section == NULL)
+			header_end = mk->start;
+		else
+		{
+			char	   *body = pnstrdup(clean + section->end, mk->start - section->end);
+
+			if (strcmp(section->directive, "up") == 0)
+				m->up = append_script(m->up, body, false);
+			else if (strcmp(section->directive, "down") == 0)
+				m->down = append_script(m->down, body, true);
+			else
+				m->verify = append_script(m->verify, body, false);
+		}
+		section = mk;
+	}
+	if (section)
+	{
+		char	   *body = pstrdup(clean + section->end);
+
+		if (strcmp(section->directive, "up") == 0)
+			m->up = append_script(m->up, body, false);
+		else if (strcmp(section->directive, "down") == 0)
+			m->down = append_script(m->down, body, true);
+		else
+			m->verify = append_script(m->verify, body, false);
+		/* without an up marker, what stands before the first section is the up script */
+		if (m->up == NULL)
+			m->up = pnstrdup(clean, header_end);
+		else if (script_parse(pnstrdup(clean, header_end), psprintf("file \"%s\"", f->filename))->nstmts > 0)
+			file_error(f, 1, "statements stand before the -- migrate:up section");
+	}
+	else
+		m->up = clean;
+}
+
+/* ---- registering a set of files ---- */
+
+static int
+file_cmp(const ListCell *a, const ListCell *b)
+{
+	MigrationFile *fa = lfirst(a),
+			   *fb = lfirst(b);
+
+	if (fa->key && fb->key)
+	{
+		int			c = strcmp(fa->key, fb->key);
+
+		if (c != 0)
+			return c;
+		return (int) fa->is_down - (int) fb->is_down;
+	}
+	if (fa->key || fb->key)
+		return fa->key ? -1 : 1;
+	return strcmp(fa->filename, fb->filename);
+}
+
+/* Error context: which file is being read. */
+static void
+file_error_context(void *arg)
+{
+	errcontext("migration file \"%s\"", ((MigrationFile *) arg)->filename);
+}
+
+/* {"key": "value"} with the value escaped, for history details. */
+static char *
+json_object_1(const char *key, const char *value)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	escape_json(&buf, key);
+	appendStringInfoString(&buf, ": ");
+	escape_json(&buf, value);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* Set the down script of a registered migration that has no up file here. */
+static const char *
+register_down_only(Catalog *cat, MigrationFile *down)
+{
+	Migration  *m = catalog_find(cat, down->key);
+	Datum		values[3];
+
+	if (m == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("down script \"%s\" belongs to no registered migration", down->filename),
+				 errdetail("No migration has version %s.", down->version),
+				 errhint("Register the migration's up script with it.")));
+	if (m->down && strcmp(m->down, down->content) == 0)
+		return "unchanged";
+	values[0] = CStringGetTextDatum(m->key);
+	values[1] = CStringGetTextDatum(down->content);
+	values[2] = CStringGetTextDatum(down->filename);
+	catalog_exec("UPDATE migrate.migrations SET down = $2 WHERE version_key = $1",
+				 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}, values, NULL);
+	catalog_history(m->version, m->key, m->name, "update", m->checksum,
+					json_object_1("down_file", down->filename));
+	return "updated";
+}
+
+/*
+ * Register a set of files, all or nothing.  With `strict`, a name that fits
+ * no form is an error; otherwise such files are skipped and listed.
+ */
+static List *
+register_files(List *files, bool strict)
+{
+	List	   *ups = NIL;
+	List	   *registered = NIL;
+	ListCell   *lc;
+	Catalog    *cat;
+	bool		changed = false;
+
+	/* names, duplicates, sections: everything that needs no catalog */
+	foreach(lc, files)
+	{
+		MigrationFile *f = lfirst(lc);
+		const char *why = parse_file_name(f);
+		ListCell   *lc2;
+
+		if (why == NULL && f->content == NULL)
+			why = "not read";
+		if (why)
+		{
+			if (strict)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("file name \"%s\" is not a migration file name", f->filename),
+						 errdetail("%s.", why),
+						 errhint("Accepted forms: " FILE_NAME_FORMS ".")));
+			f->result = "skipped";
+			f->detail = psprintf("not a migration: %s", why);
+			continue;
+		}
+		f->key = migration_key(f->version);
+		foreach(lc2, files)
+		{
+			MigrationFile *g = lfirst(lc2);
+
+			if (g == f)
+				break;
+			if (g->key && strcmp(g->key, f->key) == 0 && g->is_down == f->is_down)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_OBJECT),
+						 errmsg("files \"%s\" and \"%s\" have the same version %s",
+								g->filename, f->filename, f->version),
+						 errdetail("Two %s of one version cannot both be registered.",
+								   f->is_down ? "down scripts" : "migrations"),
+						 errhint("Renumber one of them; nothing was registered.")));
+		}
+	}
+	list_sort(files, file_cmp);
+
+	foreach(lc, files)
+	{
+		MigrationFile *f = lfirst(lc);
+		ErrorContextCallback errcb;
+		Migration  *m;
+
+		if (f->key == NULL || f->is_down)
+			continue;
+		errcb.callback = file_error_context;
+		errcb.arg = f;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
+
+		m = palloc0(sizeof(Migration));
+		m->version = f->version;
+		m->name = f->name;
+		m->source = f->filename;
+		split_sections(f, m);
+		/* a separate down file (U..., .down.sql) is the down script */
+		if (lnext(files, lc))
+		{
+			MigrationFile *d = lfirst(lnext(files, lc));
+
+			if (d->key && d->is_down && strcmp(d->key, f->key) == 0)
+			{
+				if (m->down)
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_OBJECT),
+							 errmsg("migration %s has two down scripts", f->version),
+							 errdetail("File \"%s\" has a -- migrate:down section, and file \"%s\" is its down script too.",
+									   f->filename, d->filename),
+							 errhint("Keep one of them.")));
+				m->down = d->content;
+			}
+		}
+		migration_prepare(m);
+		error_context_stack = errcb.previous;
+		ups = lappend(ups, list_make2(f, m));
+	}
+
+	SPI_connect();
+	catalog_lock();
+	cat = catalog_load(false);
+	foreach(lc, ups)
+	{
+		MigrationFile *f = linitial(lfirst(lc));
+		Migration  *m = lsecond(lfirst(lc));
+
+		f->result = register_migration(cat, m);
+		if (!m->transactional)
+			f->detail = "transaction:false";
+		changed |= strcmp(f->result, "unchanged") != 0;
+		registered = lappend(registered, m);
+	}
+	foreach(lc, files)
+	{
+		MigrationFile *f = lfirst(lc);
+		ListCell   *lc2;
+
+		if (f->key == NULL || !f->is_down)
+			continue;
+		/* the down file of an up file here shares its result */
+		foreach(lc2, ups)
+		{
+			MigrationFile *u = linitial(lfirst(lc2));
+
+			if (strcmp(u->key, f->key) == 0)
+				f->result = u->result;
+		}
+		if (f->result == NULL)
+		{
+			f->result = register_down_only(cat, f);
+			changed |= strcmp(f->result, "unchanged") != 0;
+		}
+	}
+	if (changed)
+	{
+		registered_check_requirements(registered);
+		catalog_mark_changed();
+	}
+	SPI_finish();
+	return files;
+}
+
+static void
+put_file_rows(FunctionCallInfo fcinfo, List *files)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ListCell   *lc;
+
+	foreach(lc, files)
+	{
+		MigrationFile *f = lfirst(lc);
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+		bool		known = (f->key != NULL);
+
+		values[0] = CStringGetTextDatum(f->filename);
+		values[1] = known ? CStringGetTextDatum(f->version) : (Datum) 0;
+		nulls[1] = !known;
+		values[2] = known ? CStringGetTextDatum(f->name) : (Datum) 0;
+		nulls[2] = !known;
+		values[3] = known ? CStringGetTextDatum(f->key[0] == REPEATABLE_KEY_CHAR ? "repeatable" : "versioned") : (Datum) 0;
+		nulls[3] = !known;
+		values[4] = known ? CStringGetTextDatum(f->is_down ? "down" : "up") : (Datum) 0;
+		nulls[4] = !known;
+		values[5] = CStringGetTextDatum(f->result);
+		values[6] = f->detail ? CStringGetTextDatum(f->detail) : (Datum) 0;
+		nulls[6] = f->detail == NULL;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+static char *
+base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return pstrdup(slash ? slash + 1 : path);
+}
+
+/* migrate_add_script(filename, script): register one file. */
+Datum
+migrate_add_script(PG_FUNCTION_ARGS)
+{
+	MigrationFile *f = palloc0(sizeof(MigrationFile));
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the file name and the script must not be null")));
+	f->filename = base_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	f->content = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	InitMaterializedSRF(fcinfo, 0);
+	put_file_rows(fcinfo, register_files(list_make1(f), true));
+	return (Datum) 0;
+}
+
+/* migrate_add_scripts(filenames, scripts): register a directory sent by a client. */
+Datum
+migrate_add_scripts(PG_FUNCTION_ARGS)
+{
+	Datum	   *names,
+			   *scripts;
+	bool	   *name_nulls,
+			   *script_nulls;
+	int			nnames,
+				nscripts;
+	List	   *files = NIL;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the file names and the scripts must not be null")));
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT,
+					  &names, &name_nulls, &nnames);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT,
+					  &scripts, &script_nulls, &nscripts);
+	if (nnames != nscripts)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%d file names but %d scripts", nnames, nscripts),
+				 errhint("Pass one script per file name, NULL for a file that is not a migration.")));
+	for (int i = 0; i < nnames; i++)
+	{
+		MigrationFile *f = palloc0(sizeof(MigrationFile));
+
+		if (name_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("file name %d is null", i + 1)));
+		f->filename = base_name(TextDatumGetCString(names[i]));
+		f->content = script_nulls[i] ? NULL : TextDatumGetCString(scripts[i]);
+		files = lappend(files, f);
+	}
+	InitMaterializedSRF(fcinfo, 0);
+	put_file_rows(fcinfo, register_files(files, false));
+	return (Datum) 0;
+}
+
+/* The whole content of a server file, checked to be text in the database encoding. */
+static char *
+read_text_file(const char *path, const char *filename)
+{
+	FILE	   *fp = AllocateFile(path, PG_BINARY_R);
+	StringInfoData buf;
+	char		chunk[8192];
+	size_t		n;
+
+	if (fp == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for reading: %m", path)));
+	initStringInfo(&buf);
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		appendBinaryStringInfo(&buf, chunk, n);
+	if (ferror(fp))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", path)));
+	FreeFile(fp);
+	if (memchr(buf.data, '\0', buf.len) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("file \"%s\" contains a zero byte", filename),
+				 errhint("A migration file must be text.")));
+	if (!pg_verify_mbstr(GetDatabaseEncoding(), buf.data, buf.len, true))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("file \"%s\" is not valid %s", filename, GetDatabaseEncodingName()),
+				 errhint("Convert it to the database encoding.")));
+	return buf.data;
+}
+
+static int
+filename_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp(((MigrationFile *) lfirst(a))->filename, ((MigrationFile *) lfirst(b))->filename);
+}
+
+/* migrate_load(directory): register every migration file of a server directory. */
+Datum
+migrate_load(PG_FUNCTION_ARGS)
+{
+	char	   *dir;
+	DIR		   *d;
+	struct dirent *de;
+	List	   *files = NIL;
+	ListCell   *lc;
+
+	if (!superuser() && !has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read migration files on the server"),
+				 errdetail("Only superusers and members of pg_read_server_files may call migrate_load()."),
+				 errhint("Send the files from your machine instead: bin/migrate-bundle DIR | psql.")));
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the directory must not be null")));
+	dir = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	canonicalize_path(dir);
+
+	d = AllocateDir(dir);
+	if (d == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open directory \"%s\": %m", dir)));
+	while ((de = ReadDir(d, dir)) != NULL)
+	{
+		MigrationFile *f;
+		char	   *path;
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		path = psprintf("%s/%s", dir, de->d_name);
+		f = palloc0(sizeof(MigrationFile));
+		f->filename = pstrdup(de->d_name);
+		if (stat(path, &st) < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not stat file \"%s\": %m", path)));
+		if (!S_ISREG(st.st_mode))
+		{
+			f->result = "skipped";
+			f->detail = "not a migration: not a regular file";
+		}
+		else if (ends_with(f->filename, ".sql"))
+			f->content = read_text_file(path, f->filename);
+		files = lappend(files, f);
+	}
+	FreeDir(d);
+	list_sort(files, filename_cmp);
+
+	/* files already skipped (directories) stay listed, unregistered */
+	{
+		List	   *candidates = NIL;
+		List	   *others = NIL;
+
+		foreach(lc, files)
+		{
+			MigrationFile *f = lfirst(lc);
+
+			if (f->result)
+				others = lappend(others, f);
+			else
+				candidates = lappend(candidates, f);
+		}
+		files = list_concat(register_files(candidates, false), others);
+	}
+	InitMaterializedSRF(fcinfo, 0);
+	put_file_rows(fcinfo, files);
+	return (Datum) 0;
+}

@@ -1,0 +1,294 @@
+/*
+ * import.c
+ *		Adopting the histories of other tools, so that moving to migrate loses
+ *		nothing: Supabase CLI (supabase_migrations.schema_migrations), Flyway
+ *		(flyway_schema_history), dbmate and golang-migrate (schema_migrations).
+ *		And keeping Supabase's table in step: what migrate applies or reverts
+ *		is written there too, so `supabase migration list` agrees.
+ *
+ *		The other tools' tables are read and written with the caller's rights.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "migrate.h"
+
+PG_FUNCTION_INFO_V1(migrate_import_history);
+
+/* ---- Supabase's table, kept in step ---- */
+
+static bool
+supabase_table_exists(void)
+{
+	Oid			nsp = get_namespace_oid("supabase_migrations", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("schema_migrations", nsp));
+}
+
+/* Run a statement on another tool's table as the caller; raises on SPI failure. */
+static void
+exec_as_caller(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	MemoryContextSwitchTo(cxt);
+	if (rc < 0)
+		elog(ERROR, "query failed: %s: %s", SPI_result_code_string(rc), sql);
+}
+
+void
+supabase_record_apply(Migration *m, Script *script)
+{
+	List	   *statements = NIL;
+
+	if (m->repeatable || !supabase_table_exists())
+		return;
+	for (int i = 0; i < script->nstmts; i++)
+		statements = lappend(statements, script->stmts[i].sql);
+	exec_as_caller("INSERT INTO supabase_migrations.schema_migrations (version, name, statements) "
+				   "SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT FROM supabase_migrations.schema_migrations "
+				   "                                     WHERE version OPERATOR(pg_catalog.=) $1)",
+				   3, (Oid[]) {TEXTOID, TEXTOID, TEXTARRAYOID},
+				   (Datum[]) {CStringGetTextDatum(m->version), CStringGetTextDatum(m->name),
+				   PointerGetDatum(string_list_to_array(statements))});
+}
+
+void
+supabase_record_revert(Migration *m)
+{
+	if (m->repeatable || !supabase_table_exists())
+		return;
+	exec_as_caller("DELETE FROM supabase_migrations.schema_migrations "
+				   " WHERE version OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(m->version)});
+}
+
+/* ---- migrate_import_history ---- */
+
+/* A version another tool recorded as applied. */
+typedef struct ForeignVersion
+{
+	char	   *version;
+	char	   *name;
+} ForeignVersion;
+
+static Oid
+require_table(const char *qualified, const char *tool)
+{
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(qualified));
+	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("%s's history table %s does not exist", tool, qualified),
+				 errhint("Connect to the database %s migrated, with its schema in search_path.", tool)));
+	return relid;
+}
+
+static bool
+has_column(Oid relid, const char *column)
+{
+	return get_attnum(relid, column) != InvalidAttrNumber;
+}
+
+/* Rows of a query on the other tool's table, as ForeignVersions. */
+static List *
+foreign_versions(const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *result = NIL;
+	int			rc = SPI_execute(sql, true, 0);
+
+	MemoryContextSwitchTo(cxt);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "history query failed: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		ForeignVersion *fv = palloc0(sizeof(ForeignVersion));
+
+		fv->version = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		fv->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		if (fv->version)
+			result = lappend(result, fv);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return result;
+}
+
+static void
+put_import_row(ReturnSetInfo *rsinfo, const char *version, const char *name,
+			   const char *result, const char *detail)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, name == NULL, false, detail == NULL};
+
+	values[0] = CStringGetTextDatum(version);
+	values[1] = name ? CStringGetTextDatum(name) : (Datum) 0;
+	values[2] = CStringGetTextDatum(result);
+	values[3] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/* Mark a registered migration applied by another tool. */
+static void
+import_one(ReturnSetInfo *rsinfo, Migration *m, const char *tool, const char *theirs)
+{
+	ApplyRecord rec = {0};
+
+	if (m->applied)
+	{
+		put_import_row(rsinfo, m->version, m->name, "already applied", NULL);
+		return;
+	}
+	rec.action = "import";
+	catalog_record_applied(m, &rec);
+	put_import_row(rsinfo, m->version, m->name, "imported",
+				   psprintf("recorded by %s as %s", tool, theirs));
+}
+
+/*
+ * migrate_import_history(source): registered versions that the tool's table
+ * records as applied become applied here (history action "import"), without
+ * running; versions it records that are not registered are reported.
+ */
+Datum
+migrate_import_history(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *source;
+	List	   *theirs = NIL;
+	char	   *golang_key = NULL;
+	char	   *golang_version = NULL;
+	Catalog    *cat;
+	bool		changed = false;
+	ListCell   *lc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the source of the history must not be null")));
+	source = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+
+	if (strcmp(source, "supabase") == 0)
+	{
+		require_table("supabase_migrations.schema_migrations", "Supabase CLI");
+		theirs = foreign_versions("SELECT version, name FROM supabase_migrations.schema_migrations");
+	}
+	else if (strcmp(source, "flyway") == 0)
+	{
+		Oid			relid = require_table("flyway_schema_history", "Flyway");
+
+		/* versioned rows, and repeatable ones (no version) by description */
+		theirs = foreign_versions(psprintf(
+			"SELECT CASE WHEN version IS NULL "
+			"            THEN 'R__' OPERATOR(pg_catalog.||) pg_catalog.replace(description, ' ', '_') "
+			"            ELSE version END, description "
+			"  FROM %s WHERE success AND type OPERATOR(pg_catalog.!~~) 'UNDO%%' "
+			"   AND type OPERATOR(pg_catalog.<>) 'DELETE' AND type OPERATOR(pg_catalog.<>) 'BASELINE' "
+			" ORDER BY installed_rank",
+			quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									   get_rel_name(relid))));
+	}
+	else if (strcmp(source, "dbmate") == 0)
+	{
+		Oid			relid = require_table("schema_migrations", "dbmate");
+
+		if (has_column(relid, "dirty"))
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("schema_migrations has a \"dirty\" column: it is golang-migrate's, not dbmate's"),
+					 errhint("Call migrate_import_history('golang-migrate').")));
+		theirs = foreign_versions(psprintf("SELECT version::text, NULL FROM %s",
+										   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+																	  get_rel_name(relid))));
+	}
+	else if (strcmp(source, "golang-migrate") == 0)
+	{
+		Oid			relid = require_table("schema_migrations", "golang-migrate");
+		char	   *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													   get_rel_name(relid));
+		MemoryContext cxt = CurrentMemoryContext;
+
+		if (!has_column(relid, "dirty"))
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("schema_migrations has no \"dirty\" column: it is not golang-migrate's"),
+					 errhint("For dbmate's table, call migrate_import_history('dbmate').")));
+		/* golang-migrate keeps one row: the current version, and whether it is dirty */
+		if (SPI_execute(psprintf("SELECT version::text, dirty FROM %s", table), true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read %s", table);
+		MemoryContextSwitchTo(cxt);
+		if (SPI_processed > 0)
+		{
+			bool		isnull;
+
+			golang_version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("golang-migrate left version %s dirty", golang_version),
+						 errdetail("A dirty version failed half way; what it changed is unknown."),
+						 errhint("Fix the database by hand, set dirty = false in %s, then import.", table)));
+			golang_key = version_key(golang_version);
+		}
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown history source \"%s\"", source),
+				 errhint("Sources are supabase, flyway, dbmate and golang-migrate.")));
+
+	catalog_lock();
+	cat = catalog_load(false);
+	if (golang_key)
+	{
+		/* every registered version up to the current one is applied */
+		for (int i = 0; i < cat->n; i++)
+		{
+			Migration  *m = cat->items[i];
+
+			if (!m->repeatable && strcmp(m->key, golang_key) <= 0)
+			{
+				changed |= !m->applied;
+				import_one(rsinfo, m, "golang-migrate", psprintf("at or before version %s", golang_version));
+			}
+		}
+		if (catalog_find(cat, golang_key) == NULL)
+			put_import_row(rsinfo, golang_version, NULL, "not registered",
+						   "golang-migrate's current version is not registered");
+	}
+	foreach(lc, theirs)
+	{
+		ForeignVersion *fv = lfirst(lc);
+		char	   *key = migration_key_or_null(fv->version);
+		Migration  *m = key ? catalog_find(cat, key) : NULL;
+
+		if (m == NULL)
+			put_import_row(rsinfo, fv->version, fv->name, "not registered",
+						   key ? "register its file, then import again" : "not a version migrate understands");
+		else
+		{
+			changed |= !m->applied;
+			import_one(rsinfo, m, source, fv->version);
+			m->applied = true;	/* a version listed twice is imported once */
+		}
+	}
+	if (changed)
+		catalog_mark_changed();
+	SPI_finish();
+	return (Datum) 0;
+}

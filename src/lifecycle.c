@@ -1,0 +1,452 @@
+/*
+ * lifecycle.c
+ *		The lifecycle commands of a mature migration tool:
+ *		migrate_run()      apply with a commit after each migration, a failure
+ *		                   recorded durably;
+ *		migrate_rollback() run down scripts newest first, in one transaction;
+ *		migrate_baseline() adopt an existing database: mark migrations applied;
+ *		migrate_repair()   accept an intended edit, clear failures.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
+#include "portability/instr_time.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "migrate.h"
+
+PG_FUNCTION_INFO_V1(migrate_run);
+PG_FUNCTION_INFO_V1(migrate_rollback);
+PG_FUNCTION_INFO_V1(migrate_baseline);
+PG_FUNCTION_INFO_V1(migrate_repair);
+
+/* Append "key": "value" (escaped) to a JSON object under construction. */
+static void
+json_field(StringInfo buf, const char *key, const char *value)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	if (value)
+		escape_json(buf, value);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+/* ---- migrate_run ---- */
+
+typedef struct RunStep
+{
+	Migration  *m;
+	int			step;
+	int			nsteps;
+} RunStep;
+
+static void
+run_step_body(void *arg)
+{
+	RunStep    *rs = arg;
+	ApplyRecord rec = {0};
+
+	apply_step(rs->m, rs->step, rs->nsteps, false, &rec);
+}
+
+/* Record a failed run of m durably: its failure state and a history row. */
+static void
+record_failure(Migration *m, ErrorData *edata)
+{
+	StringInfoData json;
+	Datum		values[5];
+
+	initStringInfo(&json);
+	appendStringInfoChar(&json, '{');
+	json_field(&json, "sqlstate", unpack_sql_state(edata->sqlerrcode));
+	json_field(&json, "message", edata->message);
+	json_field(&json, "detail", edata->detail);
+	json_field(&json, "hint", edata->hint);
+	appendStringInfoChar(&json, '}');
+
+	values[0] = CStringGetTextDatum(m->key);
+	values[1] = CStringGetTextDatum(m->version);
+	values[2] = CStringGetTextDatum(m->name);
+	values[3] = CStringGetTextDatum(m->checksum);
+	values[4] = CStringGetTextDatum(json.data);
+	catalog_lock();
+	catalog_exec("WITH f AS (UPDATE migrate.migrations SET failure = $5::jsonb "
+				 "            WHERE version_key = $1) "
+				 "INSERT INTO migrate.history (version, version_key, name, action, checksum, "
+				 "       performed_by, outcome, detail) "
+				 "VALUES ($2, $1, $3, 'apply', $4, current_user, 'failed', $5::jsonb)",
+				 5, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, values, NULL);
+}
+
+/*
+ * CALL migrate_run(target, out_of_order): apply pending migrations one
+ * transaction each.  What succeeded stays; a failure is recorded and
+ * committed, then raised.
+ */
+Datum
+migrate_run(PG_FUNCTION_ARGS)
+{
+	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		out_of_order = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	char	   *target_key = target ? version_key(target) : NULL;
+	bool		nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+	MemoryContext step_cxt;
+	int			done = 0;
+	int			total = -1;
+
+	if (!nonatomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("migrate_run() cannot run inside a transaction block"),
+				 errdetail("It commits after each migration."),
+				 errhint("Run CALL migrate_run(); on its own, or SELECT * FROM migrate_apply(); to apply everything in this transaction.")));
+
+	SPI_connect_ext(SPI_OPT_NONATOMIC);
+	step_cxt = AllocSetContextCreate(CurrentMemoryContext, "migrate_run step",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		MemoryContext saved = MemoryContextSwitchTo(step_cxt);
+		Catalog    *cat;
+		List	   *steps;
+		RunStep		rs;
+		ErrorData  *edata;
+
+		/* plan afresh each time: another session may have applied meanwhile */
+		catalog_lock();
+		cat = catalog_load(true);
+		steps = plan_pending(cat, target_key, out_of_order, true);
+		if (total < 0)
+		{
+			refuse_non_transactional(steps);
+			total = list_length(steps);
+		}
+		if (steps == NIL)
+		{
+			MemoryContextSwitchTo(saved);
+			break;
+		}
+		rs.m = ((PlanStep *) linitial(steps))->m;
+		rs.step = done + 1;
+		rs.nsteps = Max(total, done + 1);
+		edata = run_in_subtransaction(run_step_body, &rs, true);
+		if (edata)
+		{
+			record_failure(rs.m, edata);
+			SPI_commit();
+			ReThrowError(edata);
+		}
+		catalog_mark_changed();
+		SPI_commit();
+		done++;
+		MemoryContextSwitchTo(saved);
+		MemoryContextReset(step_cxt);
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* ---- migrate_rollback ---- */
+
+static void
+revert_one(Migration *m, ApplyRecord *rec)
+{
+	char	   *what = psprintf("Down script of migration %s \"%s\"", m->version, m->name);
+	Script	   *script = script_parse(m->down, psprintf("the down script of migration %s", m->version));
+	List	   *touched = NIL;
+	instr_time	start,
+				elapsed;
+	Datum		values[4];
+
+	INSTR_TIME_SET_CURRENT(start);
+	for (int i = 0; i < script->nstmts; i++)
+	{
+		ListCell   *lc;
+
+		script_exec_stmt(script, i, what,
+						 "Nothing of this rollback was kept; correct the down script, register it again and rerun.",
+						 false);
+		rec->rows += SPI_processed;
+		SPI_freetuptable(SPI_tuptable);
+		foreach(lc, stmt_written_relations(script->stmts[i].parsetree))
+		{
+			Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
+
+			if (OidIsValid(relid))
+				touched = touched_add(touched, relid);
+		}
+	}
+	rec->checks += verify_constraints_raise(touched, m->version);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	rec->duration_ms = INSTR_TIME_GET_MILLISEC(elapsed);
+
+	values[0] = CStringGetTextDatum(m->key);
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(current_user_name()));
+	values[2] = CStringGetTextDatum(psprintf("%.3f ms", rec->duration_ms));
+	values[3] = Int64GetDatum(rec->rows);
+	catalog_exec("WITH a AS (DELETE FROM migrate.applied WHERE version_key = $1 RETURNING *) "
+				 "INSERT INTO migrate.history (version, version_key, name, action, checksum, "
+				 "       performed_by, duration, rows_affected, checks) "
+				 "SELECT a.version, a.version_key, a.name, 'revert', a.checksum, $2, $3::interval, $4, $5 "
+				 "  FROM a",
+				 5, (Oid[]) {TEXTOID, NAMEOID, TEXTOID, INT8OID, INT4OID},
+				 (Datum[]) {values[0], values[1], values[2], values[3], Int32GetDatum(rec->checks)},
+				 NULL);
+	supabase_record_revert(m);
+}
+
+/* migrate_rollback(target): revert applied migrations newer than target, newest first. */
+Datum
+migrate_rollback(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *target;
+	char	   *target_key;
+	Catalog    *cat;
+	List	   *revert = NIL;
+	StringInfoData missing;
+	ListCell   *lc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the target of a rollback must not be null"),
+				 errhint("migrate_rollback('0') reverts every migration.")));
+	target = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	target_key = version_key(target);
+	InitMaterializedSRF(fcinfo, 0);
+
+	SPI_connect();
+	catalog_lock();
+	cat = catalog_load(false);
+
+	/* applied, but not registered: there is no down script to run */
+	catalog_exec("SELECT pg_catalog.string_agg(a.version, ', ' ORDER BY a.version_key DESC) "
+				 "  FROM migrate.applied a "
+				 " WHERE a.version_key > $1 AND a.version_key < '~' "
+				 "   AND NOT EXISTS (SELECT FROM migrate.migrations m WHERE m.version_key = a.version_key)",
+				 1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(target_key)}, NULL);
+	initStringInfo(&missing);
+	if (SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))
+		appendStringInfoString(&missing, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+
+	for (int i = cat->n - 1; i >= 0; i--)
+	{
+		Migration  *m = cat->items[i];
+
+		if (!m->applied || m->repeatable || strcmp(m->key, target_key) <= 0)
+			continue;
+		if (m->down == NULL)
+			appendStringInfo(&missing, "%s%s", missing.len > 0 ? ", " : "", m->version);
+		else
+		{
+			PlanStep   *s = palloc0(sizeof(PlanStep));
+
+			s->m = m;
+			revert = lappend(revert, s);
+		}
+	}
+	if (missing.len > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot roll back to %s: some migrations have no down script", target),
+				 errdetail("Without a down script: %s.", missing.data),
+				 errhint("Register their down scripts (migrate_add(..., down => ...), a U<version>__ or .down.sql file), or roll back to a later version.")));
+	refuse_non_transactional(revert);
+
+	foreach(lc, revert)
+	{
+		Migration  *m = ((PlanStep *) lfirst(lc))->m;
+		ApplyRecord rec = {0};
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		revert_one(m, &rec);
+		progress_notice("reverted", foreach_current_index(lc) + 1, list_length(revert), m, rec.duration_ms);
+		values[0] = CStringGetTextDatum(m->version);
+		values[1] = CStringGetTextDatum(m->name);
+		values[2] = CStringGetTextDatum("reverted");
+		values[3] = IntervalPGetDatum(ms_interval(rec.duration_ms));
+		values[4] = Int64GetDatum(rec.rows);
+		values[5] = Int32GetDatum(rec.checks);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	if (revert != NIL)
+		catalog_mark_changed();
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* ---- migrate_baseline ---- */
+
+/* migrate_baseline(version): mark registered migrations up to version applied, unrun. */
+Datum
+migrate_baseline(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *key;
+	Catalog    *cat;
+	int			marked = 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the version of a baseline must not be null")));
+	key = version_key(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	InitMaterializedSRF(fcinfo, 0);
+
+	SPI_connect();
+	catalog_lock();
+	cat = catalog_load(false);
+	for (int i = 0; i < cat->n; i++)
+	{
+		Migration  *m = cat->items[i];
+		ApplyRecord rec = {0};
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		if (m->applied || m->repeatable || strcmp(m->key, key) > 0)
+			continue;
+		rec.action = "baseline";
+		catalog_record_applied(m, &rec);
+		values[0] = CStringGetTextDatum(m->version);
+		values[1] = CStringGetTextDatum(m->name);
+		values[2] = CStringGetTextDatum("baseline");
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		marked++;
+	}
+	if (marked > 0)
+		catalog_mark_changed();
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* ---- migrate_repair ---- */
+
+static void
+put_repair_row(ReturnSetInfo *rsinfo, Migration *m, const char *action, const char *detail)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	values[0] = CStringGetTextDatum(m->version);
+	values[1] = CStringGetTextDatum(m->name);
+	values[2] = CStringGetTextDatum(action);
+	values[3] = CStringGetTextDatum(detail);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/* Accept `checksum` as applied for m (and, with new_up, register that text). */
+static void
+accept_checksum(Migration *m, const char *new_up, const char *checksum)
+{
+	StringInfoData json;
+
+	initStringInfo(&json);
+	appendStringInfoChar(&json, '{');
+	json_field(&json, "previous_applied_checksum", m->applied_checksum);
+	appendStringInfoChar(&json, '}');
+	if (new_up)
+		catalog_exec("UPDATE migrate.migrations SET up = $2, checksum = $3, failure = NULL "
+					 " WHERE version_key = $1",
+					 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID},
+					 (Datum[]) {CStringGetTextDatum(m->key), CStringGetTextDatum(new_up),
+					 CStringGetTextDatum(checksum)}, NULL);
+	catalog_exec("UPDATE migrate.applied SET checksum = $2 WHERE version_key = $1",
+				 2, (Oid[]) {TEXTOID, TEXTOID},
+				 (Datum[]) {CStringGetTextDatum(m->key), CStringGetTextDatum(checksum)}, NULL);
+	catalog_history(m->version, m->key, m->name, "repair", checksum, json.data);
+}
+
+/*
+ * migrate_repair(version, up): with up, register new text for an applied
+ * migration and accept it; without, accept the registered text of changed
+ * applied migrations and clear recorded failures (of all, or of version).
+ */
+Datum
+migrate_repair(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *version = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *up = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *key = version ? migration_key(version) : NULL;
+	Catalog    *cat;
+	int			repaired = 0;
+
+	if (up && version == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a new up script needs the version it belongs to"),
+				 errhint("Call migrate_repair(version => '...', up => ...).")));
+	InitMaterializedSRF(fcinfo, 0);
+
+	SPI_connect();
+	catalog_lock();
+	cat = catalog_load(false);
+	if (key && catalog_find(cat, key) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration %s is not registered", version)));
+
+	if (up)
+	{
+		Migration  *m = catalog_find(cat, key);
+		Migration	edited = *m;
+
+		if (!m->applied)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration %s is not applied", version),
+					 errhint("migrate_add() replaces the text of a pending migration.")));
+		edited.up = up;
+		migration_prepare(&edited);
+		accept_checksum(m, up, edited.checksum);
+		put_repair_row(rsinfo, m, "accepted",
+					   psprintf("new text accepted: checksum %s, was %s", edited.checksum, m->applied_checksum));
+		repaired++;
+	}
+	else
+	{
+		for (int i = 0; i < cat->n; i++)
+		{
+			Migration  *m = cat->items[i];
+
+			if (key && strcmp(m->key, key) != 0)
+				continue;
+			if (m->applied && !m->repeatable && strcmp(m->applied_checksum, m->checksum) != 0)
+			{
+				accept_checksum(m, NULL, m->checksum);
+				put_repair_row(rsinfo, m, "accepted",
+							   psprintf("registered text accepted: checksum %s, was %s",
+										m->checksum, m->applied_checksum));
+				repaired++;
+			}
+			if (m->failed)
+			{
+				catalog_exec("UPDATE migrate.migrations SET failure = NULL WHERE version_key = $1",
+							 1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(m->key)}, NULL);
+				catalog_history(m->version, m->key, m->name, "repair", m->checksum,
+								"{\"cleared\": \"failure\"}");
+				put_repair_row(rsinfo, m, "cleared failure", "it will run again with the next apply");
+				repaired++;
+			}
+		}
+	}
+	if (repaired > 0)
+		catalog_mark_changed();
+	SPI_finish();
+	return (Datum) 0;
+}
