@@ -69,6 +69,42 @@ catalog_leave(OwnerScope *scope)
 }
 
 /*
+ * Plans of catalog statements, kept for the session.  Every catalog statement
+ * is a string constant, so its address identifies it.  PostgreSQL's plan
+ * cache replans them after DDL on the catalog.
+ */
+#define MAX_CACHED_PLANS 64
+
+static struct
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+}			cached_plans[MAX_CACHED_PLANS];
+static int	n_cached_plans = 0;
+
+static SPIPlanPtr
+catalog_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+
+	for (int i = 0; i < n_cached_plans; i++)
+		if (cached_plans[i].sql == sql)
+			return cached_plans[i].plan;
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare catalog query: %s: %s",
+			 SPI_result_code_string(SPI_result), sql);
+	if (n_cached_plans < MAX_CACHED_PLANS && SPI_keepplan(plan) == 0)
+	{
+		cached_plans[n_cached_plans].sql = sql;
+		cached_plans[n_cached_plans].plan = plan;
+		n_cached_plans++;
+	}
+	return plan;
+}
+
+/*
+ * Run a catalog statement (a string constant) as the catalog's owner.
  * Never read_only: a read-only SPI query reuses the calling statement's
  * snapshot and would miss what the migration, or a session we waited for,
  * has written.
@@ -82,7 +118,7 @@ catalog_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	int			rc;
 
 	catalog_enter(&scope);
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	rc = SPI_execute_plan(catalog_plan(sql, nargs, argtypes), values, nulls, false, 0);
 	catalog_leave(&scope);
 	MemoryContextSwitchTo(cxt);
 	if (rc < 0)

@@ -60,12 +60,15 @@ run_step_body(void *arg)
 	apply_step(rs->m, rs->step, rs->nsteps, false, &rec);
 }
 
-/* Record a failed run of m durably: its failure state and a history row. */
+/*
+ * Record a failed run of m: its failure state and a history row, in the
+ * transaction that still holds the catalog lock; the caller commits it.
+ */
 static void
 record_failure(Migration *m, ErrorData *edata)
 {
 	StringInfoData json;
-	Datum		values[5];
+	Datum		values[6];
 
 	initStringInfo(&json);
 	appendStringInfoChar(&json, '{');
@@ -80,13 +83,13 @@ record_failure(Migration *m, ErrorData *edata)
 	values[2] = CStringGetTextDatum(m->name);
 	values[3] = CStringGetTextDatum(m->checksum);
 	values[4] = CStringGetTextDatum(json.data);
-	catalog_lock();
+	values[5] = DirectFunctionCall1(namein, CStringGetDatum(current_user_name()));
 	catalog_exec("WITH f AS (UPDATE migrate.migrations SET failure = $5::jsonb "
 				 "            WHERE version_key = $1) "
 				 "INSERT INTO migrate.history (version, version_key, name, action, checksum, "
 				 "       performed_by, outcome, detail) "
-				 "VALUES ($2, $1, $3, 'apply', $4, current_user, 'failed', $5::jsonb)",
-				 5, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}, values, NULL);
+				 "VALUES ($2, $1, $3, 'apply', $4, $6, 'failed', $5::jsonb)",
+				 6, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID}, values, NULL);
 }
 
 /*
