@@ -164,7 +164,7 @@ TMP=$(mktemp -d /tmp/migrate-test.XXXXXX)
 SRC=$TMP/src
 RESULTS=$TMP/results
 mkdir -p "$SRC" "$RESULTS"
-for d in sql expected test; do
+for d in sql expected test bin; do
 	if [[ -d "$REPO/$d" ]]; then
 		cp -a "$REPO/$d" "$SRC/"
 	else

@@ -1,0 +1,242 @@
+--
+-- 09_import: migrate_import_history() from the history tables of the Supabase
+-- CLI, Flyway, dbmate and golang-migrate (created exactly as each tool
+-- creates them), and the mirroring of what migrate applies into Supabase's
+-- table.
+--
+-- a fresh catalog
+DROP EXTENSION migrate;
+CREATE EXTENSION migrate;
+
+-- SQLSTATE and message of an error, to show error codes in this file
+CREATE FUNCTION pg_temp.sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE sql;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+-- status and history without timestamps (string bodies: they survive DROP EXTENSION)
+CREATE FUNCTION pg_temp.status() RETURNS TABLE(version text, name text, kind text, state text)
+LANGUAGE sql AS $$
+SELECT version, name, kind, state FROM migrate_status()
+$$;
+CREATE FUNCTION pg_temp.history() RETURNS TABLE(version text, action text, outcome text, detail jsonb)
+LANGUAGE sql AS $$
+SELECT version, action, outcome, detail FROM migrate.history WHERE action <> 'register' ORDER BY id
+$$;
+
+CREATE SCHEMA imp;
+SET search_path = imp, public;
+SET client_min_messages = warning;
+
+-- unknown or null source: 22023, 22004
+SELECT * FROM migrate_import_history('liquibase');
+SELECT * FROM migrate_import_history(NULL);
+-- the tools' tables do not exist (yet): 42P01
+SELECT * FROM migrate_import_history('supabase');
+SELECT * FROM migrate_import_history('flyway');
+SELECT * FROM migrate_import_history('dbmate');
+SELECT * FROM migrate_import_history('golang-migrate');
+SELECT source, pg_temp.sqlstate_of(format('SELECT * FROM migrate_import_history(%L)', source))
+  FROM unnest(ARRAY['liquibase', NULL, 'supabase', 'flyway', 'dbmate', 'golang-migrate']) AS source;
+
+--
+-- Supabase CLI: supabase_migrations.schema_migrations
+--
+-- as the CLI creates it (pkg/migration/history.go)
+CREATE SCHEMA IF NOT EXISTS supabase_migrations;
+CREATE TABLE IF NOT EXISTS supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY);
+ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS statements text[];
+ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS name text;
+-- what `supabase db push` recorded
+CREATE TABLE chats (id int PRIMARY KEY);
+CREATE TABLE memories (id int PRIMARY KEY);
+INSERT INTO supabase_migrations.schema_migrations (version, statements, name) VALUES
+    ('20240103000001', ARRAY['CREATE TABLE chats (id int PRIMARY KEY)'], 'chat_schema'),
+    ('20240215093000', ARRAY['CREATE TABLE memories (id int PRIMARY KEY)'], 'memories'),
+    ('20240301000000', ARRAY['CREATE TABLE gone (id int)'], 'only_in_supabase'),
+    ('legacy', NULL, 'hand_made');
+
+-- the project's files
+SELECT file, version, result
+  FROM migrate_add_scripts(ARRAY['20240103000001_chat_schema.sql', '20240215093000_memories.sql',
+                                 '20251003_minutes.sql'],
+                           ARRAY[E'-- migrate:up\nCREATE TABLE chats (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE chats;\n',
+                                 E'-- migrate:up\nCREATE TABLE memories (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE memories;\n',
+                                 E'-- migrate:up\nCREATE TABLE minutes (id int PRIMARY KEY);\nCREATE INDEX ON minutes (id);\n-- migrate:down\nDROP TABLE minutes;\n']);
+SELECT * FROM migrate_import_history('supabase') ORDER BY version;
+SELECT * FROM pg_temp.status();
+SELECT * FROM pg_temp.history();
+SELECT version, touched FROM migrate.applied ORDER BY version_key;
+-- again: already applied
+SELECT * FROM migrate_import_history('supabase') ORDER BY version;
+SELECT count(*) AS imports FROM migrate.history WHERE action = 'import';
+
+-- what migrate applies is recorded in Supabase's table too
+SELECT version, rows FROM migrate_apply();
+SELECT version, name, statements FROM supabase_migrations.schema_migrations ORDER BY version;
+-- a repeatable migration is not
+SELECT file, result FROM migrate_add_script('R__chat_count.sql',
+    'CREATE OR REPLACE FUNCTION chat_count() RETURNS bigint LANGUAGE sql AS $$SELECT count(*) FROM chats$$;');
+SELECT version, rows FROM migrate_apply();
+SELECT version, name FROM supabase_migrations.schema_migrations ORDER BY version;
+-- nor is a dry run
+SELECT file, result FROM migrate_add_script('20251004_seconds.sql',
+    E'-- migrate:up\nCREATE TABLE seconds (id int);\n-- migrate:down\nDROP TABLE seconds;\n');
+SELECT version, action FROM migrate_apply(dry_run => true);
+SELECT version, name FROM supabase_migrations.schema_migrations ORDER BY version;
+-- a rollback removes the rows of what it reverts
+SELECT version, action FROM migrate_rollback('20240215093000');
+SELECT version, name FROM supabase_migrations.schema_migrations ORDER BY version;
+SELECT version, state FROM pg_temp.status();
+-- also of what was imported
+SELECT version, action FROM migrate_rollback('0');
+SELECT version, name FROM supabase_migrations.schema_migrations ORDER BY version;
+
+-- newer CLIs have more columns; the mirror still works
+DROP TABLE supabase_migrations.schema_migrations;
+CREATE TABLE supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY, statements text[], name text,
+                                                    created_by text, idempotency_key text);
+SELECT version, rows FROM migrate_apply(target => '20251003');
+-- and CALL migrate_run() records too
+CALL migrate_run();
+SELECT version, name, statements, created_by, idempotency_key
+  FROM supabase_migrations.schema_migrations ORDER BY version;
+SELECT * FROM migrate_import_history('supabase') ORDER BY version;
+SELECT version, action FROM migrate_rollback('0');
+SELECT count(*) AS supabase_rows FROM supabase_migrations.schema_migrations;
+-- a baseline marks migrations applied without running them
+CREATE TABLE chats (id int PRIMARY KEY);
+CREATE TABLE memories (id int PRIMARY KEY);
+SELECT * FROM migrate_baseline('20240215093000');
+SELECT version, name, statements FROM supabase_migrations.schema_migrations ORDER BY version;
+SELECT version, action FROM migrate_rollback('0');
+-- without Supabase's table, nothing is mirrored
+DROP SCHEMA supabase_migrations CASCADE;
+SELECT version, rows FROM migrate_apply(target => '20251003');
+SELECT version, state FROM pg_temp.status();
+SELECT version, action FROM migrate_rollback('0');
+DROP FUNCTION chat_count();
+
+--
+-- Flyway: flyway_schema_history
+--
+DROP EXTENSION migrate;
+CREATE EXTENSION migrate SCHEMA public;
+-- as Flyway creates it (createMetaDataTable.sql for PostgreSQL)
+CREATE TABLE "imp"."flyway_schema_history" (
+    "installed_rank" INT NOT NULL,
+    "version" VARCHAR(50),
+    "description" VARCHAR(200) NOT NULL,
+    "type" VARCHAR(20) NOT NULL,
+    "script" VARCHAR(1000) NOT NULL,
+    "checksum" INTEGER,
+    "installed_by" VARCHAR(100) NOT NULL,
+    "installed_on" TIMESTAMP NOT NULL DEFAULT now(),
+    "execution_time" INTEGER NOT NULL,
+    "success" BOOLEAN NOT NULL
+);
+ALTER TABLE "imp"."flyway_schema_history" ADD CONSTRAINT "flyway_schema_history_pk" PRIMARY KEY ("installed_rank");
+CREATE INDEX "flyway_schema_history_s_idx" ON "imp"."flyway_schema_history" ("success");
+-- V1 and V1.1 applied, V2 failed, R__refresh_views applied, V3 (no file
+-- here) applied, and V1.1 undone (Flyway Teams)
+INSERT INTO flyway_schema_history
+       (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success) VALUES
+    (1, '1', 'create users', 'SQL', 'V1__create_users.sql', 1447519722, 'postgres', 12, true),
+    (2, '1.1', 'add email', 'SQL', 'V1.1__add_email.sql', -1284771920, 'postgres', 5, true),
+    (3, NULL, 'refresh views', 'SQL', 'R__refresh_views.sql', 89021373, 'postgres', 4, true),
+    (4, '2', 'add orders', 'SQL', 'V2__add_orders.sql', 1029384756, 'postgres', 7, false),
+    (5, '3', 'add invoices', 'SQL', 'V3__add_invoices.sql', 564738291, 'postgres', 6, true),
+    (6, '1.1', 'add email', 'UNDO_SQL', 'U1.1__add_email.sql', 918273645, 'postgres', 3, true);
+SELECT file, version, kind, result
+  FROM migrate_add_scripts(ARRAY['V1__create_users.sql', 'V1.1__add_email.sql', 'U1.1__add_email.sql',
+                                 'V2__add_orders.sql', 'R__refresh_views.sql'],
+                           ARRAY['CREATE TABLE users (id int PRIMARY KEY);',
+                                 'ALTER TABLE users ADD COLUMN email text;',
+                                 'ALTER TABLE users DROP COLUMN email;',
+                                 'CREATE TABLE orders (id int PRIMARY KEY, user_id int REFERENCES users);',
+                                 'CREATE OR REPLACE VIEW user_ids AS SELECT id FROM users;']);
+CREATE TABLE users (id int PRIMARY KEY);
+CREATE VIEW user_ids AS SELECT id FROM users;
+SELECT * FROM migrate_import_history('flyway');
+SELECT * FROM pg_temp.status();
+SELECT * FROM pg_temp.history();
+SELECT * FROM migrate_plan();
+-- Flyway's schema creation marker and baseline rows
+INSERT INTO flyway_schema_history
+       (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success) VALUES
+    (0, NULL, '<< Flyway Schema Creation >>', 'SCHEMA', '"imp"', NULL, 'postgres', 0, true),
+    (7, '0.9', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, 'postgres', 0, true);
+SELECT * FROM migrate_import_history('flyway');
+DROP TABLE flyway_schema_history;
+DROP VIEW user_ids;
+DROP TABLE users;
+
+--
+-- dbmate: schema_migrations (version varchar(128) primary key)
+--
+DROP EXTENSION migrate;
+CREATE EXTENSION migrate SCHEMA public;
+CREATE SCHEMA dbm;
+-- as dbmate creates it
+CREATE TABLE IF NOT EXISTS dbm.schema_migrations (version varchar(128) PRIMARY KEY);
+INSERT INTO dbm.schema_migrations (version) VALUES ('20151129054053'), ('20151129054512'), ('20160101000000');
+SELECT file, version, result
+  FROM migrate_add_scripts(ARRAY['20151129054053_create_users.sql', '20151129054512_create_posts.sql',
+                                 '20160210080000_add_titles.sql'],
+                           ARRAY[E'-- migrate:up\nCREATE TABLE dbm_users (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE dbm_users;\n',
+                                 E'-- migrate:up\nCREATE TABLE dbm_posts (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE dbm_posts;\n',
+                                 E'-- migrate:up\nALTER TABLE dbm_posts ADD COLUMN title text;\n-- migrate:down\nALTER TABLE dbm_posts DROP COLUMN title;\n']);
+-- not in search_path: 42P01
+SELECT * FROM migrate_import_history('dbmate');
+SET search_path = dbm, imp, public;
+SELECT * FROM migrate_import_history('dbmate') ORDER BY version;
+SELECT * FROM pg_temp.status();
+SELECT * FROM pg_temp.history();
+SELECT * FROM migrate_import_history('dbmate') ORDER BY version;
+-- golang-migrate's reader refuses dbmate's table: 42809
+SELECT * FROM migrate_import_history('golang-migrate');
+
+--
+-- golang-migrate: schema_migrations (version bigint, dirty boolean), one row
+--
+DROP EXTENSION migrate;
+CREATE EXTENSION migrate SCHEMA public;
+CREATE SCHEMA gol;
+SET search_path = gol, imp, public;
+-- as golang-migrate creates it (database/postgres)
+CREATE TABLE IF NOT EXISTS schema_migrations (version bigint not null primary key, dirty boolean not null);
+SELECT file, version, part, result
+  FROM migrate_add_scripts(ARRAY['1_create_users.up.sql', '1_create_users.down.sql',
+                                 '2_create_posts.up.sql', '2_create_posts.down.sql',
+                                 '10_index_posts.up.sql', '10_index_posts.down.sql'],
+                           ARRAY['CREATE TABLE gol_users (id int PRIMARY KEY);', 'DROP TABLE gol_users;',
+                                 'CREATE TABLE gol_posts (id int PRIMARY KEY);', 'DROP TABLE gol_posts;',
+                                 'CREATE INDEX gol_posts_id ON gol_posts (id);', 'DROP INDEX gol_posts_id;']);
+-- an empty table: nothing to import
+SELECT * FROM migrate_import_history('golang-migrate');
+-- dirty: 55000
+INSERT INTO schema_migrations VALUES (2, true);
+SELECT * FROM migrate_import_history('golang-migrate');
+SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_import_history('golang-migrate')$$);
+SELECT version, state FROM pg_temp.status();
+-- clean at version 2: every registered version up to 2
+UPDATE schema_migrations SET dirty = false;
+SELECT * FROM migrate_import_history('golang-migrate');
+SELECT * FROM pg_temp.status();
+SELECT * FROM pg_temp.history();
+-- dbmate's reader refuses golang-migrate's table: 42809
+SELECT * FROM migrate_import_history('dbmate');
+SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_import_history('dbmate')$$) AS dbmate_on_golang;
+SET search_path = dbm, imp, public;
+SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_import_history('golang-migrate')$$) AS golang_on_dbmate;
+SET search_path = gol, imp, public;
+-- at version 11, which is not registered: 10 is imported too
+UPDATE schema_migrations SET version = 11;
+SELECT * FROM migrate_import_history('golang-migrate');
+SELECT version, state FROM pg_temp.status();
+
+DROP SCHEMA dbm, gol CASCADE;
+RESET client_min_messages;
