@@ -21,9 +21,11 @@ CREATE TABLE migrate.migrations (
     source        text NOT NULL DEFAULT 'migrate_add',
     registered_by name NOT NULL,
     registered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    notes         text[] NOT NULL DEFAULT '{}',
     failure       jsonb
 );
 COMMENT ON TABLE migrate.migrations IS 'every registered migration; version_key orders versions as people mean them (repeatable ones, ~name, after all)';
+COMMENT ON COLUMN migrate.migrations.notes IS 'what registration found: absorbed BEGIN/COMMIT, why it is non-transactional, unsafe mixes';
 COMMENT ON COLUMN migrate.migrations.failure IS 'the last durable failure (migrate_run), until the migration applies, is replaced or repaired';
 
 -- One row per migration whose changes are committed.  A row exists if and only
@@ -99,7 +101,7 @@ SELECT coalesce(m.version, a.version) AS version,
            WHEN m.failure IS NOT NULL THEN 'failed'
            WHEN a.version_key IS NOT NULL AND m.kind = 'versioned' THEN 'changed'
            WHEN a.version_key IS NOT NULL THEN 'pending'
-           WHEN m.kind = 'versioned' AND m.version_key < newest.key THEN 'out of order'
+           WHEN m.kind = 'versioned' AND m.transactional AND m.version_key < newest.key THEN 'out of order'
            ELSE 'pending'
        END AS state,
        m.checksum,
@@ -108,6 +110,7 @@ SELECT coalesce(m.version, a.version) AS version,
        a.applied_by,
        m.transactional,
        m.requires,
+       m.notes,
        coalesce(m.version_key, a.version_key) AS version_key
   FROM migrate.migrations m
   FULL JOIN migrate.applied a ON a.version_key = m.version_key
@@ -188,11 +191,11 @@ AS 'MODULE_PATHNAME', 'migrate_version_key' LANGUAGE C IMMUTABLE STRICT PARALLEL
 CREATE FUNCTION @extschema@.migrate_status()
 RETURNS TABLE (version text, name text, kind text, state text, checksum text,
                applied_checksum text, applied_at timestamptz, applied_by name,
-               transactional boolean, requires text[])
+               transactional boolean, requires text[], notes text[])
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT version, name, kind, state, checksum, applied_checksum, applied_at, applied_by,
-           transactional, requires
+           transactional, requires, notes
       FROM migrate.status
      ORDER BY version_key
 $$;

@@ -15,6 +15,7 @@
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "tcop/tcopprot.h"
+#include "nodes/value.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -142,6 +143,54 @@ ms_interval(double ms)
 	return iv;
 }
 
+/*
+ * Split planned steps into those that can run in a transaction and those
+ * left pending: non-transactional migrations, and migrations that require
+ * one left pending.  With `warn`, each gets a WARNING with the way on.
+ */
+List *
+leave_non_transactional(List *steps, List **left, bool warn)
+{
+	List	   *runnable = NIL;
+	List	   *left_keys = NIL;
+	ListCell   *lc;
+
+	*left = NIL;
+	foreach(lc, steps)
+	{
+		PlanStep   *s = lfirst(lc);
+		const char *blocker = NULL;
+		ListCell   *r;
+
+		foreach(r, s->m->requires_keys)
+			if (list_member(left_keys, makeString(lfirst(r))))
+				blocker = list_nth(s->m->requires, foreach_current_index(r));
+		if (s->m->transactional && blocker == NULL)
+		{
+			runnable = lappend(runnable, s);
+			continue;
+		}
+		left_keys = lappend(left_keys, makeString(s->m->key));
+		*left = lappend(*left, s);
+		if (!warn)
+			continue;
+		if (blocker)
+			ereport(WARNING,
+					(errmsg("migration %s was left pending: it requires %s, which was left pending",
+							s->m->version, blocker)));
+		else
+			ereport(WARNING,
+					(errmsg("migration %s was left pending: it cannot run in a transaction", s->m->version),
+					 errdetail("Migration %s \"%s\" is non-transactional%s%s.", s->m->version, s->m->name,
+							   s->m->notes ? ": " : "",
+							   s->m->notes ? (char *) linitial(s->m->notes) : ""),
+					 errhint("The background worker will run it. Until then, run its statements yourself "
+							 "outside a transaction block and record it with migrate_baseline('%s').",
+							 s->m->version)));
+	}
+	return runnable;
+}
+
 /* Refuse the whole call before running anything that cannot run here. */
 void
 refuse_non_transactional(List *steps)
@@ -179,6 +228,7 @@ apply_pending(void *arg)
 	MemoryContext step_cxt;
 	Catalog    *cat;
 	List	   *steps;
+	List	   *left;
 	ListCell   *lc;
 	int			nsteps;
 
@@ -187,8 +237,8 @@ apply_pending(void *arg)
 									 ALLOCSET_DEFAULT_SIZES);
 	catalog_lock();
 	cat = catalog_load(true);
-	steps = plan_pending(cat, call->target_key, call->out_of_order, true);
-	refuse_non_transactional(steps);
+	steps = leave_non_transactional(plan_pending(cat, call->target_key, call->out_of_order, true),
+									&left, true);
 	nsteps = list_length(steps);
 
 	foreach(lc, steps)
@@ -211,6 +261,20 @@ apply_pending(void *arg)
 
 		MemoryContextSwitchTo(saved);
 		MemoryContextReset(step_cxt);
+	}
+	foreach(lc, left)
+	{
+		PlanStep   *s = lfirst(lc);
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		values[0] = CStringGetTextDatum(s->m->version);
+		values[1] = CStringGetTextDatum(s->m->name);
+		values[2] = CStringGetTextDatum("left pending");
+		values[3] = IntervalPGetDatum(ms_interval(0));
+		values[4] = Int64GetDatum(0);
+		values[5] = Int32GetDatum(0);
+		tuplestore_putvalues(call->rsinfo->setResult, call->rsinfo->setDesc, values, nulls);
 	}
 	if (nsteps > 0 && !call->dry_run)
 		catalog_mark_changed();

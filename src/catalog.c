@@ -282,7 +282,7 @@ catalog_load(bool with_up_of_pending)
 				 "       CASE WHEN $1 AND (a.version_key IS NULL OR a.checksum <> m.checksum) THEN m.up END, "
 				 "       m.down, m.verify, m.expect::text, m.requires, m.transactional, m.checksum, "
 				 "       a.version_key IS NOT NULL, a.checksum, a.touched, "
-				 "       m.kind = 'repeatable', m.source, m.failure IS NOT NULL "
+				 "       m.kind = 'repeatable', m.source, m.failure IS NOT NULL, m.notes "
 				 "  FROM migrate.migrations m "
 				 "  LEFT JOIN migrate.applied a ON a.version_key = m.version_key "
 				 " ORDER BY m.version_key",
@@ -314,6 +314,7 @@ catalog_load(bool with_up_of_pending)
 		m->repeatable = getbool(tup, desc, 14);
 		m->source = getstr(tup, desc, 15);
 		m->failed = getbool(tup, desc, 16);
+		m->notes = gettextlist(tup, desc, 17);
 		cat->items[i] = m;
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -363,8 +364,8 @@ void
 catalog_record_applied(Migration *m, ApplyRecord *rec)
 {
 	char		duration[64];
-	Datum		values[11];
-	char		nulls[11];
+	Datum		values[12];
+	char		nulls[12];
 
 	snprintf(duration, sizeof(duration), "%.3f ms", rec->duration_ms);
 	memset(nulls, ' ', sizeof(nulls));
@@ -380,6 +381,8 @@ catalog_record_applied(Migration *m, ApplyRecord *rec)
 	nulls[8] = rec->counts ? ' ' : 'n';
 	values[9] = Int32GetDatum(rec->checks);
 	values[10] = CStringGetTextDatum(rec->action);
+	values[11] = rec->detail ? CStringGetTextDatum(rec->detail) : (Datum) 0;
+	nulls[11] = rec->detail ? ' ' : 'n';
 
 	catalog_exec("WITH a AS (INSERT INTO migrate.applied "
 				 "             (version_key, version, name, checksum, applied_by, touched) "
@@ -390,10 +393,10 @@ catalog_record_applied(Migration *m, ApplyRecord *rec)
 				 "     f AS (UPDATE migrate.migrations SET failure = NULL "
 				 "            WHERE version_key = $1 AND failure IS NOT NULL) "
 				 "INSERT INTO migrate.history (version, version_key, name, action, checksum, "
-				 "       performed_by, duration, rows_affected, counts, checks) "
-				 "VALUES ($2, $1, $3, $11, $4, $5, $7::interval, $8, $9::jsonb, $10)",
-				 11, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTARRAYOID,
-				 TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID},
+				 "       performed_by, duration, rows_affected, counts, checks, detail) "
+				 "VALUES ($2, $1, $3, $11, $4, $5, $7::interval, $8, $9::jsonb, $10, $12::jsonb)",
+				 12, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTARRAYOID,
+				 TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID},
 				 values, nulls);
 }
 

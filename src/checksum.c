@@ -28,14 +28,9 @@ script_checksum(const char *text)
 	pg_cryptohash_ctx *ctx;
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	char	   *hex;
-	const char *p = text;
+	const char *p = script_skip_bom(text);
 	const char *run;
 	static const char lf = '\n';
-
-	/* a leading UTF-8 byte order mark is not part of the script */
-	if ((unsigned char) p[0] == 0xEF && (unsigned char) p[1] == 0xBB &&
-		(unsigned char) p[2] == 0xBF)
-		p += 3;
 
 	ctx = pg_cryptohash_create(PG_SHA256);
 	if (pg_cryptohash_init(ctx) < 0)

@@ -317,22 +317,33 @@ file_error(MigrationFile *f, int line, const char *msg)
 					 "-- migrate:requires <versions> and -- migrate:expect <JSON object>.")));
 }
 
-/* Blank out the marker lines of text (keeping their newlines), for the scripts. */
+/*
+ * The text with each marker line emptied (its newline kept, so line numbers
+ * stay), and the markers' offsets moved to the emptied lines.  Editing a
+ * directive thus changes no script, so it is no drift.
+ */
 static char *
 without_markers(const char *text, List *markers)
 {
-	char	   *copy = pstrdup(text);
+	StringInfoData clean;
+	int			from = 0;
 	ListCell   *lc;
 
+	initStringInfo(&clean);
 	foreach(lc, markers)
 	{
 		Marker	   *mk = lfirst(lc);
+		bool		newline = mk->end > mk->start && text[mk->end - 1] == '\n';
 
-		for (int i = mk->start; i < mk->end; i++)
-			if (copy[i] != '\n')
-				copy[i] = ' ';
+		appendBinaryStringInfo(&clean, text + from, mk->start - from);
+		from = mk->end;
+		mk->start = clean.len;
+		if (newline)
+			appendStringInfoChar(&clean, '\n');
+		mk->end = clean.len;
 	}
-	return copy;
+	appendStringInfoString(&clean, text + from);
+	return clean.data;
 }
 
 static char *
@@ -351,8 +362,9 @@ append_script(char *acc, const char *more, bool before)
 static void
 split_sections(MigrationFile *f, Migration *m)
 {
-	List	   *markers = find_markers(f->content);
-	char	   *clean = without_markers(f->content, markers);
+	const char *text = script_skip_bom(f->content);
+	List	   *markers = find_markers(text);
+	char	   *clean = without_markers(text, markers);
 	Marker	   *section = NULL;
 	int			header_end = strlen(clean);
 	ListCell   *lc;
@@ -381,10 +393,11 @@ split_sections(MigrationFile *f, Migration *m)
 			char	   *list = pstrdup(mk->arg);
 			char	   *tok;
 			char	   *save;
+			int			named = 0;
 
-			for (tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
+			for (tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save), named++)
 				m->requires = lappend(m->requires, pstrdup(tok));
-			if (list_length(m->requires) == 0)
+			if (named == 0)
 				file_error(f, mk->line, "-- migrate:requires names no version");
 		}
 		else if (strcmp(mk->directive, "expect") == 0)
@@ -536,7 +549,7 @@ register_files(List *files, bool strict)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("file name \"%s\" is not a migration file name", f->filename),
-						 errdetail("%s.", why),
+						 errdetail("%c%s.", pg_toupper((unsigned char) why[0]), why + 1),
 						 errhint("Accepted forms: " FILE_NAME_FORMS ".")));
 			f->result = "skipped";
 			f->detail = psprintf("not a migration: %s", why);
@@ -722,7 +735,7 @@ migrate_add_scripts(PG_FUNCTION_ARGS)
 	if (nnames != nscripts)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%d file names but %d scripts", nnames, nscripts),
+				 errmsg("the numbers of file names (%d) and of scripts (%d) differ", nnames, nscripts),
 				 errhint("Pass one script per file name, NULL for a file that is not a migration.")));
 	for (int i = 0; i < nnames; i++)
 	{

@@ -16,6 +16,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/memutils.h"
@@ -24,6 +25,17 @@
 #include "migrate.h"
 
 PG_FUNCTION_INFO_V1(migrate_import_history);
+
+/* A JSON string literal. */
+static char *
+quote_json(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	escape_json(&buf, s);
+	return buf.data;
+}
 
 /* ---- Supabase's table, kept in step ---- */
 
@@ -54,7 +66,8 @@ supabase_record_apply(Migration *m, Script *script)
 
 	if (m->repeatable || !supabase_table_exists())
 		return;
-	for (int i = 0; i < script->nstmts; i++)
+	/* a migration that was not run here (baseline, import) has no statements to show */
+	for (int i = 0; script && i < script->nstmts; i++)
 		statements = lappend(statements, script->stmts[i].sql);
 	exec_as_caller("INSERT INTO supabase_migrations.schema_migrations (version, name, statements) "
 				   "SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT FROM supabase_migrations.schema_migrations "
@@ -153,7 +166,10 @@ import_one(ReturnSetInfo *rsinfo, Migration *m, const char *tool, const char *th
 		return;
 	}
 	rec.action = "import";
+	rec.detail = psprintf("{\"source\": %s, \"as\": %s}",
+						  quote_json(tool), quote_json(theirs));
 	catalog_record_applied(m, &rec);
+	supabase_record_apply(m, NULL);
 	put_import_row(rsinfo, m->version, m->name, "imported",
 				   psprintf("recorded by %s as %s", tool, theirs));
 }
@@ -186,19 +202,30 @@ migrate_import_history(PG_FUNCTION_ARGS)
 	if (strcmp(source, "supabase") == 0)
 	{
 		require_table("supabase_migrations.schema_migrations", "Supabase CLI");
-		theirs = foreign_versions("SELECT version, name FROM supabase_migrations.schema_migrations");
+		theirs = foreign_versions("SELECT version, name FROM supabase_migrations.schema_migrations "
+								  " ORDER BY version");
 	}
 	else if (strcmp(source, "flyway") == 0)
 	{
 		Oid			relid = require_table("flyway_schema_history", "Flyway");
 
-		/* versioned rows, and repeatable ones (no version) by description */
+		/*
+		 * The latest row of each version decides (a later UNDO or DELETE row
+		 * takes it back); repeatable rows (no version) go by description.
+		 * Flyway's own rows (schema creation, baseline markers) are not
+		 * migrations.
+		 */
 		theirs = foreign_versions(psprintf(
-			"SELECT CASE WHEN version IS NULL "
-			"            THEN 'R__' OPERATOR(pg_catalog.||) pg_catalog.replace(description, ' ', '_') "
-			"            ELSE version END, description "
-			"  FROM %s WHERE success AND type OPERATOR(pg_catalog.!~~) 'UNDO%%' "
-			"   AND type OPERATOR(pg_catalog.<>) 'DELETE' AND type OPERATOR(pg_catalog.<>) 'BASELINE' "
+			"SELECT v, description FROM ("
+			"  SELECT DISTINCT ON (v) v, description, type, success, installed_rank FROM ("
+			"    SELECT coalesce(version, 'R__' OPERATOR(pg_catalog.||) "
+			"                    pg_catalog.replace(description, ' ', '_')) AS v, * "
+			"      FROM %s "
+			"     WHERE type OPERATOR(pg_catalog.~~) ANY (ARRAY['SQL', 'JDBC', 'SPRING_JDBC', 'SCRIPT', "
+			"                                                   'UNDO_%%', 'DELETE'])) r "
+			"   ORDER BY v, installed_rank DESC) latest "
+			" WHERE success AND type OPERATOR(pg_catalog.!~~) 'UNDO_%%' "
+			"   AND type OPERATOR(pg_catalog.<>) 'DELETE' "
 			" ORDER BY installed_rank",
 			quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									   get_rel_name(relid))));
@@ -212,7 +239,7 @@ migrate_import_history(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 					 errmsg("schema_migrations has a \"dirty\" column: it is golang-migrate's, not dbmate's"),
 					 errhint("Call migrate_import_history('golang-migrate').")));
-		theirs = foreign_versions(psprintf("SELECT version::text, NULL FROM %s",
+		theirs = foreign_versions(psprintf("SELECT version::text, NULL FROM %s ORDER BY 1",
 										   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 																	  get_rel_name(relid))));
 	}

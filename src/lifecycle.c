@@ -124,18 +124,20 @@ migrate_run(PG_FUNCTION_ARGS)
 		MemoryContext saved = MemoryContextSwitchTo(step_cxt);
 		Catalog    *cat;
 		List	   *steps;
+		List	   *left;
 		RunStep		rs;
 		ErrorData  *edata;
 
-		/* plan afresh each time: another session may have applied meanwhile */
+		/*
+		 * Plan afresh each time: another session may have applied meanwhile.
+		 * Non-transactional migrations are left pending (warned about once).
+		 */
 		catalog_lock();
 		cat = catalog_load(true);
 		steps = plan_pending(cat, target_key, out_of_order, true);
+		steps = leave_non_transactional(steps, &left, total < 0);
 		if (total < 0)
-		{
-			refuse_non_transactional(steps);
 			total = list_length(steps);
-		}
 		if (steps == NIL)
 		{
 			MemoryContextSwitchTo(saved);
@@ -325,6 +327,7 @@ migrate_baseline(PG_FUNCTION_ARGS)
 			continue;
 		rec.action = "baseline";
 		catalog_record_applied(m, &rec);
+		supabase_record_apply(m, NULL);
 		values[0] = CStringGetTextDatum(m->version);
 		values[1] = CStringGetTextDatum(m->name);
 		values[2] = CStringGetTextDatum("baseline");

@@ -75,11 +75,15 @@ typedef struct Script
  * what (e.g. "migration 001 up script") and the line.
  */
 extern Script *script_parse(const char *input, const char *what);
+extern const char *script_skip_bom(const char *text);
 extern int	script_line_at(const char *text, int offset);
 
 /* Relations a statement writes or alters, as RangeVars (may be empty). */
 extern List *stmt_written_relations(Node *parsetree);
 extern const char *stmt_forbidden_reason(Node *parsetree);
+extern const char *stmt_absorbed(Node *parsetree);
+extern const char *stmt_non_transactional(Node *parsetree);
+extern const char *stmt_new_enum_value(Node *parsetree);
 extern int	script_exec_stmt(Script *script, int i, const char *what,
 							 const char *hint, bool read_only);
 
@@ -100,6 +104,7 @@ typedef struct Migration
 	bool		transactional;
 	char	   *checksum;
 	char	   *source;			/* "migrate_add" or a file name */
+	List	   *notes;			/* what registration found worth saying */
 	bool		failed;			/* a durable failure is recorded */
 	bool		applied;
 	char	   *applied_checksum;
@@ -150,7 +155,7 @@ typedef struct ApplyRecord
 	int			checks;
 	char	   *counts;			/* jsonb text or NULL */
 	List	   *touched;		/* qualified names */
-	char	   *error;			/* for failures */
+	char	   *detail;			/* jsonb text for history, or NULL */
 } ApplyRecord;
 
 extern void catalog_record_applied(Migration *m, ApplyRecord *rec);
@@ -210,6 +215,7 @@ extern void plan_check_requirements(Catalog *cat, Migration *m);
 extern void apply_step(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec);
 extern void progress_notice(const char *result, int step, int nsteps, Migration *m, double ms);
 extern void refuse_non_transactional(List *steps);
+extern List *leave_non_transactional(List *steps, List **left, bool warn);
 extern Interval *ms_interval(double ms);
 
 /* ---- import.c ---- */

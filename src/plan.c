@@ -45,7 +45,8 @@ plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check
 
 		in_plan[i] = migration_is_pending(m) &&
 			(target_key == NULL || strcmp(m->key, target_key) <= 0);
-		if (in_plan[i] && check_out_of_order && !out_of_order &&
+		/* non-transactional ones wait for the worker: not out of order */
+		if (in_plan[i] && check_out_of_order && !out_of_order && m->transactional &&
 			cat->newest_applied_key && strcmp(m->key, cat->newest_applied_key) < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

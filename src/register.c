@@ -9,6 +9,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -38,7 +39,7 @@ list_equal_strings(List *a, List *b)
 }
 
 /* Parse a script at registration so that syntax errors show now, with the line. */
-static void
+static Script *
 check_script(const char *text, const char *what)
 {
 	Script	   *script = script_parse(text, what);
@@ -52,7 +53,81 @@ check_script(const char *text, const char *what)
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("%s contains a statement that cannot run in a migration", what),
 					 errdetail("Line %d: %s.", script->stmts[i].line, reason),
-					 errhint("Remove BEGIN, COMMIT and ROLLBACK: migrate_apply() already runs all of it in one transaction.")));
+					 errhint("Remove it: the whole migration commits or rolls back as one.")));
+	}
+	return script;
+}
+
+/*
+ * What the up script's statements say about the migration: transaction
+ * control that is absorbed, statements that cannot run in a transaction
+ * block (the migration becomes non-transactional), and uses of an enum value
+ * added in the same migration.  Unsafe mixes are warned about now.
+ */
+static void
+classify_up_script(Migration *m, Script *script)
+{
+	StringInfoData absorbed;
+	const char *non_tx = NULL;
+	int			non_tx_line = 0;
+	int			others = 0;
+
+	initStringInfo(&absorbed);
+	for (int i = 0; i < script->nstmts; i++)
+	{
+		ScriptStmt *st = &script->stmts[i];
+		const char *what = stmt_absorbed(st->parsetree);
+		const char *enum_value = stmt_new_enum_value(st->parsetree);
+
+		if (what)
+		{
+			appendStringInfo(&absorbed, "%s%s at line %d", absorbed.len ? ", " : "", what, st->line);
+			continue;
+		}
+		if (non_tx == NULL && (non_tx = stmt_non_transactional(st->parsetree)) != NULL)
+			non_tx_line = st->line;
+		else
+			others++;
+		if (enum_value)
+		{
+			char	   *quoted = psprintf("'%s'", enum_value);
+
+			for (int j = i + 1; j < script->nstmts; j++)
+				if (strstr(script->stmts[j].sql, quoted))
+				{
+					char	   *note = psprintf("unsafe: enum value %s is added at line %d and used at line %d; "
+											   "PostgreSQL refuses a new enum value before its transaction commits",
+											   quoted, st->line, script->stmts[j].line);
+
+					ereport(WARNING,
+							(errmsg("migration %s uses a new enum value in the transaction that adds it", m->version),
+							 errdetail("%s.", note),
+							 errhint("Move the use into a later migration.")));
+					m->notes = lappend(m->notes, note);
+					break;
+				}
+		}
+	}
+	if (absorbed.len > 0)
+		m->notes = lappend(m->notes,
+						   psprintf("%s skipped: the migration already runs in one transaction", absorbed.data));
+	if (non_tx)
+	{
+		m->transactional = false;
+		m->notes = lappend(m->notes,
+						   psprintf("non-transactional: %s at line %d cannot run in a transaction block",
+									non_tx, non_tx_line));
+		if (others > 0)
+		{
+			char	   *note = psprintf("unsafe: %s at line %d stands with %d other statement%s, so the migration cannot be atomic",
+										non_tx, non_tx_line, others, others == 1 ? "" : "s");
+
+			ereport(WARNING,
+					(errmsg("migration %s mixes %s with other statements", m->version, non_tx),
+					 errdetail("%s.", note),
+					 errhint("Put %s in a migration of its own.", non_tx)));
+			m->notes = lappend(m->notes, note);
+		}
 	}
 }
 
@@ -71,7 +146,8 @@ migration_prepare(Migration *m)
 	if (m->repeatable && m->name == NULL)
 		m->name = pstrdup(m->version + strlen(REPEATABLE_PREFIX));
 	m->checksum = script_checksum(m->up);
-	check_script(m->up, psprintf("the up script of migration %s", m->version));
+	m->notes = NIL;
+	classify_up_script(m, check_script(m->up, psprintf("the up script of migration %s", m->version)));
 	if (m->down)
 		check_script(m->down, psprintf("the down script of migration %s", m->version));
 	if (m->verify)
@@ -100,8 +176,8 @@ register_migration(Catalog *cat, Migration *m)
 {
 	Migration  *old = catalog_find(cat, m->key);
 	const char *action;
-	Datum		values[13];
-	char		nulls[13];
+	Datum		values[14];
+	char		nulls[14];
 
 	if (old && strcmp(old->version, m->version) != 0)
 		ereport(ERROR,
@@ -154,19 +230,20 @@ register_migration(Catalog *cat, Migration *m)
 	values[10] = DirectFunctionCall1(namein, CStringGetDatum(current_user_name()));
 	values[11] = CStringGetTextDatum(m->repeatable ? "repeatable" : "versioned");
 	values[12] = CStringGetTextDatum(m->source);
+	values[13] = PointerGetDatum(string_list_to_array(m->notes));
 	catalog_exec("INSERT INTO migrate.migrations (version_key, version, name, up, down, verify, "
-				 "       expect, requires, transactional, checksum, registered_by, kind, source) "
-				 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13) "
+				 "       expect, requires, transactional, checksum, registered_by, kind, source, notes) "
+				 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14) "
 				 "ON CONFLICT (version_key) DO UPDATE SET "
 				 "  up = EXCLUDED.up, down = EXCLUDED.down, verify = EXCLUDED.verify, "
 				 "  expect = EXCLUDED.expect, requires = EXCLUDED.requires, "
 				 "  transactional = EXCLUDED.transactional, checksum = EXCLUDED.checksum, "
 				 "  registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now(), "
-				 "  source = EXCLUDED.source, "
+				 "  source = EXCLUDED.source, notes = EXCLUDED.notes, "
 				 "  failure = CASE WHEN migrations.checksum = EXCLUDED.checksum "
 				 "                 THEN migrations.failure END",
-				 13, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID},
+				 14, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTARRAYOID},
 				 values, nulls);
 	catalog_history(m->version, m->key, m->name, action, m->checksum,
 					strcmp(action, "replace") == 0

@@ -6,6 +6,7 @@
  */
 #include "postgres.h"
 
+#include "commands/defrem.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "nodes/parsenodes.h"
@@ -90,11 +91,14 @@ parse_position_callback(void *arg)
 	}
 }
 
-static bool
-has_bom(const char *text)
+/* The text after a leading UTF-8 byte order mark, which is not part of a script. */
+const char *
+script_skip_bom(const char *text)
 {
-	return (unsigned char) text[0] == 0xEF && (unsigned char) text[1] == 0xBB &&
-		(unsigned char) text[2] == 0xBF;
+	if ((unsigned char) text[0] == 0xEF && (unsigned char) text[1] == 0xBB &&
+		(unsigned char) text[2] == 0xBF)
+		return text + 3;
+	return text;
 }
 
 /* raw_parser(), with a syntax error rethrown naming `what` and the line. */
@@ -139,8 +143,7 @@ parse_with_line(const char *text, const char *what)
 Script *
 script_parse(const char *input, const char *what)
 {
-	/* a leading UTF-8 byte order mark is not part of the script */
-	const char *text = has_bom(input) ? input + 3 : input;
+	const char *text = script_skip_bom(input);
 	Script	   *script = palloc0(sizeof(Script));
 	List	   *raw = parse_with_line(text, what);
 	ListCell   *lc;
@@ -294,12 +297,125 @@ stmt_written_relations(Node *parsetree)
 	return result;
 }
 
+/*
+ * BEGIN, START TRANSACTION, COMMIT and END at top level: files written for
+ * psql often wrap themselves in a transaction.  A migration already runs
+ * atomically, so these are absorbed: skipped, with a notice.
+ */
+const char *
+stmt_absorbed(Node *parsetree)
+{
+	TransactionStmt *ts;
+
+	if (!IsA(parsetree, TransactionStmt))
+		return NULL;
+	ts = (TransactionStmt *) parsetree;
+	if (ts->kind == TRANS_STMT_BEGIN || ts->kind == TRANS_STMT_START)
+		return "BEGIN";
+	if (ts->kind == TRANS_STMT_COMMIT)
+		return "COMMIT";
+	return NULL;
+}
+
 /* Why a statement may not stand in a migration script, or NULL. */
 const char *
 stmt_forbidden_reason(Node *parsetree)
 {
-	if (IsA(parsetree, TransactionStmt))
-		return "a migration runs in a transaction that migrate controls, so it may not contain transaction control statements";
+	if (IsA(parsetree, TransactionStmt) && stmt_absorbed(parsetree) == NULL)
+		return "a migration runs in a transaction that migrate controls: ROLLBACK, SAVEPOINT, RELEASE "
+			"and PREPARE TRANSACTION cannot stand in it (BEGIN and COMMIT are skipped)";
+	return NULL;
+}
+
+static bool
+has_true_option(List *options, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *opt = lfirst_node(DefElem, lc);
+
+		if (strcmp(opt->defname, name) == 0)
+			return opt->arg == NULL || defGetBoolean(opt);
+	}
+	return false;
+}
+
+/*
+ * The statement, if it cannot run inside a transaction block (so the
+ * migration holding it cannot be transactional), or NULL.
+ */
+const char *
+stmt_non_transactional(Node *parsetree)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_IndexStmt:
+			return ((IndexStmt *) parsetree)->concurrent ? "CREATE INDEX CONCURRENTLY" : NULL;
+		case T_DropStmt:
+			return ((DropStmt *) parsetree)->concurrent ? "DROP INDEX CONCURRENTLY" : NULL;
+		case T_ReindexStmt:
+			{
+				ReindexStmt *r = (ReindexStmt *) parsetree;
+
+				if (has_true_option(r->params, "concurrently"))
+					return "REINDEX CONCURRENTLY";
+				if (r->kind == REINDEX_OBJECT_SCHEMA || r->kind == REINDEX_OBJECT_SYSTEM ||
+					r->kind == REINDEX_OBJECT_DATABASE)
+					return "REINDEX SCHEMA, SYSTEM or DATABASE";
+				return NULL;
+			}
+		case T_VacuumStmt:
+			return ((VacuumStmt *) parsetree)->is_vacuumcmd ? "VACUUM" : NULL;
+		case T_ClusterStmt:
+			return ((ClusterStmt *) parsetree)->relation == NULL ? "CLUSTER without a table" : NULL;
+		case T_CreatedbStmt:
+			return "CREATE DATABASE";
+		case T_DropdbStmt:
+			return "DROP DATABASE";
+		case T_AlterDatabaseStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((AlterDatabaseStmt *) parsetree)->options)
+					if (strcmp(lfirst_node(DefElem, lc)->defname, "tablespace") == 0)
+						return "ALTER DATABASE ... SET TABLESPACE";
+				return NULL;
+			}
+		case T_CreateTableSpaceStmt:
+			return "CREATE TABLESPACE";
+		case T_DropTableSpaceStmt:
+			return "DROP TABLESPACE";
+		case T_AlterSystemStmt:
+			return "ALTER SYSTEM";
+		case T_AlterTableStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+				{
+					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+					if (cmd->subtype == AT_DetachPartition && cmd->def &&
+						((PartitionCmd *) cmd->def)->concurrent)
+						return "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY";
+				}
+				return NULL;
+			}
+		case T_DiscardStmt:
+			return ((DiscardStmt *) parsetree)->target == DISCARD_ALL ? "DISCARD ALL" : NULL;
+		default:
+			return NULL;
+	}
+}
+
+/* The value an ALTER TYPE ... ADD VALUE adds, or NULL. */
+const char *
+stmt_new_enum_value(Node *parsetree)
+{
+	if (IsA(parsetree, AlterEnumStmt) && ((AlterEnumStmt *) parsetree)->oldVal == NULL)
+		return ((AlterEnumStmt *) parsetree)->newVal;
 	return NULL;
 }
 
@@ -315,7 +431,18 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 	MemoryContext cxt = CurrentMemoryContext;
 	ScriptStmt *st = &script->stmts[i];
 	const char *reason = stmt_forbidden_reason(st->parsetree);
+	const char *absorbed = stmt_absorbed(st->parsetree);
 	int			rc = 0;
+
+	if (absorbed)
+	{
+		ereport(NOTICE,
+				(errmsg("%s, line %d: %s skipped: the migration already runs in one transaction",
+						what, st->line, absorbed)));
+		SPI_tuptable = NULL;
+		SPI_processed = 0;
+		return SPI_OK_UTILITY;
+	}
 
 	if (reason)
 		ereport(ERROR,

@@ -48,7 +48,7 @@ migrate_validate(PG_FUNCTION_ARGS)
 			put_problem(rsinfo, "changed", m->version, m->name,
 						psprintf("Applied with checksum %s; the registered text has checksum %s.",
 								 m->applied_checksum, m->checksum));
-		if (!m->applied && cat->newest_applied_key &&
+		if (!m->applied && m->transactional && cat->newest_applied_key &&
 			strcmp(m->key, cat->newest_applied_key) < 0)
 			put_problem(rsinfo, "out of order", m->version, m->name,
 						"Pending, but older than the newest applied migration: migrate_apply() refuses it unless out_of_order => true.");

@@ -168,11 +168,11 @@ migration_key_or_null(const char *version)
 	return key;
 }
 
-/* migrate_version_key(text) -> text: the order key of a version. */
+/* migrate_version_key(text) -> text: the order key of a version (or R__name). */
 Datum
 migrate_version_key(PG_FUNCTION_ARGS)
 {
 	char	   *version = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
-	PG_RETURN_TEXT_P(cstring_to_text(version_key(version)));
+	PG_RETURN_TEXT_P(cstring_to_text(migration_key(version)));
 }
