@@ -143,6 +143,18 @@ ms_interval(double ms)
 	return iv;
 }
 
+/* Why a migration is non-transactional, from its notes, for messages. */
+static const char *
+non_transactional_reason(Migration *m)
+{
+	ListCell   *lc;
+
+	foreach(lc, m->notes)
+		if (strncmp(lfirst(lc), "non-transactional: ", 19) == 0)
+			return lfirst(lc);
+	return "registered with transactional => false";
+}
+
 /*
  * Split planned steps into those that can run in a transaction and those
  * left pending: non-transactional migrations, and migrations that require
@@ -181,9 +193,8 @@ leave_non_transactional(List *steps, List **left, bool warn)
 		else
 			ereport(WARNING,
 					(errmsg("migration %s was left pending: it cannot run in a transaction", s->m->version),
-					 errdetail("Migration %s \"%s\" is non-transactional%s%s.", s->m->version, s->m->name,
-							   s->m->notes ? ": " : "",
-							   s->m->notes ? (char *) linitial(s->m->notes) : ""),
+					 errdetail("Migration %s \"%s\" is %s.", s->m->version, s->m->name,
+							   non_transactional_reason(s->m)),
 					 errhint("The background worker will run it. Until then, run its statements yourself "
 							 "outside a transaction block and record it with migrate_baseline('%s').",
 							 s->m->version)));
