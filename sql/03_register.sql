@@ -174,16 +174,41 @@ SELECT n, pg_temp.sqlstate_of(sql)
        AS t(n, sql)
  ORDER BY n;
 
--- transaction control inside a script
-SELECT migrate_add('010', 'tx', E'BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;');
-SELECT migrate_add('010', 'tx', E'CREATE TABLE a (id int);\nCOMMIT;');
+-- transaction control inside a script: ROLLBACK, SAVEPOINT, RELEASE,
+-- ROLLBACK TO, PREPARE TRANSACTION and COMMIT/ROLLBACK PREPARED are refused
+-- (0A000) with their line, in the up script, the down script and the verify query
+SELECT migrate_add('010', 'tx', E'CREATE TABLE a (id int);\nROLLBACK;');
+SELECT migrate_add('010', 'tx', E'BEGIN;\nCREATE TABLE a (id int);\nSAVEPOINT s;');
+SELECT migrate_add('010', 'tx', E'SAVEPOINT s;\nCREATE TABLE a (id int);\nRELEASE SAVEPOINT s;');
+SELECT migrate_add('010', 'tx', E'CREATE TABLE a (id int);\n\nROLLBACK TO SAVEPOINT s;');
+SELECT migrate_add('010', 'tx', E'CREATE TABLE a (id int);\nPREPARE TRANSACTION ''x'';');
 SELECT migrate_add('010', 'tx', 'CREATE TABLE a (id int);', down => E'DROP TABLE a;\nROLLBACK;');
 SELECT migrate_add('010', 'tx', 'CREATE TABLE a (id int);', verify => E'SELECT true;\nSAVEPOINT s;');
-SELECT migrate_add('010', 'tx', E'START TRANSACTION ISOLATION LEVEL SERIALIZABLE;\nSELECT 1;');
+-- BEGIN, START TRANSACTION, COMMIT and END are absorbed: registered, with a
+-- note (shown in a transaction that is rolled back, so that the catalog
+-- listed at the end holds nothing of this)
+BEGIN;
+SELECT left(migrate_add('013', 'tx', E'BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;'), 12) AS checksum;
+SELECT version, transactional, notes FROM migrate_status() WHERE version = '013';
+SELECT left(migrate_add('013', 'tx', E'CREATE TABLE a (id int);\nCOMMIT;'), 12) AS checksum;
+SELECT version, transactional, notes FROM migrate_status() WHERE version = '013';
+SELECT left(migrate_add('013', 'tx', E'begin;\nCREATE TABLE a (id int);\nend;'), 12) AS checksum;
+SELECT version, transactional, notes FROM migrate_status() WHERE version = '013';
+SELECT left(migrate_add('013', 'tx', E'START TRANSACTION;\nSELECT 1;'), 12) AS checksum;
+SELECT version, transactional, cardinality(notes) AS notes FROM migrate_status() WHERE version = '013';
+-- in a down script too (a down script gets no note)
+SELECT left(migrate_add('013', 'tx', 'SELECT 1;', down => E'BEGIN;\nSELECT 2;\nCOMMIT;'), 12) AS checksum;
+SELECT version, transactional, notes FROM migrate_status() WHERE version = '013';
+SELECT version, action FROM migrate.history WHERE version = '013' ORDER BY id;
+ROLLBACK;
+SELECT count(*) AS "013 registered" FROM migrate.migrations WHERE version = '013';
 SELECT n, pg_temp.sqlstate_of(sql)
-  FROM (VALUES (1, $$SELECT migrate_add('010', 'tx', E'BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;')$$),
+  FROM (VALUES (1, $$SELECT migrate_add('010', 'tx', E'CREATE TABLE a (id int);\nROLLBACK;')$$),
                (2, $$SELECT migrate_add('010', 'tx', 'SELECT 1;', down => 'ROLLBACK;')$$),
-               (3, $$SELECT migrate_add('010', 'tx', 'SELECT 1;', verify => 'COMMIT;')$$))
+               (3, $$SELECT migrate_add('010', 'tx', 'SELECT 1;', verify => 'SAVEPOINT s;')$$),
+               (4, $$SELECT migrate_add('010', 'tx', 'PREPARE TRANSACTION ''x'';')$$),
+               (5, $$SELECT migrate_add('010', 'tx', 'COMMIT PREPARED ''x'';')$$),
+               (6, $$SELECT migrate_add('010', 'tx', 'ROLLBACK PREPARED ''x'';')$$))
        AS t(n, sql)
  ORDER BY n;
 

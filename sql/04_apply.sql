@@ -123,26 +123,44 @@ SELECT * FROM migrate_plan(target => '005');
 SELECT * FROM migrate_apply(target => '005');
 SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_apply(target => '005')$$);
 
--- a non-transactional migration in range refuses the whole call before anything runs
+-- a non-transactional migration in range is left pending: the rest of the
+-- call runs, it gets a WARNING (with the way on) and a row 'left pending'
 SELECT left(migrate_add('008', 'index tool names',
     $$CREATE INDEX CONCURRENTLY tools_name_idx ON tools (name);$$,
     transactional => false), 12) AS checksum;
 SELECT * FROM migrate_plan();
-SELECT * FROM migrate_apply();
-SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_apply()$$);
-SELECT version, state, transactional FROM pg_temp.status;
-SELECT to_regclass('app.workflows') AS workflows, to_regclass('app.categories') AS categories;
--- ... and applies with a target before it
 SET client_min_messages = warning;
+SELECT version, name, action, rows, checks FROM migrate_apply();
+RESET client_min_messages;
+SELECT version, state, transactional FROM pg_temp.status;
+SELECT to_regclass('app.workflows') AS workflows, to_regclass('app.categories') AS categories,
+       to_regclass('app.tools_name_idx') AS tools_name_idx;
+SELECT category_id, count(*) FROM tools GROUP BY category_id ORDER BY category_id;
+-- older than the newest applied, it is still 'pending', not 'out of order':
+-- it needs the background worker
+SELECT problem, version, name FROM migrate_validate();
+-- the next call leaves it pending again, without an error; a dry run too
+SET client_min_messages = warning;
+SELECT version, name, action, rows, checks FROM migrate_apply();
+SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_apply()$$);
+SELECT version, name, action, rows, checks FROM migrate_apply(dry_run => true);
+-- a target before it does not reach it
 SELECT version, name, action, rows, checks FROM migrate_apply(target => '007');
 RESET client_min_messages;
 SELECT version, state FROM pg_temp.status;
-SELECT category_id, count(*) FROM tools GROUP BY category_id ORDER BY category_id;
 
--- registered as transactional, CREATE INDEX CONCURRENTLY fails with its own SQLSTATE
+-- registered as transactional, CREATE INDEX CONCURRENTLY still makes the
+-- migration non-transactional (nothing changes: no history row)
 SELECT left(migrate_add('008', 'index tool names',
     $$CREATE INDEX CONCURRENTLY tools_name_idx ON tools (name);$$,
     transactional => true), 12) AS checksum;
+SELECT version, transactional, notes FROM migrate.migrations WHERE version = '008';
+SELECT version, action FROM migrate.history WHERE version = '008' ORDER BY id;
+-- hidden from registration (EXECUTE in a DO block), CREATE INDEX CONCURRENTLY
+-- runs and fails with its own SQLSTATE
+SELECT left(migrate_add('008', 'index tool names',
+    $$DO $do$ BEGIN EXECUTE 'CREATE INDEX CONCURRENTLY tools_name_idx ON tools (name)'; END $do$;$$), 12) AS checksum;
+SELECT version, transactional, notes FROM migrate.migrations WHERE version = '008';
 SELECT * FROM migrate_apply();
 SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_apply()$$);
 SELECT left(migrate_add('008', 'index tool names',

@@ -109,9 +109,12 @@ SELECT pg_temp.sqlstate_of($$SELECT migrate_add('004', 'x', 'SELECT 1;')$$) AS m
 ROLLBACK;
 -- registered text edited by hand into something that cannot run
 SELECT migrate_add('003', 'needs more rights', 'SELECT 1;') IS NOT NULL AS registered;
-UPDATE migrate.migrations SET up = E'SELECT 1;\nCOMMIT;' WHERE version = '003';
+UPDATE migrate.migrations SET up = E'SELECT 1;\nROLLBACK;' WHERE version = '003';
 SELECT * FROM migrate_apply();
 SELECT pg_temp.sqlstate_of('SELECT * FROM migrate_apply()');
+-- (a COMMIT edited in is skipped at apply like a registered one: a dry run passes)
+UPDATE migrate.migrations SET up = E'SELECT 1;\nCOMMIT;' WHERE version = '003';
+SELECT version, name, action, rows, checks FROM migrate_apply(dry_run => true);
 UPDATE migrate.migrations SET up = E'SELECT 1;\nSELEC 2;' WHERE version = '003';
 SELECT * FROM migrate_apply();
 SELECT pg_temp.sqlstate_of('SELECT * FROM migrate_apply()');
@@ -134,9 +137,18 @@ DELETE FROM migrate.migrations WHERE version = '004';
 SELECT migrate_add('005', 'copy', E'CREATE TABLE copied (id int);\nCOPY copied FROM STDIN;') IS NOT NULL AS registered;
 SELECT * FROM migrate_apply();
 SELECT pg_temp.sqlstate_of('SELECT * FROM migrate_apply()');
-SELECT migrate_add('005', 'copy', E'CREATE TABLE copied (id int);\nVACUUM copied;') IS NOT NULL AS registered;
+-- VACUUM hidden from registration (EXECUTE in a DO block) fails with its own SQLSTATE
+SELECT migrate_add('005', 'copy',
+                   E'CREATE TABLE copied (id int);\nDO $$ BEGIN EXECUTE ''VACUUM copied''; END $$;') IS NOT NULL AS registered;
 SELECT * FROM migrate_apply();
 SELECT pg_temp.sqlstate_of('SELECT * FROM migrate_apply()');
+-- written as a statement, VACUUM is found at registration: the migration
+-- becomes non-transactional (with a WARNING about the statement beside it),
+-- and migrate_apply() leaves it pending instead of failing
+SELECT migrate_add('005', 'copy', E'CREATE TABLE copied (id int);\nVACUUM copied;') IS NOT NULL AS registered;
+SELECT version, transactional, notes FROM migrate.migrations WHERE version = '005';
+SELECT version, name, action, rows, checks FROM migrate_apply();
+SELECT to_regclass('err.copied') AS copied;
 DELETE FROM migrate.migrations WHERE version = '005';
 
 --

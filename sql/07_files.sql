@@ -18,8 +18,8 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 GRANT EXECUTE ON FUNCTION pg_temp.sqlstate_of(text) TO PUBLIC;
--- the lines of a registered script, numbered, with their lengths (blanked
--- directive lines stay as blanks); a string body so that it survives
+-- the lines of a registered script, numbered, with their lengths (emptied
+-- directive lines stay as empty lines); a string body so that it survives
 -- DROP EXTENSION
 CREATE FUNCTION pg_temp.lines(v text, part text DEFAULT 'up')
 RETURNS TABLE(n bigint, len int, line text) LANGUAGE sql AS $$
@@ -130,7 +130,7 @@ CREATE INDEX CONCURRENTLY plain_id ON plain (id);
 -- migrate:down transaction:false
 DROP INDEX CONCURRENTLY plain_id;
 $f$);
-SELECT version, transactional FROM migrate.migrations WHERE version = '090';
+SELECT version, transactional, notes FROM migrate.migrations WHERE version = '090';
 -- "transaction:true" is the default, accepted
 SELECT * FROM migrate_add_script('014_tx.sql', $f$-- migrate:up transaction:true
 CREATE TABLE tx (id int);
@@ -140,11 +140,13 @@ SELECT version, transactional FROM migrate.migrations WHERE version = '014';
 -- CRLF line ends: the markers are found, the scripts keep their CRs (shown as <CR>)
 SELECT * FROM migrate_add_script('091_crlf.sql',
     E'-- migrate:up transaction:false\r\nCREATE INDEX CONCURRENTLY plain_id2 ON plain (id);\r\n-- migrate:down\r\nDROP INDEX plain_id2;\r\n');
--- a file that starts with a UTF-8 byte order mark (shown as <BOM>)
+-- a file that starts with a UTF-8 byte order mark (it would show as <BOM>):
+-- the marker on line 1 is found, so its transaction:false counts (the
+-- statement alone would be transactional) and the BOM is in no script
 SELECT * FROM migrate_add_script('092_bom.sql',
     convert_from('\xefbbbf'::bytea, 'UTF8')
-    || E'-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY plain_id3 ON plain (id);\n-- migrate:down\nDROP INDEX plain_id3;\n');
-SELECT version, transactional,
+    || E'-- migrate:up transaction:false\nCREATE INDEX plain_id3 ON plain (id);\n-- migrate:down\nDROP INDEX plain_id3;\n');
+SELECT version, transactional, notes,
        replace(replace(up, E'\r', '<CR>'), convert_from('\xefbbbf'::bytea, 'UTF8'), '<BOM>') AS up,
        replace(down, E'\r', '<CR>') AS down
   FROM migrate.migrations WHERE version IN ('091', '092') ORDER BY version;
@@ -218,7 +220,8 @@ $f$);
 SELECT * FROM pg_temp.lines('016', 'up');
 SELECT * FROM pg_temp.lines('016', 'down');
 
--- directive lines are blanked out of the scripts (spaces, the newline kept)
+-- directive lines are emptied out of the scripts (the newline kept, so the
+-- line numbers stay)
 SELECT * FROM migrate_add_script('017_directives.sql', $f$-- migrate:requires 010, 011
 -- migrate:up
 -- migrate:requires 012
@@ -247,13 +250,15 @@ SELECT * FROM migrate_add_script('019_before.sql', $f$CREATE TABLE before_up (id
 CREATE TABLE after_up (id int);
 $f$);
 
--- apply up to 018 (090 cannot run in a transaction: 25001)
+-- apply: 090, 091 and 092 cannot run in a transaction, they are left
+-- pending (a WARNING each); the rest is applied
 SELECT * FROM migrate_plan();
-SELECT pg_temp.sqlstate_of('SELECT * FROM migrate_apply()');
-SELECT version, rows, checks FROM migrate_apply(target => '018');
+SELECT version, action, rows, checks FROM migrate_apply();
+SELECT version, state, transactional FROM migrate_status() WHERE version >= '090';
 
 -- changing only an expect directive of an applied migration is an update
--- (once to a value of the same length, once to one of another length)
+-- (once to a value of the same length, once to one of another length: the
+-- directive line is emptied out of the script, so its length does not count)
 SELECT * FROM migrate_add_script('017_directives.sql', $f$-- migrate:requires 010, 011
 -- migrate:up
 -- migrate:requires 012

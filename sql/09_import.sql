@@ -107,12 +107,14 @@ SELECT version, name, statements, created_by, idempotency_key
 SELECT * FROM migrate_import_history('supabase') ORDER BY version;
 SELECT version, action FROM migrate_rollback('0');
 SELECT count(*) AS supabase_rows FROM supabase_migrations.schema_migrations;
--- a baseline marks migrations applied without running them
+-- a baseline marks migrations applied without running them; Supabase's
+-- table records them too (with no statements), until they are reverted
 CREATE TABLE chats (id int PRIMARY KEY);
 CREATE TABLE memories (id int PRIMARY KEY);
 SELECT * FROM migrate_baseline('20240215093000');
 SELECT version, name, statements FROM supabase_migrations.schema_migrations ORDER BY version;
 SELECT version, action FROM migrate_rollback('0');
+SELECT count(*) AS supabase_rows FROM supabase_migrations.schema_migrations;
 -- without Supabase's table, nothing is mirrored
 DROP SCHEMA supabase_migrations CASCADE;
 SELECT version, rows FROM migrate_apply(target => '20251003');
@@ -141,7 +143,8 @@ CREATE TABLE "imp"."flyway_schema_history" (
 ALTER TABLE "imp"."flyway_schema_history" ADD CONSTRAINT "flyway_schema_history_pk" PRIMARY KEY ("installed_rank");
 CREATE INDEX "flyway_schema_history_s_idx" ON "imp"."flyway_schema_history" ("success");
 -- V1 and V1.1 applied, V2 failed, R__refresh_views applied, V3 (no file
--- here) applied, and V1.1 undone (Flyway Teams)
+-- here) applied, and V1.1 undone (Flyway Teams): the latest row of a version
+-- decides, so V1.1 is not imported
 INSERT INTO flyway_schema_history
        (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success) VALUES
     (1, '1', 'create users', 'SQL', 'V1__create_users.sql', 1447519722, 'postgres', 12, true),
@@ -164,11 +167,22 @@ SELECT * FROM migrate_import_history('flyway');
 SELECT * FROM pg_temp.status();
 SELECT * FROM pg_temp.history();
 SELECT * FROM migrate_plan();
--- Flyway's schema creation marker and baseline rows
+-- V1.1 applied again after its undo: imported now
+INSERT INTO flyway_schema_history
+       (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success) VALUES
+    (8, '1.1', 'add email', 'SQL', 'V1.1__add_email.sql', -1284771920, 'postgres', 5, true);
+SELECT * FROM migrate_import_history('flyway');
+SELECT * FROM pg_temp.status();
+-- Flyway's schema creation marker and baseline rows are not migrations: skipped
 INSERT INTO flyway_schema_history
        (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success) VALUES
     (0, NULL, '<< Flyway Schema Creation >>', 'SCHEMA', '"imp"', NULL, 'postgres', 0, true),
     (7, '0.9', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, 'postgres', 0, true);
+SELECT * FROM migrate_import_history('flyway');
+-- a DELETE row (flyway repair of a missing migration) takes V3 back
+INSERT INTO flyway_schema_history
+       (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success) VALUES
+    (9, '3', 'add invoices', 'DELETE', 'V3__add_invoices.sql', 564738291, 'postgres', 0, true);
 SELECT * FROM migrate_import_history('flyway');
 DROP TABLE flyway_schema_history;
 DROP VIEW user_ids;
@@ -192,9 +206,14 @@ SELECT file, version, result
 -- not in search_path: 42P01
 SELECT * FROM migrate_import_history('dbmate');
 SET search_path = dbm, imp, public;
+-- (with Supabase's table present, imported migrations are recorded there too)
+CREATE SCHEMA supabase_migrations;
+CREATE TABLE supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY, statements text[], name text);
 SELECT * FROM migrate_import_history('dbmate') ORDER BY version;
 SELECT * FROM pg_temp.status();
 SELECT * FROM pg_temp.history();
+SELECT version, name, statements FROM supabase_migrations.schema_migrations ORDER BY version;
+DROP SCHEMA supabase_migrations CASCADE;
 SELECT * FROM migrate_import_history('dbmate') ORDER BY version;
 -- golang-migrate's reader refuses dbmate's table: 42809
 SELECT * FROM migrate_import_history('golang-migrate');
