@@ -89,6 +89,10 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.applied', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.history', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.history_id_seq', '');
 
+CREATE FUNCTION @extschema@.migrate_version_key(version text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_version_key' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- One row per migration, registered or applied, with its state.  Repeatable
 -- migrations (version_key '~name') are pending again when their text changes.
 CREATE VIEW migrate.status AS
@@ -101,7 +105,14 @@ SELECT coalesce(m.version, a.version) AS version,
            WHEN m.failure IS NOT NULL THEN 'failed'
            WHEN a.version_key IS NOT NULL AND m.kind = 'versioned' THEN 'changed'
            WHEN a.version_key IS NOT NULL THEN 'pending'
-           WHEN m.kind = 'versioned' AND m.transactional AND m.version_key < newest.key THEN 'out of order'
+           WHEN m.kind = 'versioned' AND m.transactional AND m.version_key < newest.key
+                AND NOT EXISTS (
+                    -- it waits with a non-transactional migration it requires
+                    SELECT FROM pg_catalog.unnest(m.requires) AS r(v)
+                      JOIN migrate.migrations d ON d.version_key = @extschema@.migrate_version_key(r.v)
+                     WHERE NOT d.transactional
+                       AND NOT EXISTS (SELECT FROM migrate.applied da WHERE da.version_key = d.version_key))
+                THEN 'out of order'
            ELSE 'pending'
        END AS state,
        m.checksum,
@@ -183,10 +194,6 @@ AS 'MODULE_PATHNAME', 'migrate_check' LANGUAGE C VOLATILE;
 CREATE FUNCTION @extschema@.migrate_checksum(script text)
 RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_checksum' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE FUNCTION @extschema@.migrate_version_key(version text)
-RETURNS text
-AS 'MODULE_PATHNAME', 'migrate_version_key' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 CREATE FUNCTION @extschema@.migrate_status()
 RETURNS TABLE (version text, name text, kind text, state text, checksum text,

@@ -17,6 +17,7 @@
 #include "tcop/tcopprot.h"
 #include "nodes/value.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -66,6 +67,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 	List	   *expectations = NIL;
 	List	   *touched = NIL;
 	Script	   *script;
+	int			guc_level;
 	instr_time	start,
 				elapsed;
 
@@ -74,6 +76,13 @@ apply_one(Migration *m, ApplyRecord *rec)
 		expectations = expect_parse(DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 																	   CStringGetDatum(m->expect))));
 	expect_count_before(expectations);
+
+	/*
+	 * Settings a migration changes (SET search_path, SET statement_timeout,
+	 * RESET ALL) last until its end, as if each migration ran in a session of
+	 * its own: they must not leak into the next migration or the caller.
+	 */
+	guc_level = NewGUCNestLevel();
 
 	script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
 	for (int i = 0; i < script->nstmts; i++)
@@ -101,6 +110,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 	if (m->verify)
 		rec->checks += verify_query_raise(m->verify, m->version);
 	rec->checks += verify_constraints_raise(touched, m->version);
+	AtEOXact_GUC(false, guc_level);
 
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
@@ -143,16 +153,16 @@ ms_interval(double ms)
 	return iv;
 }
 
-/* Why a migration is non-transactional, from its notes, for messages. */
-static const char *
+/* Why a migration is non-transactional, for messages: "holds VACUUM at line 3". */
+const char *
 non_transactional_reason(Migration *m)
 {
 	ListCell   *lc;
 
 	foreach(lc, m->notes)
-		if (strncmp(lfirst(lc), "non-transactional: ", 19) == 0)
-			return lfirst(lc);
-	return "registered with transactional => false";
+		if (strncmp(lfirst(lc), NON_TRANSACTIONAL_NOTE, strlen(NON_TRANSACTIONAL_NOTE)) == 0)
+			return psprintf("holds %s", (char *) lfirst(lc) + strlen(NON_TRANSACTIONAL_NOTE));
+	return "is registered with transactional => false";
 }
 
 /*
@@ -193,11 +203,9 @@ leave_non_transactional(List *steps, List **left, bool warn)
 		else
 			ereport(WARNING,
 					(errmsg("migration %s was left pending: it cannot run in a transaction", s->m->version),
-					 errdetail("Migration %s \"%s\" is %s.", s->m->version, s->m->name,
+					 errdetail("Migration %s \"%s\" %s.", s->m->version, s->m->name,
 							   non_transactional_reason(s->m)),
-					 errhint("The background worker will run it. Until then, run its statements yourself "
-							 "outside a transaction block and record it with migrate_baseline('%s').",
-							 s->m->version)));
+					 errhint("It stays pending for the background worker, with the migrations that require it.")));
 	}
 	return runnable;
 }
@@ -282,9 +290,7 @@ apply_pending(void *arg)
 		values[0] = CStringGetTextDatum(s->m->version);
 		values[1] = CStringGetTextDatum(s->m->name);
 		values[2] = CStringGetTextDatum("left pending");
-		values[3] = IntervalPGetDatum(ms_interval(0));
-		values[4] = Int64GetDatum(0);
-		values[5] = Int32GetDatum(0);
+		nulls[3] = nulls[4] = nulls[5] = true;
 		tuplestore_putvalues(call->rsinfo->setResult, call->rsinfo->setDesc, values, nulls);
 	}
 	if (nsteps > 0 && !call->dry_run)

@@ -17,6 +17,7 @@
 #include "nodes/parsenodes.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -171,6 +172,7 @@ revert_one(Migration *m, ApplyRecord *rec)
 	char	   *what = psprintf("Down script of migration %s \"%s\"", m->version, m->name);
 	Script	   *script = script_parse(m->down, psprintf("the down script of migration %s", m->version));
 	List	   *touched = NIL;
+	int			guc_level = NewGUCNestLevel();	/* settings last until its end */
 	instr_time	start,
 				elapsed;
 	Datum		values[4];
@@ -194,6 +196,7 @@ revert_one(Migration *m, ApplyRecord *rec)
 		}
 	}
 	rec->checks += verify_constraints_raise(touched, m->version);
+	AtEOXact_GUC(false, guc_level);
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	rec->duration_ms = INSTR_TIME_GET_MILLISEC(elapsed);

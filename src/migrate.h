@@ -207,6 +207,7 @@ typedef struct PlanStep
 /* Pending migrations up to target_key (NULL: all), ordered; ereports on bad plans. */
 extern List *plan_pending(Catalog *cat, const char *target_key, bool out_of_order,
 						  bool check_out_of_order);
+extern bool waits_for_worker(Catalog *cat, Migration *m, int depth);
 /* ereports if adding `m` to the graph makes a cycle or an unknown requirement. */
 extern void plan_check_requirements(Catalog *cat, Migration *m);
 
@@ -216,6 +217,10 @@ extern void apply_step(Migration *m, int step, int nsteps, bool dry_run, ApplyRe
 extern void progress_notice(const char *result, int step, int nsteps, Migration *m, double ms);
 extern void refuse_non_transactional(List *steps);
 extern List *leave_non_transactional(List *steps, List **left, bool warn);
+extern const char *non_transactional_reason(Migration *m);
+
+/* The note that says why registration made a migration non-transactional. */
+#define NON_TRANSACTIONAL_NOTE "cannot run in a transaction: "
 extern Interval *ms_interval(double ms);
 
 /* ---- import.c ---- */

@@ -28,6 +28,29 @@ index_cmp(Datum a, Datum b, void *arg)
 	return (ia < ib) ? 1 : (ia > ib) ? -1 : 0;
 }
 
+/*
+ * A pending migration that cannot run in a transaction, or that requires one
+ * (directly or not): it waits for the background worker.
+ */
+bool
+waits_for_worker(Catalog *cat, Migration *m, int depth)
+{
+	ListCell   *lc;
+
+	if (!m->transactional)
+		return true;
+	if (depth > cat->n)
+		return false;
+	foreach(lc, m->requires_keys)
+	{
+		Migration  *r = catalog_find(cat, lfirst(lc));
+
+		if (r && migration_is_pending(r) && waits_for_worker(cat, r, depth + 1))
+			return true;
+	}
+	return false;
+}
+
 List *
 plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check_out_of_order)
 {
@@ -45,8 +68,8 @@ plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check
 
 		in_plan[i] = migration_is_pending(m) &&
 			(target_key == NULL || strcmp(m->key, target_key) <= 0);
-		/* non-transactional ones wait for the worker: not out of order */
-		if (in_plan[i] && check_out_of_order && !out_of_order && m->transactional &&
+		/* what waits for the worker, and what requires it, is not out of order */
+		if (in_plan[i] && check_out_of_order && !out_of_order && !waits_for_worker(cat, m, 0) &&
 			cat->newest_applied_key && strcmp(m->key, cat->newest_applied_key) < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

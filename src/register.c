@@ -110,13 +110,12 @@ classify_up_script(Migration *m, Script *script)
 	}
 	if (absorbed.len > 0)
 		m->notes = lappend(m->notes,
-						   psprintf("%s skipped: the migration already runs in one transaction", absorbed.data));
+						   psprintf("skipped at apply, migrate controls transactions: %s", absorbed.data));
 	if (non_tx)
 	{
 		m->transactional = false;
 		m->notes = lappend(m->notes,
-						   psprintf("non-transactional: %s at line %d cannot run in a transaction block",
-									non_tx, non_tx_line));
+						   psprintf(NON_TRANSACTIONAL_NOTE "%s at line %d", non_tx, non_tx_line));
 		if (others > 0)
 		{
 			char	   *note = psprintf("unsafe: %s at line %d stands with %d other statement%s, so the migration cannot be atomic",

@@ -310,8 +310,10 @@ stmt_absorbed(Node *parsetree)
 	if (!IsA(parsetree, TransactionStmt))
 		return NULL;
 	ts = (TransactionStmt *) parsetree;
-	if (ts->kind == TRANS_STMT_BEGIN || ts->kind == TRANS_STMT_START)
+	if (ts->kind == TRANS_STMT_BEGIN)
 		return "BEGIN";
+	if (ts->kind == TRANS_STMT_START)
+		return "START TRANSACTION";
 	if (ts->kind == TRANS_STMT_COMMIT)
 		return "COMMIT";
 	return NULL;
@@ -321,10 +323,36 @@ stmt_absorbed(Node *parsetree)
 const char *
 stmt_forbidden_reason(Node *parsetree)
 {
-	if (IsA(parsetree, TransactionStmt) && stmt_absorbed(parsetree) == NULL)
-		return "a migration runs in a transaction that migrate controls: ROLLBACK, SAVEPOINT, RELEASE "
-			"and PREPARE TRANSACTION cannot stand in it (BEGIN and COMMIT are skipped)";
-	return NULL;
+	const char *what;
+
+	if (!IsA(parsetree, TransactionStmt) || stmt_absorbed(parsetree) != NULL)
+		return NULL;
+	switch (((TransactionStmt *) parsetree)->kind)
+	{
+		case TRANS_STMT_ROLLBACK:
+			what = "ROLLBACK";
+			break;
+		case TRANS_STMT_SAVEPOINT:
+			what = "SAVEPOINT";
+			break;
+		case TRANS_STMT_RELEASE:
+			what = "RELEASE";
+			break;
+		case TRANS_STMT_ROLLBACK_TO:
+			what = "ROLLBACK TO";
+			break;
+		case TRANS_STMT_PREPARE:
+			what = "PREPARE TRANSACTION";
+			break;
+		case TRANS_STMT_COMMIT_PREPARED:
+			what = "COMMIT PREPARED";
+			break;
+		default:
+			what = "ROLLBACK PREPARED";
+			break;
+	}
+	return psprintf("%s cannot stand in a migration, whose transaction migrate controls "
+					"(BEGIN and COMMIT are skipped)", what);
 }
 
 static bool
@@ -361,9 +389,12 @@ stmt_non_transactional(Node *parsetree)
 
 				if (has_true_option(r->params, "concurrently"))
 					return "REINDEX CONCURRENTLY";
-				if (r->kind == REINDEX_OBJECT_SCHEMA || r->kind == REINDEX_OBJECT_SYSTEM ||
-					r->kind == REINDEX_OBJECT_DATABASE)
-					return "REINDEX SCHEMA, SYSTEM or DATABASE";
+				if (r->kind == REINDEX_OBJECT_SCHEMA)
+					return "REINDEX SCHEMA";
+				if (r->kind == REINDEX_OBJECT_SYSTEM)
+					return "REINDEX SYSTEM";
+				if (r->kind == REINDEX_OBJECT_DATABASE)
+					return "REINDEX DATABASE";
 				return NULL;
 			}
 		case T_VacuumStmt:
@@ -474,9 +505,14 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 								 what, i + 1, script->nstmts, line,
 								 edata->detail ? " " : "",
 								 edata->detail ? edata->detail : "");
-		edata->hint = psprintf("%s%s%s",
+		edata->hint = psprintf("%s%s%s%s",
 							   edata->hint ? edata->hint : "",
-							   edata->hint ? " " : "", hint);
+							   edata->hint ? " " : "",
+							   edata->sqlerrcode == ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE
+							   ? "An enum value added earlier in this transaction cannot be used before it commits: "
+							   "apply up to the migration that adds it first, or use CALL migrate_run(), which "
+							   "commits after each migration. " : "",
+							   hint);
 		ReThrowError(edata);
 	}
 	PG_END_TRY();

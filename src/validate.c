@@ -48,16 +48,19 @@ migrate_validate(PG_FUNCTION_ARGS)
 			put_problem(rsinfo, "changed", m->version, m->name,
 						psprintf("Applied with checksum %s; the registered text has checksum %s.",
 								 m->applied_checksum, m->checksum));
-		if (!m->applied && m->transactional && cat->newest_applied_key &&
+		if (!m->applied && !waits_for_worker(cat, m, 0) && cat->newest_applied_key &&
 			strcmp(m->key, cat->newest_applied_key) < 0)
 			put_problem(rsinfo, "out of order", m->version, m->name,
 						"Pending, but older than the newest applied migration: migrate_apply() refuses it unless out_of_order => true.");
 		if (m->failed && migration_is_pending(m))
 			put_problem(rsinfo, "failed", m->version, m->name,
 						"Its last run failed (migrate.history has the error); fix it and register it again, or clear it with migrate_repair().");
-		if (migration_is_pending(m) && !m->transactional)
+		if (migration_is_pending(m) && waits_for_worker(cat, m, 0))
 			put_problem(rsinfo, "needs worker", m->version, m->name,
-						"Registered with transactional => false: migrate_apply() cannot run it.");
+						m->transactional
+						? "It requires a migration that cannot run in a transaction; both wait for the background worker."
+						: psprintf("It %s; migrate_apply() and migrate_run() leave it pending for the background worker.",
+								   non_transactional_reason(m)));
 		foreach(lc, m->requires_keys)
 		{
 			Migration  *r = catalog_find(cat, lfirst(lc));
