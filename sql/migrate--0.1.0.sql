@@ -199,7 +199,7 @@ CREATE FUNCTION @extschema@.migrate_status()
 RETURNS TABLE (version text, name text, kind text, state text, checksum text,
                applied_checksum text, applied_at timestamptz, applied_by name,
                transactional boolean, requires text[], notes text[])
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
     SELECT version, name, kind, state, checksum, applied_checksum, applied_at, applied_by,
            transactional, requires, notes

@@ -72,10 +72,28 @@ apply_one(Migration *m, ApplyRecord *rec)
 				elapsed;
 
 	INSTR_TIME_SET_CURRENT(start);
+	script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
 	if (m->expect)
+	{
+		List	   *written = NIL;
+
 		expectations = expect_parse(DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 																	   CStringGetDatum(m->expect))));
-	expect_count_before(expectations);
+		/* the tables the statements name, as they resolve now */
+		for (int i = 0; i < script->nstmts; i++)
+		{
+			ListCell   *lc;
+
+			foreach(lc, stmt_written_relations(script->stmts[i].parsetree))
+			{
+				Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
+
+				if (OidIsValid(relid))
+					written = lappend_oid(written, relid);
+			}
+		}
+		expect_count_before(expectations, written);
+	}
 
 	/*
 	 * Settings a migration changes (SET search_path, SET statement_timeout,
@@ -83,8 +101,6 @@ apply_one(Migration *m, ApplyRecord *rec)
 	 * its own: they must not leak into the next migration or the caller.
 	 */
 	guc_level = NewGUCNestLevel();
-
-	script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
 	for (int i = 0; i < script->nstmts; i++)
 	{
 		ListCell   *lc;

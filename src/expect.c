@@ -1,12 +1,18 @@
 /*
  * expect.c
  *		Row-count expectations: {"table": 150 | "+227" | "-3" | "="}.
- *		An exact count needs one count(*) after the migration; a delta or "="
- *		needs one before and one after.  A table that does not exist counts 0.
+ *		An exact count needs one count(*) after the migration; a delta one
+ *		before and one after.  An unchanged ("=") table usually needs none:
+ *		the transaction's statistics prove that no row was inserted or
+ *		deleted.  A table that does not exist counts 0.
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
@@ -16,6 +22,13 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/acl.h"
+#include "catalog/objectaddress.h"
+#include "miscadmin.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "pgstat.h"
+#include "utils/fmgrprotos.h"
 
 #include "migrate.h"
 
@@ -166,35 +179,86 @@ expect_parse(Jsonb *expect)
 	return result;
 }
 
-/* count(*) of a table as the caller sees it; 0 when it does not exist. */
+/* The table of an expectation, or InvalidOid when it does not exist. */
+static Oid
+expectation_relid(const char *table)
+{
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(table));
+
+	return RangeVarGetRelid(rv, NoLock, true);
+}
+
+/*
+ * count(*) of a table as the caller sees it, through `snapshot` if given (a
+ * snapshot taken before the migration sees the table as it was then).
+ */
 static int64
-count_rows(const char *table)
+count_rows(Oid relid, Snapshot snapshot)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	List	   *names = stringToQualifiedNameList(table);
-	RangeVar   *rv = makeRangeVarFromNameList(names);
-	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
-	char	   *sql;
+	char	   *sql = psprintf("SELECT pg_catalog.count(*) FROM %s",
+							   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+														  get_rel_name(relid)));
+	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
 	bool		isnull;
 	int64		n;
 	int			rc;
 
-	if (!OidIsValid(relid))
-		return 0;
-	sql = psprintf("SELECT pg_catalog.count(*) FROM %s",
-				   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-											  get_rel_name(relid)));
-	rc = SPI_execute(sql, false, 0);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare %s: %s", sql, SPI_result_code_string(SPI_result));
+	rc = snapshot ? SPI_execute_snapshot(plan, NULL, NULL, snapshot, InvalidSnapshot, true, false, 0)
+		: SPI_execute_plan(plan, NULL, NULL, false, 0);
 	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not count rows of \"%s\": %s", table, SPI_result_code_string(rc));
+		elog(ERROR, "could not count rows of %s: %s", sql, SPI_result_code_string(rc));
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freetuptable(SPI_tuptable);
+	SPI_freeplan(plan);
 	return n;
 }
 
+/*
+ * Whether this transaction's statistics of a plain table can prove that no
+ * row was inserted or deleted: they count every insert and delete of the
+ * table itself (not of partitions or children) when track_counts is on.
+ */
+static bool
+stats_can_prove(Oid relid)
+{
+	return pgstat_track_counts && get_rel_relkind(relid) == RELKIND_RELATION &&
+		!has_subclass(relid);
+}
+
+/* The file of a table: a TRUNCATE or a rewrite gives it a new one. */
+static Oid
+relation_file(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			file;
+
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	file = ((Form_pg_class) GETSTRUCT(tup))->relfilenode;
+	ReleaseSysCache(tup);
+	return file;
+}
+
+static void
+xact_counts(Oid relid, int64 *inserted, int64 *deleted)
+{
+	*inserted = DatumGetInt64(DirectFunctionCall1(pg_stat_get_xact_tuples_inserted, ObjectIdGetDatum(relid)));
+	*deleted = DatumGetInt64(DirectFunctionCall1(pg_stat_get_xact_tuples_deleted, ObjectIdGetDatum(relid)));
+}
+
+/*
+ * Before the migration.  An exact count needs nothing now.  A delta needs
+ * the count before.  An unchanged ("=") table that the migration's
+ * statements do not name is not counted: its statistics and file are noted,
+ * and a snapshot is kept in case they show a change; tables in `written`
+ * (the relations the statements write) are counted now.
+ */
 void
-expect_count_before(List *expectations)
+expect_count_before(List *expectations, List *written)
 {
 	ListCell   *lc;
 
@@ -202,9 +266,57 @@ expect_count_before(List *expectations)
 	{
 		Expectation *e = lfirst(lc);
 
-		if (e->kind != EXPECT_EXACT)
-			e->before = count_rows(e->table);
+		e->relid = expectation_relid(e->table);
+		e->existed = OidIsValid(e->relid);
+		/* counted or not, an expectation is checked with the caller's rights */
+		if (e->existed && pg_class_aclcheck(e->relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(e->relid)),
+						   get_rel_name(e->relid));
+		if (e->kind == EXPECT_EXACT)
+			continue;
+		if (!e->existed)
+			e->before = 0;
+		else if (e->kind == EXPECT_DELTA || list_member_oid(written, e->relid) ||
+				 !stats_can_prove(e->relid))
+			e->before = count_rows(e->relid, NULL);
+		else
+		{
+			e->deferred = true;
+			e->relfilenode = relation_file(e->relid);
+			xact_counts(e->relid, &e->inserted, &e->deleted);
+			if (e->snapshot == NULL)
+			{
+				CommandCounterIncrement();
+				e->snapshot = RegisterSnapshot(GetLatestSnapshot());
+			}
+		}
 	}
+}
+
+/* Settle a deferred "=" expectation: proven by statistics, or counted both ways. */
+static void
+settle_deferred(Expectation *e)
+{
+	Oid			relid = expectation_relid(e->table);
+	int64		inserted,
+				deleted;
+
+	if (relid == e->relid && relation_file(relid) == e->relfilenode)
+	{
+		xact_counts(relid, &inserted, &deleted);
+		if (inserted == e->inserted && deleted == e->deleted)
+		{
+			e->proven = true;	/* no row inserted or deleted: unchanged */
+			return;
+		}
+		e->before = count_rows(relid, e->snapshot);
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot check the unchanged row count of table \"%s\"", e->table),
+			 errdetail("The migration dropped, truncated or rewrote it through statements migrate could not see (in a function or a DO block)."),
+			 errhint("Expect an exact count for this table instead of \"=\".")));
 }
 
 static char *
@@ -231,9 +343,20 @@ expect_check_after(List *expectations, const char *version)
 	foreach(lc, expectations)
 	{
 		Expectation *e = lfirst(lc);
+		Oid			relid;
 		int64		want = 0;
 
-		e->after = count_rows(e->table);
+		if (e->deferred)
+		{
+			settle_deferred(e);
+			if (e->proven)
+			{
+				passed++;
+				continue;
+			}
+		}
+		relid = expectation_relid(e->table);
+		e->after = OidIsValid(relid) ? count_rows(relid, NULL) : 0;
 		switch (e->kind)
 		{
 			case EXPECT_EXACT:
@@ -268,6 +391,14 @@ expect_check_after(List *expectations, const char *version)
 							 "register it again and rerun.")));
 		passed++;
 	}
+	foreach(lc, expectations)
+	{
+		Expectation *e = lfirst(lc);
+
+		if (e->snapshot)
+			UnregisterSnapshot(e->snapshot);
+		e->snapshot = NULL;
+	}
 	return passed;
 }
 
@@ -293,6 +424,11 @@ expect_counts_json(List *expectations)
 		escape_json(&buf, e->table);
 		appendStringInfoString(&buf, ": {\"expect\": ");
 		escape_json(&buf, expected_text(e));
+		if (e->proven)
+		{
+			appendStringInfoString(&buf, ", \"unchanged\": \"no row inserted or deleted\"}");
+			continue;
+		}
 		if (e->before >= 0)
 			appendStringInfo(&buf, ", \"before\": " INT64_FORMAT, e->before);
 		appendStringInfo(&buf, ", \"after\": " INT64_FORMAT "}", e->after);

@@ -187,11 +187,20 @@ typedef struct Expectation
 	int64		n;				/* exact count or delta */
 	int64		before;			/* -1 when not counted */
 	int64		after;
+	/* the table before the migration, and what proves "=" without counting */
+	Oid			relid;
+	bool		existed;
+	bool		deferred;		/* "=": settle after the migration */
+	bool		proven;			/* "=": no row inserted or deleted */
+	Oid			relfilenode;
+	int64		inserted;		/* this transaction's counts before */
+	int64		deleted;
+	struct SnapshotData *snapshot;	/* to count "before" afterwards */
 } Expectation;
 
 /* Parse and validate an expect jsonb; ereports naming table and value. */
 extern List *expect_parse(Jsonb *expect);
-extern void expect_count_before(List *expectations);
+extern void expect_count_before(List *expectations, List *written);
 /* Count after; returns number passed or ereports on the first mismatch. */
 extern int	expect_check_after(List *expectations, const char *version);
 extern char *expect_counts_json(List *expectations);

@@ -240,6 +240,9 @@ offending_keys(const char *sql, List *colnames)
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	/* the memory PostgreSQL's own VALIDATE CONSTRAINT gives its anti-join */
+	(void) set_config_option("work_mem", psprintf("%d", maintenance_work_mem),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	rc = SPI_execute(sql, false, MAX_SHOWN_KEYS);
 	AtEOXact_GUC(true, save_nestlevel);
 	MemoryContextSwitchTo(cxt);
