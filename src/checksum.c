@@ -30,6 +30,7 @@ script_checksum(const char *text)
 	char	   *hex;
 	const char *p = script_skip_bom(text);
 	const char *run;
+	const char *end;
 	static const char lf = '\n';
 
 	ctx = pg_cryptohash_create(PG_SHA256);
@@ -37,18 +38,15 @@ script_checksum(const char *text)
 		elog(ERROR, "could not initialize SHA-256 checksum: %s", pg_cryptohash_error(ctx));
 
 	/* hash runs of ordinary bytes; CRLF and lone CR become LF */
+	end = p + strlen(p);
 	run = p;
-	for (; *p; p++)
+	while ((p = memchr(run, '\r', end - run)) != NULL)
 	{
-		if (*p != '\r')
-			continue;
 		hash_update(ctx, run, p - run);
 		hash_update(ctx, &lf, 1);
-		if (p[1] == '\n')
-			p++;
-		run = p + 1;
+		run = (p[1] == '\n') ? p + 2 : p + 1;
 	}
-	hash_update(ctx, run, p - run);
+	hash_update(ctx, run, end - run);
 
 	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
 		elog(ERROR, "could not finalize SHA-256 checksum: %s", pg_cryptohash_error(ctx));

@@ -14,6 +14,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "executor/spi.h"
+#include "nodes/parsenodes.h"
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
@@ -199,7 +200,8 @@ count_rows(Oid relid, Snapshot snapshot)
 	char	   *sql = psprintf("SELECT pg_catalog.count(*) FROM %s",
 							   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 														  get_rel_name(relid)));
-	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+	/* a count of a big table is what parallel workers are for */
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, 0, NULL, CURSOR_OPT_PARALLEL_OK);
 	bool		isnull;
 	int64		n;
 	int			rc;

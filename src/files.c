@@ -455,6 +455,10 @@ split_sections(MigrationFile *f, Migration *m)
 
 /* ---- registering a set of files ---- */
 
+/* The two file names of a duplicate, in name order, for a stable message. */
+#define Min_name(f, g) (strcmp((f)->filename, (g)->filename) < 0 ? (f)->filename : (g)->filename)
+#define Max_name(f, g) (strcmp((f)->filename, (g)->filename) < 0 ? (g)->filename : (f)->filename)
+
 static int
 file_cmp(const ListCell *a, const ListCell *b)
 {
@@ -539,7 +543,6 @@ register_files(List *files, bool strict)
 	{
 		MigrationFile *f = lfirst(lc);
 		const char *why = parse_file_name(f);
-		ListCell   *lc2;
 
 		if (why == NULL && f->content == NULL)
 			why = "not read";
@@ -556,23 +559,23 @@ register_files(List *files, bool strict)
 			continue;
 		}
 		f->key = migration_key(f->version);
-		foreach(lc2, files)
-		{
-			MigrationFile *g = lfirst(lc2);
-
-			if (g == f)
-				break;
-			if (g->key && strcmp(g->key, f->key) == 0 && g->is_down == f->is_down)
-				ereport(ERROR,
-						(errcode(ERRCODE_DUPLICATE_OBJECT),
-						 errmsg("files \"%s\" and \"%s\" have the same version %s",
-								g->filename, f->filename, f->version),
-						 errdetail("Two %s of one version cannot both be registered.",
-								   f->is_down ? "down scripts" : "migrations"),
-						 errhint("Renumber one of them; nothing was registered.")));
-		}
 	}
+	/* in version order, two files of one version and part are neighbours */
 	list_sort(files, file_cmp);
+	foreach(lc, files)
+	{
+		MigrationFile *f = lfirst(lc);
+		MigrationFile *g = lnext(files, lc) ? lfirst(lnext(files, lc)) : NULL;
+
+		if (f->key && g && g->key && strcmp(g->key, f->key) == 0 && g->is_down == f->is_down)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("files \"%s\" and \"%s\" have the same version %s",
+							Min_name(f, g), Max_name(f, g), f->version),
+					 errdetail("Two %s of one version cannot both be registered.",
+							   f->is_down ? "down scripts" : "migrations"),
+					 errhint("Renumber one of them; nothing was registered.")));
+	}
 
 	foreach(lc, files)
 	{

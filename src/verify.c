@@ -243,7 +243,11 @@ offending_keys(const char *sql, List *colnames)
 	/* the memory PostgreSQL's own VALIDATE CONSTRAINT gives its anti-join */
 	(void) set_config_option("work_mem", psprintf("%d", maintenance_work_mem),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	rc = SPI_execute(sql, false, MAX_SHOWN_KEYS);
+	/*
+	 * The LIMIT is in the query, not a tuple count for SPI: with a count
+	 * the executor would not start parallel workers.
+	 */
+	rc = SPI_execute(psprintf("%s LIMIT %d", sql, MAX_SHOWN_KEYS), false, 0);
 	AtEOXact_GUC(true, save_nestlevel);
 	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
