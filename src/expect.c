@@ -254,10 +254,10 @@ xact_counts(Oid relid, int64 *inserted, int64 *deleted)
 
 /*
  * Before the migration.  An exact count needs nothing now.  A delta needs
- * the count before.  An unchanged ("=") table that the migration's
- * statements do not name is not counted: its statistics and file are noted,
- * and a snapshot is kept in case they show a change; tables in `written`
- * (the relations the statements write) are counted now.
+ * the count before.  An unchanged ("=") table is not counted: its
+ * statistics and file are noted, and a snapshot is kept in case they show a
+ * change; tables in `written` (those the statements may truncate, rewrite or
+ * replace) are counted now.
  */
 void
 expect_count_before(List *expectations, List *written)

@@ -9,7 +9,7 @@ BEGIN;
 CREATE EXTENSION pgtap;
 CREATE EXTENSION migrate;
 SET LOCAL client_min_messages = warning;
-SELECT plan(13);
+SELECT plan(15);
 
 CREATE TABLE protected (id int PRIMARY KEY);
 INSERT INTO protected SELECT generate_series(1, 100);
@@ -27,8 +27,17 @@ SELECT is((SELECT counts->'protected' FROM migrate.history WHERE version = '1' A
 -- 2: an UPDATE does not change the count: still proven
 SELECT migrate_add('2', 'update', 'UPDATE protected SET id = id + 1000', expect => '{"protected": "="}');
 SELECT is((SELECT count(*) FROM migrate_apply()), 1::bigint, 'an UPDATE keeps the count');
-SELECT is((SELECT counts->'protected'->>'after' FROM migrate.history WHERE version = '2' AND action = 'apply'),
-          '100', 'a table the statements name is counted before and after');
+SELECT is((SELECT counts->'protected' FROM migrate.history WHERE version = '2' AND action = 'apply'),
+          '{"expect": "=", "unchanged": "no row inserted or deleted"}'::jsonb,
+          'an UPDATE inserts and deletes no row: proven unchanged without counting');
+
+-- 2b: a table a statement truncates is counted before, as the statistics cannot tell
+SELECT migrate_add('2.1', 'refill', 'TRUNCATE protected; INSERT INTO protected SELECT generate_series(1, 100)',
+                   expect => '{"protected": "="}');
+SELECT is((SELECT count(*) FROM migrate_apply()), 1::bigint, 'a refill to the same count passes');
+SELECT is((SELECT counts->'protected' FROM migrate.history WHERE version = '2.1' AND action = 'apply'),
+          '{"expect": "=", "before": 100, "after": 100}'::jsonb,
+          'a table the statements truncate is counted before and after');
 
 -- 3: a row inserted in a DO block, which the parser cannot see, is caught
 SELECT migrate_add('3', 'hidden insert',
