@@ -56,6 +56,34 @@ progress_notice(const char *fmt_result, int step, int nsteps, Migration *m, doub
 }
 
 /*
+ * Run every statement of a script as the current user; add the relations
+ * they write to *touched (resolved right after each statement: a later
+ * rename keeps the OID).  Returns the rows they processed.
+ */
+int64
+run_statements(Script *script, const char *what, const char *hint, List **touched)
+{
+	int64		rows = 0;
+
+	for (int i = 0; i < script->nstmts; i++)
+	{
+		ListCell   *lc;
+
+		script_exec_stmt(script, i, what, hint, false);
+		rows += SPI_processed;
+		SPI_freetuptable(SPI_tuptable);
+		foreach(lc, stmt_written_relations(script->stmts[i].parsetree))
+		{
+			Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
+
+			if (OidIsValid(relid))
+				*touched = touched_add(*touched, relid);
+		}
+	}
+	return rows;
+}
+
+/*
  * Apply one migration: expectations counted before, statements, then
  * expectations, verify query and constraint re-checks; then the catalog rows.
  * Raises on any failure.
@@ -110,26 +138,9 @@ apply_one(Migration *m, ApplyRecord *rec)
 	 * its own: they must not leak into the next migration or the caller.
 	 */
 	guc_level = NewGUCNestLevel();
-	for (int i = 0; i < script->nstmts; i++)
-	{
-		ListCell   *lc;
-
-		script_exec_stmt(script, i, what,
-						 "Nothing of this migration was kept; correct the script, register it again and rerun.",
-						 false);
-		if (SPI_tuptable != NULL || SPI_processed > 0)
-			rec->rows += SPI_processed;
-		SPI_freetuptable(SPI_tuptable);
-
-		/* resolve written relations now: a later rename keeps the OID */
-		foreach(lc, stmt_written_relations(script->stmts[i].parsetree))
-		{
-			Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
-
-			if (OidIsValid(relid))
-				touched = touched_add(touched, relid);
-		}
-	}
+	rec->rows += run_statements(script, what,
+								"Nothing of this migration was kept; correct the script, register it again and rerun.",
+								&touched);
 
 	rec->checks += expect_check_after(expectations, m->version);
 	if (m->verify)

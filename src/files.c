@@ -231,20 +231,7 @@ find_markers(const char *text)
 				p++;
 		}
 		else if (p[0] == '/' && p[1] == '*')
-		{
-			int			depth = 1;
-
-			p += 2;
-			while (*p && depth > 0)
-			{
-				if (p[0] == '/' && p[1] == '*')
-					depth++, p += 2;
-				else if (p[0] == '*' && p[1] == '/')
-					depth--, p += 2;
-				else
-					line += (*p++ == '\n');
-			}
-		}
+			p = skip_block_comment(p, &line);
 		else if (*p == '\'')
 		{
 			bool		escapes = p > text && (p[-1] == 'E' || p[-1] == 'e') &&

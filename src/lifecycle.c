@@ -178,23 +178,9 @@ revert_one(Migration *m, ApplyRecord *rec)
 	Datum		values[4];
 
 	INSTR_TIME_SET_CURRENT(start);
-	for (int i = 0; i < script->nstmts; i++)
-	{
-		ListCell   *lc;
-
-		script_exec_stmt(script, i, what,
-						 "Nothing of this rollback was kept; correct the down script, register it again and rerun.",
-						 false);
-		rec->rows += SPI_processed;
-		SPI_freetuptable(SPI_tuptable);
-		foreach(lc, stmt_written_relations(script->stmts[i].parsetree))
-		{
-			Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
-
-			if (OidIsValid(relid))
-				touched = touched_add(touched, relid);
-		}
-	}
+	rec->rows += run_statements(script, what,
+								"Nothing of this rollback was kept; correct the down script, register it again and rerun.",
+								&touched);
 	rec->checks += verify_constraints_raise(touched, m->version);
 	AtEOXact_GUC(false, guc_level);
 	INSTR_TIME_SET_CURRENT(elapsed);

@@ -77,6 +77,7 @@ typedef struct Script
 extern Script *script_parse(const char *input, const char *what);
 extern const char *script_skip_bom(const char *text);
 extern int	script_line_at(const char *text, int offset);
+extern const char *skip_block_comment(const char *p, int *lines);
 
 /* Relations a statement writes or alters, as RangeVars (may be empty). */
 extern List *stmt_written_relations(Node *parsetree);
@@ -222,6 +223,7 @@ extern void plan_check_requirements(Catalog *cat, Migration *m);
 
 /* ---- apply.c ---- */
 
+extern int64 run_statements(Script *script, const char *what, const char *hint, List **touched);
 extern void apply_step(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec);
 extern void progress_notice(const char *result, int step, int nsteps, Migration *m, double ms);
 extern void refuse_non_transactional(List *steps);

@@ -37,6 +37,28 @@ char_to_byte_offset(const char *text, int cursorpos)
 	return p - text;
 }
 
+/*
+ * Past the block comment starting at p (SQL block comments nest), counting
+ * its newlines into *lines when given.
+ */
+const char *
+skip_block_comment(const char *p, int *lines)
+{
+	int			depth = 1;
+
+	p += 2;
+	while (*p && depth > 0)
+	{
+		if (p[0] == '/' && p[1] == '*')
+			depth++, p += 2;
+		else if (p[0] == '*' && p[1] == '/')
+			depth--, p += 2;
+		else if (*p++ == '\n' && lines)
+			(*lines)++;
+	}
+	return p;
+}
+
 /* Offset of the first token at or after `offset`: skips blanks and comments. */
 static int
 skip_blanks_and_comments(const char *text, int offset)
@@ -53,20 +75,7 @@ skip_blanks_and_comments(const char *text, int offset)
 				p++;
 		}
 		else if (p[0] == '/' && p[1] == '*')
-		{
-			int			depth = 1;	/* SQL block comments nest */
-
-			p += 2;
-			while (*p && depth > 0)
-			{
-				if (p[0] == '/' && p[1] == '*')
-					depth++, p += 2;
-				else if (p[0] == '*' && p[1] == '/')
-					depth--, p += 2;
-				else
-					p++;
-			}
-		}
+			p = skip_block_comment(p, NULL);
 		else
 			return p - text;
 	}
