@@ -83,6 +83,11 @@ CREATE INDEX CONCURRENTLY mixed_id_idx ON mixed (id);
 INSERT INTO mixed VALUES (1);
 $f$);
 SELECT version, transactional, notes FROM migrate.migrations WHERE version = '003';
+-- the same text again (a directory loaded at every deploy): unchanged, no warning
+SELECT file, version, result FROM migrate_add_script('003_mixed.sql', $f$CREATE TABLE mixed (id int);
+CREATE INDEX CONCURRENTLY mixed_id_idx ON mixed (id);
+INSERT INTO mixed VALUES (1);
+$f$);
 -- a new enum value used in the migration that adds it
 DROP EXTENSION migrate;
 CREATE EXTENSION migrate;

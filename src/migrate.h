@@ -106,6 +106,7 @@ typedef struct Migration
 	char	   *checksum;
 	char	   *source;			/* "migrate_add" or a file name */
 	List	   *notes;			/* what registration found worth saying */
+	List	   *warnings;		/* (message, detail, hint) to give if registered */
 	bool		failed;			/* a durable failure is recorded */
 	bool		applied;
 	char	   *applied_checksum;

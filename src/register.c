@@ -62,7 +62,8 @@ check_script(const char *text, const char *what)
  * What the up script's statements say about the migration: transaction
  * control that is absorbed, statements that cannot run in a transaction
  * block (the migration becomes non-transactional), and uses of an enum value
- * added in the same migration.  Unsafe mixes are warned about now.
+ * added in the same migration.  Unsafe mixes are kept as warnings, given
+ * when the text is registered (not again for text already registered).
  */
 static void
 classify_up_script(Migration *m, Script *script)
@@ -99,10 +100,10 @@ classify_up_script(Migration *m, Script *script)
 											   "PostgreSQL refuses a new enum value before its transaction commits",
 											   quoted, st->line, script->stmts[j].line);
 
-					ereport(WARNING,
-							(errmsg("migration %s uses a new enum value in the transaction that adds it", m->version),
-							 errdetail("%s.", note),
-							 errhint("Move the use into a later migration.")));
+					m->warnings = lappend(m->warnings,
+										  list_make3(psprintf("migration %s uses a new enum value in the transaction that adds it",
+															  m->version),
+													 note, "Move the use into a later migration."));
 					m->notes = lappend(m->notes, note);
 					break;
 				}
@@ -121,10 +122,9 @@ classify_up_script(Migration *m, Script *script)
 			char	   *note = psprintf("unsafe: %s at line %d stands with %d other statement%s, so the migration cannot be atomic",
 										non_tx, non_tx_line, others, others == 1 ? "" : "s");
 
-			ereport(WARNING,
-					(errmsg("migration %s mixes %s with other statements", m->version, non_tx),
-					 errdetail("%s.", note),
-					 errhint("Put %s in a migration of its own.", non_tx)));
+			m->warnings = lappend(m->warnings,
+								  list_make3(psprintf("migration %s mixes %s with other statements", m->version, non_tx),
+											 note, psprintf("Put %s in a migration of its own.", non_tx)));
 			m->notes = lappend(m->notes, note);
 		}
 	}
@@ -146,6 +146,7 @@ migration_prepare(Migration *m)
 		m->name = pstrdup(m->version + strlen(REPEATABLE_PREFIX));
 	m->checksum = script_checksum(m->up);
 	m->notes = NIL;
+	m->warnings = NIL;
 	classify_up_script(m, check_script(m->up, psprintf("the up script of migration %s", m->version)));
 	if (m->down)
 		check_script(m->down, psprintf("the down script of migration %s", m->version));
@@ -211,6 +212,21 @@ register_migration(Catalog *cat, Migration *m)
 		action = "update";
 	else
 		return "unchanged";
+
+	if (strcmp(action, "update") != 0)
+	{
+		ListCell   *lc;
+
+		foreach(lc, m->warnings)
+		{
+			List	   *w = lfirst(lc);
+
+			ereport(WARNING,
+					(errmsg("%s", (char *) linitial(w)),
+					 errdetail("%s.", (char *) lsecond(w)),
+					 errhint("%s", (char *) lthird(w))));
+		}
+	}
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(m->key);
