@@ -226,6 +226,15 @@ SELECT version, action, checksum, pg_temp.short(detail::text) AS detail
 -- again: nothing to do
 SELECT * FROM migrate_repair();
 
+-- a non-transactional migration, adopted with a baseline, cannot be rolled
+-- back in a transaction: refused before anything runs (25001)
+SELECT left(migrate_add('5', 'b five', 'CREATE INDEX CONCURRENTLY b_four_id ON b_four (id);',
+                        down => 'DROP INDEX CONCURRENTLY b_four_id;'), 12) AS checksum;
+SELECT * FROM migrate_baseline('5');
+SELECT * FROM migrate_rollback('4');
+SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_rollback('4')$$) AS non_transactional_down;
+SELECT version, state FROM pg_temp.status() WHERE version = '5';
+
 DROP TABLE b_three;
 DROP FUNCTION answer();
 RESET client_min_messages;

@@ -246,26 +246,6 @@ leave_non_transactional(List *steps, List **left, bool warn)
 	return runnable;
 }
 
-/* Refuse the whole call before running anything that cannot run here. */
-void
-refuse_non_transactional(List *steps)
-{
-	ListCell   *lc;
-
-	foreach(lc, steps)
-	{
-		PlanStep   *s = lfirst(lc);
-
-		if (!s->m->transactional)
-			ereport(ERROR,
-					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-					 errmsg("migration %s cannot run in a transaction", s->m->version),
-					 errdetail("Migration %s \"%s\" is registered with transactional => false: its statements cannot run inside a transaction block.",
-							   s->m->version, s->m->name),
-					 errhint("Such migrations need the background worker. Apply the migrations before it with migrate_apply(target => ...) meanwhile.")));
-	}
-}
-
 /* The arguments of one migrate_apply() call. */
 typedef struct ApplyCall
 {

@@ -202,6 +202,27 @@ revert_one(Migration *m, ApplyRecord *rec)
 	supabase_record_revert(m);
 }
 
+/* Refuse a rollback that needs a non-transactional migration's down script. */
+static void
+refuse_non_transactional_downs(List *steps)
+{
+	ListCell   *lc;
+
+	foreach(lc, steps)
+	{
+		Migration  *m = ((PlanStep *) lfirst(lc))->m;
+
+		if (!m->transactional)
+			ereport(ERROR,
+					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+					 errmsg("migration %s cannot be rolled back in a transaction", m->version),
+					 errdetail("Migration %s \"%s\" %s; its down script is expected to need the same.",
+							   m->version, m->name, non_transactional_reason(m)),
+					 errhint("Roll back to %s or a later version; the background worker will run such down scripts.",
+							 m->version)));
+	}
+}
+
 /* migrate_rollback(target): revert applied migrations newer than target, newest first. */
 Datum
 migrate_rollback(PG_FUNCTION_ARGS)
@@ -259,7 +280,7 @@ migrate_rollback(PG_FUNCTION_ARGS)
 				 errmsg("cannot roll back to %s: some migrations have no down script", target),
 				 errdetail("Without a down script: %s.", missing.data),
 				 errhint("Register their down scripts (migrate_add(..., down => ...), a U<version>__ or .down.sql file), or roll back to a later version.")));
-	refuse_non_transactional(revert);
+	refuse_non_transactional_downs(revert);
 
 	foreach(lc, revert)
 	{

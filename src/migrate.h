@@ -227,7 +227,6 @@ extern void plan_check_requirements(Catalog *cat, Migration *m);
 extern int64 run_statements(Script *script, const char *what, const char *hint, List **touched);
 extern void apply_step(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec);
 extern void progress_notice(const char *result, int step, int nsteps, Migration *m, double ms);
-extern void refuse_non_transactional(List *steps);
 extern List *leave_non_transactional(List *steps, List **left, bool warn);
 extern const char *non_transactional_reason(Migration *m);
 
