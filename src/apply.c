@@ -154,7 +154,6 @@ apply_one(Migration *m, ApplyRecord *rec)
 	rec->counts = expect_counts_json(expectations);
 	rec->touched = touched_names(touched);
 	rec->action = "apply";
-	rec->outcome = "ok";
 	catalog_record_applied(m, rec);
 	supabase_record_apply(m, script);
 }

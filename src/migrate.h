@@ -151,7 +151,6 @@ extern Migration *catalog_find(Catalog *cat, const char *key);
 typedef struct ApplyRecord
 {
 	const char *action;			/* apply, revert, ... */
-	const char *outcome;		/* ok, failed */
 	double		duration_ms;
 	int64		rows;
 	int			checks;
