@@ -674,5 +674,23 @@ is( query(
 is(query('supa', q{SELECT to_regclass('public.public_room_stats') IS NULL}),
 	't', 'supabase: its view is gone');
 
+# A server file that is not text in the database encoding fails the whole
+# load, naming the file; nothing is registered.
+new_db('load_bad');
+for my $case (
+	[ 'nul',  '001_nul.sql',    "SELECT 1;\0\n",         qr/ERROR:  22021: file "001_nul\.sql" contains a zero byte/ ],
+	[ 'utf8', '001_latin1.sql', "SELECT 'caf\xE9';\n",  qr/ERROR:  22021: file "001_latin1\.sql" is not valid UTF8/ ])
+{
+	my ($name, $file, $bytes, $re) = @$case;
+	my $dir = "$tmp/bad_$name";
+	mkdir $dir or die "mkdir $dir: $!";
+	write_file("$dir/000_ok.sql", "CREATE TABLE ok_$name (id int);\n");
+	write_file("$dir/$file", $bytes);
+	fails_like('load_bad', "SELECT * FROM migrate_load('$dir')", $re,
+		"a file with a $name problem fails migrate_load()");
+}
+is(query('load_bad', 'SELECT count(*) FROM migrate.migrations'),
+	'0', 'nothing registered from those directories');
+
 $node->stop;
 done_testing();
