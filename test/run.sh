@@ -22,10 +22,15 @@
 #   MIGRATE_KEEP_TMP=1     keep the temp directory even when everything passed
 #                          (it is always kept when something failed)
 #   MIGRATE_TEST_PORT      port of the pgTAP cluster (default 54329; unix socket only)
+#   MIGRATE_ONLY=PATTERN   run only the tests whose name contains PATTERN
+#   PG_CONFIG              the pg_config of the PostgreSQL 15 to build and test
+#                          against (default /usr/lib/postgresql/15/bin/pg_config;
+#                          a relocated copy of it keeps parallel work apart)
 set -euo pipefail
 
-PG_BIN=/usr/lib/postgresql/15/bin
-PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PG_BIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")")")
 PG_REGRESS=$PGXS_DIR/src/test/regress/pg_regress
 # pg_isolation_regress finds isolationtester next to itself (find_other_exec
 # on its own argv[0] directory), so it must be run by this absolute path.
@@ -124,6 +129,13 @@ discover() {
 		done
 		;;
 	esac
+	if [[ -n "${MIGRATE_ONLY:-}" ]]; then
+		local -a kept=()
+		for f in "${found[@]}"; do
+			[[ "$f" == *"$MIGRATE_ONLY"* ]] && kept+=("$f")
+		done
+		found=("${kept[@]}")
+	fi
 	if ((${#found[@]})); then
 		mapfile -t TESTS < <(printf '%s\n' "${found[@]}" | LC_ALL=C sort)
 	fi
@@ -136,7 +148,7 @@ if [[ "${MIGRATE_SKIP_BUILD:-}" != 1 ]]; then
 	bash "$REPO/test/deps.sh" || build_ok=0
 	if ((build_ok)); then
 		echo "== build"
-		(cd "$REPO" && make -j"$(nproc)" && make install) || build_ok=0
+		(cd "$REPO" && make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" && make install PG_CONFIG="$PG_CONFIG") || build_ok=0
 	fi
 	if ((!build_ok)); then
 		# Nothing can run: count every discovered test (at least 1) as failed.
