@@ -83,14 +83,133 @@ CREATE PROCEDURE @extschema@.migrate_run(target text DEFAULT NULL, out_of_order 
 AS 'MODULE_PATHNAME', 'migrate_run' LANGUAGE C
 $def$);
 
--- ==== 2. Verify queries re-run as the role that registered them.
+-- ==== 2. Verify queries re-run as the role that registered them: nothing to
+-- change in the catalog (migrate.migrations.registered_by names that role).
 
--- ==== 3. Touched tables kept by OID.
+-- ==== 3. Touched tables kept by OID.  regclass survives a rename, and pg_dump
+-- writes it as a name that a restore resolves again; a dropped table keeps its
+-- old OID, so a table created later under the same name is never taken for it.
+ALTER TABLE migrate.applied ADD COLUMN touched_tables pg_catalog.regclass[] NOT NULL DEFAULT '{}';
+COMMENT ON COLUMN migrate.applied.touched IS 'the tables the migration wrote or altered, by name as they were then';
+COMMENT ON COLUMN migrate.applied.touched_tables IS 'the same tables by OID: re-checks follow these, never a name';
+-- Migrations applied by 0.1.0 kept names only: resolve them once, now (the
+-- two arrays are parallel: the n-th name is the n-th table).
+UPDATE migrate.applied a
+   SET touched_tables = ARRAY(SELECT pg_catalog.to_regclass(t.name)
+                                FROM pg_catalog.unnest(a.touched) WITH ORDINALITY AS t(name, i)
+                               WHERE pg_catalog.to_regclass(t.name) IS NOT NULL
+                               ORDER BY t.i),
+       touched = ARRAY(SELECT t.name
+                         FROM pg_catalog.unnest(a.touched) WITH ORDINALITY AS t(name, i)
+                        WHERE pg_catalog.to_regclass(t.name) IS NOT NULL
+                        ORDER BY t.i);
 
--- ==== 4. Serialisation without a public advisory lock key (nothing here: C only).
+-- ==== 4. Serialisation without a public advisory lock key: the C code locks
+-- migrate.catalog_lock, which no role but its owner can lock.
 
--- ==== 5. Dump and restore by the extension's owner.
+-- ==== 5. Dump and restore by the extension's owner, with no superuser.  pg_dump
+-- reads the catalog and its sequence; a restore writes them back.  Rows that
+-- the extension's own code does not write are marked as registered by the
+-- role that wrote them, so a restored (or hand-written) verify query never
+-- runs with another role's rights.
+CREATE FUNCTION migrate.registered_by_writer() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+             WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+        NEW.registered_by := CURRENT_USER;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER migrations_registered_by_writer BEFORE INSERT OR UPDATE ON migrate.migrations
+    FOR EACH ROW EXECUTE FUNCTION migrate.registered_by_writer();
+ALTER TABLE migrate.migrations ENABLE ALWAYS TRIGGER migrations_registered_by_writer;
 
--- ==== 6. A tamper-evident history.
+DO $$
+DECLARE
+    owner pg_catalog.text;
+BEGIN
+    SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(e.extowner)) INTO owner
+      FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
+    EXECUTE 'GRANT SELECT, UPDATE ON SEQUENCE migrate.history_id_seq TO ' OPERATOR(pg_catalog.||) owner;
+    EXECUTE 'GRANT INSERT ON migrate.migrations, migrate.applied, migrate.history TO ' OPERATOR(pg_catalog.||) owner;
+END
+$$;
+
+-- ==== 6. A tamper-evident history.  Each row carries a hash of its content and
+-- of the row before it; migrate_validate() and migrate_verify() recompute the
+-- chain.  The triggers fire in replica mode too (session_replication_role).
+
+-- A history row's content as text, the same whatever the session's settings
+-- (timestamps and intervals as epoch seconds, NULL distinct from 'NULL').
+-- LANGUAGE sql without SET options, so that it is inlined.
+CREATE FUNCTION migrate.history_content(h migrate.history) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT pg_catalog.concat_ws(',',
+           h.id,
+           pg_catalog.quote_nullable(h.version),
+           pg_catalog.quote_nullable(h.version_key),
+           pg_catalog.quote_nullable(h.name),
+           pg_catalog.quote_nullable(h.action),
+           pg_catalog.quote_nullable(h.checksum),
+           pg_catalog.quote_nullable(h.performed_by::pg_catalog.text),
+           pg_catalog.quote_nullable(EXTRACT(epoch FROM h.performed_at)::pg_catalog.text),
+           pg_catalog.quote_nullable(EXTRACT(epoch FROM h.duration)::pg_catalog.text),
+           pg_catalog.quote_nullable(h.rows_affected::pg_catalog.text),
+           pg_catalog.quote_nullable(h.counts::pg_catalog.text),
+           pg_catalog.quote_nullable(h.checks::pg_catalog.text),
+           pg_catalog.quote_nullable(h.outcome),
+           pg_catalog.quote_nullable(h.detail::pg_catalog.text))
+$$;
+
+-- The hash of a row that follows a row with hash prev (NULL for the first).
+CREATE FUNCTION migrate.history_hash(prev pg_catalog.text, content pg_catalog.text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+           COALESCE(prev, '') OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) content,
+           'UTF8')), 'hex')
+$$;
+
+ALTER TABLE migrate.history ADD COLUMN hash text;
+COMMENT ON COLUMN migrate.history.hash IS
+    'SHA-256 of this row''s content and of the previous row''s hash: an edited, removed or inserted row breaks the chain';
+
+-- Chain the rows that 0.1.0 wrote, in order.
+ALTER TABLE migrate.history DISABLE TRIGGER history_no_update_or_delete;
+DO $$
+DECLARE
+    prev pg_catalog.text;
+    h    migrate.history;
+BEGIN
+    FOR h IN SELECT * FROM migrate.history ORDER BY id LOOP
+        prev := migrate.history_hash(prev, migrate.history_content(h));
+        UPDATE migrate.history SET hash = prev WHERE id OPERATOR(pg_catalog.=) h.id;
+    END LOOP;
+END
+$$;
+ALTER TABLE migrate.history ENABLE ALWAYS TRIGGER history_no_update_or_delete;
+ALTER TABLE migrate.history ENABLE ALWAYS TRIGGER history_no_truncate;
+
+-- New rows are chained as they are written (a restore brings its own hashes).
+CREATE FUNCTION migrate.history_chain() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.hash IS NULL THEN
+        NEW.hash := migrate.history_hash(
+            (SELECT h.hash FROM migrate.history h
+              WHERE h.id OPERATOR(pg_catalog.<) NEW.id ORDER BY h.id DESC LIMIT 1),
+            migrate.history_content(NEW));
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER history_chain BEFORE INSERT ON migrate.history
+    FOR EACH ROW EXECUTE FUNCTION migrate.history_chain();
+ALTER TABLE migrate.history ENABLE ALWAYS TRIGGER history_chain;
+ALTER TABLE migrate.history ALTER COLUMN hash SET NOT NULL;
+
+REVOKE ALL ON FUNCTION migrate.registered_by_writer(), migrate.history_content(migrate.history),
+    migrate.history_hash(pg_catalog.text, pg_catalog.text), migrate.history_chain() FROM PUBLIC;
 
 DROP FUNCTION migrate.replace_routine(pg_catalog.regprocedure, pg_catalog.text, pg_catalog.text);

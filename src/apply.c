@@ -153,6 +153,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 	rec->duration_ms = INSTR_TIME_GET_MILLISEC(elapsed);
 	rec->counts = expect_counts_json(expectations);
 	rec->touched = touched_names(touched);
+	rec->touched_oids = touched_existing(touched);
 	rec->action = "apply";
 	catalog_record_applied(m, rec);
 	supabase_record_apply(m, script);

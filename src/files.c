@@ -504,9 +504,15 @@ register_down_only(Catalog *cat, MigrationFile *down)
 		return "unchanged";
 	values[0] = CStringGetTextDatum(m->key);
 	values[1] = CStringGetTextDatum(down->content);
-	values[2] = CStringGetTextDatum(down->filename);
-	catalog_exec("UPDATE migrate.migrations SET down = $2 WHERE version_key = $1",
-				 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}, values, NULL);
+	/* a new down script of an applied migration is a note, as in register_migration() */
+	values[2] = m->applied
+		? PointerGetDatum(string_list_to_array(list_make1(
+			psprintf(CHANGED_AFTER_APPLY_NOTE "down script by %s: checksum %s, now %s",
+					 current_user_name(), m->down ? script_checksum(m->down) : "none",
+					 script_checksum(down->content)))))
+		: PointerGetDatum(string_list_to_array(NIL));
+	catalog_exec("UPDATE migrate.migrations SET down = $2, notes = notes || $3 WHERE version_key = $1",
+				 3, (Oid[]) {TEXTOID, TEXTOID, TEXTARRAYOID}, values, NULL);
 	catalog_history(m->version, m->key, m->name, "update", m->checksum,
 					json_object_1("down_file", down->filename));
 	return "updated";

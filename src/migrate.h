@@ -156,6 +156,7 @@ typedef struct ApplyRecord
 	int			checks;
 	char	   *counts;			/* jsonb text or NULL */
 	List	   *touched;		/* qualified names */
+	List	   *touched_oids;	/* the same tables' OIDs */
 	char	   *detail;			/* jsonb text for history, or NULL */
 } ApplyRecord;
 
@@ -167,6 +168,9 @@ extern char *current_user_name(void);
 extern ArrayType *string_list_to_array(List *l);
 
 /* ---- register.c ---- */
+
+/* Notes that say a part of an applied migration was registered anew. */
+#define CHANGED_AFTER_APPLY_NOTE "changed after it was applied: "
 
 extern void migration_prepare(Migration *m);
 extern const char *register_migration(Catalog *cat, Migration *m);
@@ -238,6 +242,19 @@ extern Interval *ms_interval(double ms);
 extern void supabase_record_apply(Migration *m, Script *script);
 extern void supabase_record_revert(Migration *m);
 
+/* ---- validate.c ---- */
+
+/* What the history says that is wrong: a broken hash chain, applied rows it does not explain. */
+typedef struct HistoryFinding
+{
+	char	   *problem;		/* "history" or "unrecorded" */
+	char	   *version;
+	char	   *name;
+	char	   *detail;
+} HistoryFinding;
+
+extern List *history_findings(const char *only_key);
+
 /* ---- verify.c ---- */
 
 typedef struct CheckResult
@@ -247,6 +264,7 @@ typedef struct CheckResult
 	char	   *check;			/* "checksum", "verify", "foreign key", ... */
 	char	   *object;
 	bool		ok;
+	bool		info;			/* a note, not a check (e.g. a table dropped since) */
 	char		sqlstate[6];
 	char	   *message;		/* for failures */
 	char	   *detail;
@@ -259,6 +277,6 @@ extern int	verify_query_raise(const char *verify, const char *version);
 /* Add relations (and their partition ancestors) to a list of OIDs. */
 extern List *touched_add(List *reloids, Oid relid);
 extern List *touched_names(List *reloids);
-extern List *touched_resolve(List *names);
+extern List *touched_existing(List *reloids);
 
 #endif							/* MIGRATE_H */

@@ -246,8 +246,8 @@ migrate_plan(PG_FUNCTION_ARGS)
 	foreach(lc, steps)
 	{
 		PlanStep   *s = lfirst(lc);
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, false};
+		Datum		values[8] = {0};
+		bool		nulls[8] = {false, false, false, false, true, true, true, true};
 
 		values[0] = Int32GetDatum(foreach_current_index(lc) + 1);
 		values[1] = CStringGetTextDatum(s->m->version);

@@ -18,6 +18,7 @@
 
 PG_FUNCTION_INFO_V1(migrate_add);
 
+
 static bool
 str_equal(const char *a, const char *b)
 {
@@ -166,6 +167,36 @@ migration_prepare(Migration *m)
 		m->source = "migrate_add";
 }
 
+static const char *
+checksum_or_none(const char *text)
+{
+	return text ? script_checksum(text) : "none";
+}
+
+/*
+ * Record that part of an applied migration (its verify query or down script)
+ * is registered with new text: a note with both checksums, and the same in
+ * the history row's detail.
+ */
+static void
+changed_part_after_apply(Migration *m, const char *part, const char *was, const char *now,
+						 StringInfo detail)
+{
+	const char *from;
+	const char *to;
+
+	if (str_equal(was, now))
+		return;
+	from = checksum_or_none(was);
+	to = checksum_or_none(now);
+	m->notes = lappend(m->notes,
+					   psprintf(CHANGED_AFTER_APPLY_NOTE "%s by %s: checksum %s, now %s",
+								part, current_user_name(), from, to));
+	appendStringInfo(detail, "%s\"%s\": {\"from\": \"%s\", \"to\": \"%s\"}",
+					 detail->len ? ", " : "", strcmp(part, "verify query") == 0 ? "verify" : "down",
+					 from, to);
+}
+
 /*
  * Register a prepared migration against the loaded catalog (the caller holds
  * the catalog lock).  Returns what happened: "new", "unchanged", "changed"
@@ -176,6 +207,7 @@ register_migration(Catalog *cat, Migration *m)
 {
 	Migration  *old = catalog_find(cat, m->key);
 	const char *action;
+	StringInfoData detail;
 	Datum		values[14];
 	char		nulls[14];
 
@@ -202,6 +234,7 @@ register_migration(Catalog *cat, Migration *m)
 				 errhint("Register a new migration for the change. If the edit of the applied script is intended, "
 						 "accept it with migrate_repair(version => '%s', up => ...).", m->version)));
 
+	initStringInfo(&detail);
 	if (old == NULL)
 		action = "register";
 	else if (strcmp(old->checksum, m->checksum) != 0)
@@ -212,6 +245,23 @@ register_migration(Catalog *cat, Migration *m)
 		action = "update";
 	else
 		return "unchanged";
+
+	/*
+	 * A new verify query or down script for an applied migration changes
+	 * what later runs in its name (migrate_verify, migrate_rollback): keep
+	 * both checksums in history and a note that migrate_status() shows.
+	 * Notes of earlier such changes are kept.
+	 */
+	if (old && old->applied)
+	{
+		ListCell   *lc;
+
+		foreach(lc, old->notes)
+			if (strncmp(lfirst(lc), CHANGED_AFTER_APPLY_NOTE, strlen(CHANGED_AFTER_APPLY_NOTE)) == 0)
+				m->notes = lappend(m->notes, lfirst(lc));
+		changed_part_after_apply(m, "verify query", old->verify, m->verify, &detail);
+		changed_part_after_apply(m, "down script", old->down, m->down, &detail);
+	}
 
 	if (strcmp(action, "update") != 0)
 	{
@@ -260,9 +310,10 @@ register_migration(Catalog *cat, Migration *m)
 				 14, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTARRAYOID},
 				 values, nulls);
+	if (strcmp(action, "replace") == 0)
+		appendStringInfo(&detail, "%s\"previous_checksum\": \"%s\"", detail.len ? ", " : "", old->checksum);
 	catalog_history(m->version, m->key, m->name, action, m->checksum,
-					strcmp(action, "replace") == 0
-					? psprintf("{\"previous_checksum\": \"%s\"}", old->checksum) : NULL);
+					detail.len ? psprintf("{%s}", detail.data) : NULL);
 	return strcmp(action, "register") == 0 ? "new" :
 		strcmp(action, "replace") == 0 ? "changed" : "updated";
 }

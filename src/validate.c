@@ -29,11 +29,78 @@ put_problem(ReturnSetInfo *rsinfo, const char *problem, const char *version,
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
+/*
+ * The history is a hash chain: each row's hash covers its content and the
+ * hash of the row before it, so an edited, removed or inserted row breaks it
+ * (only the newest rows can be cut off unseen).  And every applied row must
+ * be explained by the history: its latest apply, baseline, import, repair or
+ * revert is not a revert, and was of the checksum that is applied.
+ * only_key limits the second check to one migration.
+ */
+List *
+history_findings(const char *only_key)
+{
+	List	   *result = NIL;
+	Datum		arg = only_key ? CStringGetTextDatum(only_key) : (Datum) 0;
+
+	catalog_exec("SELECT h.id, h.version, h.name FROM ("
+				 "  SELECT x.id, x.version, x.name, x.hash, "
+				 "         lag(x.hash) OVER (ORDER BY x.id) AS prev, "
+				 "         migrate.history_content(x) AS content "
+				 "    FROM migrate.history x) h "
+				 " WHERE h.hash IS DISTINCT FROM migrate.history_hash(h.prev, h.content) "
+				 " ORDER BY h.id LIMIT 1", 0, NULL, NULL, NULL);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HistoryFinding *f = palloc0(sizeof(HistoryFinding));
+		char	   *version = SPI_getvalue(tup, desc, 2);
+		char	   *name = SPI_getvalue(tup, desc, 3);
+
+		f->problem = "history";
+		f->version = version ? version : "";
+		f->name = name ? name : "";
+		f->detail = psprintf("The history's hash chain breaks at row %s: that row, or one before it, "
+							 "was edited, inserted or removed outside migrate.",
+							 SPI_getvalue(tup, desc, 1));
+		result = lappend(result, f);
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	catalog_exec("SELECT a.version, a.name, a.checksum FROM migrate.applied a "
+				 " WHERE ($1 IS NULL OR a.version_key = $1) "
+				 "   AND NOT EXISTS ("
+				 "       SELECT FROM (SELECT h.action, h.checksum FROM migrate.history h "
+				 "                     WHERE h.version_key = a.version_key AND h.outcome = 'ok' "
+				 "                       AND h.action IN ('apply', 'baseline', 'import', 'repair', 'revert') "
+				 "                     ORDER BY h.id DESC LIMIT 1) latest "
+				 "        WHERE latest.action <> 'revert' AND latest.checksum = a.checksum) "
+				 " ORDER BY a.version_key",
+				 1, (Oid[]) {TEXTOID}, &arg, only_key ? NULL : "n");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HistoryFinding *f = palloc0(sizeof(HistoryFinding));
+
+		f->problem = "unrecorded";
+		f->version = SPI_getvalue(tup, desc, 1);
+		f->name = SPI_getvalue(tup, desc, 2);
+		f->detail = psprintf("Marked applied with checksum %s, but no history row records applying it: "
+							 "the row was written outside migrate.", SPI_getvalue(tup, desc, 3));
+		result = lappend(result, f);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return result;
+}
+
 Datum
 migrate_validate(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Catalog    *cat;
+	ListCell   *lc;
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
@@ -89,6 +156,13 @@ migrate_validate(PG_FUNCTION_ARGS)
 		put_problem(rsinfo, "missing", SPI_getvalue(tup, desc, 1), SPI_getvalue(tup, desc, 2),
 					psprintf("Applied with checksum %s, but no longer registered.",
 							 SPI_getvalue(tup, desc, 3)));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	foreach(lc, history_findings(NULL))
+	{
+		HistoryFinding *f = lfirst(lc);
+
+		put_problem(rsinfo, f->problem, f->version, f->name, f->detail);
 	}
 	SPI_finish();
 	return (Datum) 0;
