@@ -141,35 +141,11 @@ $$;
 -- of the row before it; migrate_validate() and migrate_verify() recompute the
 -- chain.  The triggers fire in replica mode too (session_replication_role).
 
--- A history row's content as text, the same whatever the session's settings
--- (timestamps and intervals as epoch seconds, NULL distinct from 'NULL').
--- LANGUAGE sql without SET options, so that it is inlined.
-CREATE FUNCTION migrate.history_content(h migrate.history) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT pg_catalog.concat_ws(',',
-           h.id,
-           pg_catalog.quote_nullable(h.version),
-           pg_catalog.quote_nullable(h.version_key),
-           pg_catalog.quote_nullable(h.name),
-           pg_catalog.quote_nullable(h.action),
-           pg_catalog.quote_nullable(h.checksum),
-           pg_catalog.quote_nullable(h.performed_by::pg_catalog.text),
-           pg_catalog.quote_nullable(EXTRACT(epoch FROM h.performed_at)::pg_catalog.text),
-           pg_catalog.quote_nullable(EXTRACT(epoch FROM h.duration)::pg_catalog.text),
-           pg_catalog.quote_nullable(h.rows_affected::pg_catalog.text),
-           pg_catalog.quote_nullable(h.counts::pg_catalog.text),
-           pg_catalog.quote_nullable(h.checks::pg_catalog.text),
-           pg_catalog.quote_nullable(h.outcome),
-           pg_catalog.quote_nullable(h.detail::pg_catalog.text))
-$$;
-
--- The hash of a row that follows a row with hash prev (NULL for the first).
-CREATE FUNCTION migrate.history_hash(prev pg_catalog.text, content pg_catalog.text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
-           COALESCE(prev, '') OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) content,
-           'UTF8')), 'hex')
-$$;
+-- The hash that a history row must carry when it follows a row whose hash is
+-- prev (NULL for the first): SHA-256 of prev and of the row's content,
+-- serialised the same whatever the session's settings (src/history.c).
+CREATE FUNCTION migrate.history_hash(prev pg_catalog.text, h migrate.history) RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'migrate_history_hash' LANGUAGE C STABLE PARALLEL SAFE;
 
 ALTER TABLE migrate.history ADD COLUMN hash text;
 COMMENT ON COLUMN migrate.history.hash IS
@@ -183,7 +159,7 @@ DECLARE
     h    migrate.history;
 BEGIN
     FOR h IN SELECT * FROM migrate.history ORDER BY id LOOP
-        prev := migrate.history_hash(prev, migrate.history_content(h));
+        prev := migrate.history_hash(prev, h);
         UPDATE migrate.history SET hash = prev WHERE id OPERATOR(pg_catalog.=) h.id;
     END LOOP;
 END
@@ -199,7 +175,7 @@ BEGIN
         NEW.hash := migrate.history_hash(
             (SELECT h.hash FROM migrate.history h
               WHERE h.id OPERATOR(pg_catalog.<) NEW.id ORDER BY h.id DESC LIMIT 1),
-            migrate.history_content(NEW));
+            NEW);
     END IF;
     RETURN NEW;
 END
@@ -209,7 +185,7 @@ CREATE TRIGGER history_chain BEFORE INSERT ON migrate.history
 ALTER TABLE migrate.history ENABLE ALWAYS TRIGGER history_chain;
 ALTER TABLE migrate.history ALTER COLUMN hash SET NOT NULL;
 
-REVOKE ALL ON FUNCTION migrate.registered_by_writer(), migrate.history_content(migrate.history),
-    migrate.history_hash(pg_catalog.text, pg_catalog.text), migrate.history_chain() FROM PUBLIC;
+REVOKE ALL ON FUNCTION migrate.registered_by_writer(), migrate.history_hash(pg_catalog.text, migrate.history),
+    migrate.history_chain() FROM PUBLIC;
 
 DROP FUNCTION migrate.replace_routine(pg_catalog.regprocedure, pg_catalog.text, pg_catalog.text);

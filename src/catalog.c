@@ -288,7 +288,7 @@ catalog_load(bool with_up_of_pending)
 				 "       CASE WHEN $1 AND (a.version_key IS NULL OR a.checksum <> m.checksum) THEN m.up END, "
 				 "       m.down, m.verify, m.expect::text, m.requires, m.transactional, m.checksum, "
 				 "       a.version_key IS NOT NULL, a.checksum, a.touched, "
-				 "       m.kind = 'repeatable', m.source, m.failure IS NOT NULL, m.notes "
+				 "       m.kind = 'repeatable', m.source, m.failure IS NOT NULL, m.notes, m.registered_by "
 				 "  FROM migrate.migrations m "
 				 "  LEFT JOIN migrate.applied a ON a.version_key = m.version_key "
 				 " ORDER BY m.version_key",
@@ -321,6 +321,7 @@ catalog_load(bool with_up_of_pending)
 		m->source = getstr(tup, desc, 15);
 		m->failed = getbool(tup, desc, 16);
 		m->notes = gettextlist(tup, desc, 17);
+		m->registered_by = getstr(tup, desc, 18);
 		cat->items[i] = m;
 	}
 	SPI_freetuptable(SPI_tuptable);

@@ -14,6 +14,7 @@
  *	 apply.c	 migrate_apply(): the statement executor
  *	 verify.c	 verify queries, constraint re-checks, migrate_verify/check
  *	 validate.c  migrate_validate()
+ *	 history.c	 the hash chain of migrate.history
  */
 #ifndef MIGRATE_H
 #define MIGRATE_H
@@ -105,11 +106,13 @@ typedef struct Migration
 	bool		transactional;
 	char	   *checksum;
 	char	   *source;			/* "migrate_add" or a file name */
+	char	   *registered_by;	/* the role whose text it is (loaded ones) */
 	List	   *notes;			/* what registration found worth saying */
 	List	   *warnings;		/* (message, detail, hint) to give if registered */
 	bool		failed;			/* a durable failure is recorded */
 	bool		applied;
 	char	   *applied_checksum;
+	bool		explained;		/* the history records its applying (history_scan) */
 	List	   *touched;		/* qualified table names, for applied ones */
 } Migration;
 
@@ -242,6 +245,17 @@ extern Interval *ms_interval(double ms);
 extern void supabase_record_apply(Migration *m, Script *script);
 extern void supabase_record_revert(Migration *m);
 
+/* ---- history.c ---- */
+
+typedef struct HistoryBreak
+{
+	int64		id;				/* the first row that does not follow */
+	char	   *version;
+	char	   *name;
+} HistoryBreak;
+
+extern HistoryBreak *history_scan(Catalog *cat);
+
 /* ---- validate.c ---- */
 
 /* What the history says that is wrong: a broken hash chain, applied rows it does not explain. */
@@ -253,7 +267,7 @@ typedef struct HistoryFinding
 	char	   *detail;
 } HistoryFinding;
 
-extern List *history_findings(const char *only_key);
+extern List *history_findings(Catalog *cat, const char *only_key);
 
 /* ---- verify.c ---- */
 

@@ -12,6 +12,8 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/acl.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 
 #include "migrate.h"
@@ -167,6 +169,17 @@ migration_prepare(Migration *m)
 		m->source = "migrate_add";
 }
 
+/* A JSON string literal. */
+static char *
+quote_json(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	escape_json(&buf, s);
+	return buf.data;
+}
+
 static const char *
 checksum_or_none(const char *text)
 {
@@ -243,6 +256,16 @@ register_migration(Catalog *cat, Migration *m)
 			 !str_equal(old->expect, m->expect) || !list_equal_strings(old->requires, m->requires) ||
 			 old->transactional != m->transactional)
 		action = "update";
+	else if (!OidIsValid(get_role_oid(old->registered_by, true)))
+	{
+		/*
+		 * The same text, whose registrant was dropped: the role registering
+		 * it now adopts it (its verify query runs as that role from now on).
+		 */
+		action = "update";
+		appendStringInfo(&detail, "\"registered_by\": {\"from\": %s, \"to\": %s}",
+						 quote_json(old->registered_by), quote_json(current_user_name()));
+	}
 	else
 		return "unchanged";
 

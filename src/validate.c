@@ -33,49 +33,57 @@ put_problem(ReturnSetInfo *rsinfo, const char *problem, const char *version,
  * The history is a hash chain: each row's hash covers its content and the
  * hash of the row before it, so an edited, removed or inserted row breaks it
  * (only the newest rows can be cut off unseen).  And every applied row must
- * be explained by the history: its latest apply, baseline, import, repair or
- * revert is not a revert, and was of the checksum that is applied.
+ * be explained by the history: an apply, baseline, import or repair of the
+ * checksum that is applied, not reverted since.
  * only_key limits the second check to one migration.
  */
 List *
-history_findings(const char *only_key)
+history_findings(Catalog *cat, const char *only_key)
 {
 	List	   *result = NIL;
 	Datum		arg = only_key ? CStringGetTextDatum(only_key) : (Datum) 0;
+	HistoryBreak *brk = history_scan(cat);
 
-	catalog_exec("SELECT h.id, h.version, h.name FROM ("
-				 "  SELECT x.id, x.version, x.name, x.hash, "
-				 "         lag(x.hash) OVER (ORDER BY x.id) AS prev, "
-				 "         migrate.history_content(x) AS content "
-				 "    FROM migrate.history x) h "
-				 " WHERE h.hash IS DISTINCT FROM migrate.history_hash(h.prev, h.content) "
-				 " ORDER BY h.id LIMIT 1", 0, NULL, NULL, NULL);
-	if (SPI_processed > 0)
+	if (brk)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
 		HistoryFinding *f = palloc0(sizeof(HistoryFinding));
-		char	   *version = SPI_getvalue(tup, desc, 2);
-		char	   *name = SPI_getvalue(tup, desc, 3);
 
 		f->problem = "history";
-		f->version = version ? version : "";
-		f->name = name ? name : "";
-		f->detail = psprintf("The history's hash chain breaks at row %s: that row, or one before it, "
-							 "was edited, inserted or removed outside migrate.",
-							 SPI_getvalue(tup, desc, 1));
+		f->version = brk->version ? brk->version : "";
+		f->name = brk->name ? brk->name : "";
+		f->detail = psprintf("The history's hash chain breaks at row " INT64_FORMAT ": that row, or the one before it, "
+							 "was edited, inserted or removed outside migrate.", brk->id);
 		result = lappend(result, f);
 	}
-	SPI_freetuptable(SPI_tuptable);
 
+	/* registered migrations: history_scan() followed them */
+	for (int i = 0; i < cat->n; i++)
+	{
+		Migration  *m = cat->items[i];
+		HistoryFinding *f;
+
+		if (!m->applied || m->explained || (only_key && strcmp(only_key, m->key) != 0))
+			continue;
+		f = palloc0(sizeof(HistoryFinding));
+		f->problem = "unrecorded";
+		f->version = m->version;
+		f->name = m->name;
+		f->detail = psprintf("Marked applied with checksum %s, but no history row records applying it: "
+							 "the row was written outside migrate.", m->applied_checksum);
+		result = lappend(result, f);
+	}
+
+	/* applied ones that are no longer registered (few): asked of the history */
 	catalog_exec("SELECT a.version, a.name, a.checksum FROM migrate.applied a "
 				 " WHERE ($1 IS NULL OR a.version_key = $1) "
+				 "   AND NOT EXISTS (SELECT FROM migrate.migrations m WHERE m.version_key = a.version_key) "
 				 "   AND NOT EXISTS ("
-				 "       SELECT FROM (SELECT h.action, h.checksum FROM migrate.history h "
-				 "                     WHERE h.version_key = a.version_key AND h.outcome = 'ok' "
-				 "                       AND h.action IN ('apply', 'baseline', 'import', 'repair', 'revert') "
-				 "                     ORDER BY h.id DESC LIMIT 1) latest "
-				 "        WHERE latest.action <> 'revert' AND latest.checksum = a.checksum) "
+				 "       SELECT FROM migrate.history h "
+				 "        WHERE h.version_key = a.version_key AND h.checksum = a.checksum "
+				 "          AND h.action IN ('apply', 'baseline', 'import', 'repair') AND h.outcome = 'ok' "
+				 "          AND NOT EXISTS (SELECT FROM migrate.history r "
+				 "                           WHERE r.version_key = h.version_key AND r.action = 'revert' "
+				 "                             AND r.id > h.id)) "
 				 " ORDER BY a.version_key",
 				 1, (Oid[]) {TEXTOID}, &arg, only_key ? NULL : "n");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -158,7 +166,7 @@ migrate_validate(PG_FUNCTION_ARGS)
 							 SPI_getvalue(tup, desc, 3)));
 	}
 	SPI_freetuptable(SPI_tuptable);
-	foreach(lc, history_findings(NULL))
+	foreach(lc, history_findings(cat, NULL))
 	{
 		HistoryFinding *f = lfirst(lc);
 

@@ -37,10 +37,12 @@
 # Environment:
 #   MIGRATE_BENCH_PORT   port of the cluster (default 54339; unix socket only)
 #   MIGRATE_KEEP_TMP=1   keep the temp directory (cluster, generated files, logs)
+#   PG_CONFIG            pg_config of the PostgreSQL 15 to use (default: the system one)
 set -euo pipefail
 export LC_ALL=C
 
-PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PG_BIN=$("$PG_CONFIG" --bindir)
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BENCH_DIR=$REPO/test/bench
 RESULTS_MD=$BENCH_DIR/results.md
@@ -199,9 +201,10 @@ q bench_tpl "CREATE EXTENSION migrate" >/dev/null
 as_pg "${PSQL[@]}" -d bench_tpl -f "$BENCH_DIR/lib.sql" >/dev/null
 MIGRATE_VERSION=$(q bench_tpl "SELECT extversion FROM pg_extension WHERE extname = 'migrate'")
 MIGRATE_SO=$(as_pg pg_config --pkglibdir)/migrate.so
-MIGRATE_SQL=$(as_pg pg_config --sharedir)/extension/migrate--$MIGRATE_VERSION.sql
+MIGRATE_SQL_DIR=$(as_pg pg_config --sharedir)/extension
 # every session loads migrate.so anew: a reinstall during the run mixes builds
-install_stamp() { stat -c '%Y %s' "$MIGRATE_SO" "$MIGRATE_SQL" 2>/dev/null | tr '\n' ' '; }
+# (the install script and the upgrade chain: a version may be installed through it)
+install_stamp() { stat -c '%Y %s' "$MIGRATE_SO" "$MIGRATE_SQL_DIR"/migrate--*.sql 2>/dev/null | tr '\n' ' '; }
 INSTALL_STAMP=$(install_stamp)
 MIGRATE_BUILD="migrate.so of $(date -u -r "$MIGRATE_SO" '+%Y-%m-%d %H:%M UTC')"
 if git -C "$REPO" rev-parse --short HEAD >/dev/null 2>&1; then

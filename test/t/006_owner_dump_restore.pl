@@ -101,7 +101,7 @@ my ($rc, $out, $err) = $node->psql('src',
 	q{INSERT INTO migrate.history (version, action, performed_by) VALUES ('99', 'apply', 'dba')},
 	connstr => $dba);
 isnt($rc, 0, 'the owner cannot append a history row without a hash');
-like($err, qr/permission denied for function history_content/, '... it is refused');
+like($err, qr/permission denied for function history_hash/, '... it is refused');
 as_dba('src', q{
     INSERT INTO migrate.history (version, version_key, action, checksum, performed_by, hash)
     VALUES ('99', '0099', 'apply', 'x', 'dba', repeat('0', 64));
