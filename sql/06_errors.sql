@@ -61,7 +61,7 @@ RESET ROLE;
 
 -- with EXECUTE granted it works; the catalog stays out of reach
 GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean),
-                          migrate_apply(text, boolean, boolean),
+                          migrate_apply(text, boolean, boolean, text),
                           migrate_status()
    TO regress_migrate_user;
 SET ROLE regress_migrate_user;

@@ -29,7 +29,7 @@ CREATE TABLE locked.secret (id int);           -- app_owner may not even read it
 INSERT INTO locked.secret VALUES (1), (2);
 GRANT EXECUTE ON FUNCTION
     migrate_add(text, text, text, text, text, jsonb, text[], boolean),
-    migrate_apply(text, boolean, boolean),
+    migrate_apply(text, boolean, boolean, text),
     migrate_plan(text, boolean),
     migrate_validate(),
     migrate_verify(text),
