@@ -442,7 +442,7 @@ plan_next_step_reviewed(List *reviewed, List *steps, int done)
 	{
 		ereport(NOTICE,
 				(errmsg("migration %s was not reviewed and stays pending", next->m->version),
-				 errdetail("It was registered after the plan was reviewed; every reviewed migration that runs in a transaction is applied.")));
+				 errdetail("It was registered after the plan was reviewed; no reviewed migration is left to run.")));
 		return false;
 	}
 	ereport(ERROR,
