@@ -42,11 +42,12 @@ SELECT migrate_add('20251110_04', 'migrate tasks',
     requires => '{20251110_03}');
 
 \echo
-\echo '== migrate_plan(): what will run, in order'
-SELECT * FROM migrate_plan();
+\echo '== migrate_plan(): what will run, in order, and the checksum of that plan'
+SELECT step, version, name, reason, left(plan_checksum, 12) AS plan FROM migrate_plan();
+SELECT DISTINCT plan_checksum AS reviewed FROM migrate_plan() \gset
 
-\echo '== migrate_apply(): all of it, checked, in this transaction'
-SELECT version, name, action, rows, checks FROM migrate_apply();
+\echo '== migrate_apply(plan => ...): all of it, checked, in this transaction, if it is the plan reviewed'
+SELECT version, name, action, rows, checks FROM migrate_apply(plan => :'reviewed');
 
 \echo '== migrate_status()'
 SELECT version, name, state, applied_by FROM migrate_status();

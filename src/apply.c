@@ -4,7 +4,8 @@
  *		caller's transaction, verifying each before the next starts.  All of
  *		them are kept or none: an error anywhere aborts the caller's
  *		transaction, and dry_run runs it all in a subtransaction that is rolled
- *		back on every path.
+ *		back on every path.  Given the checksum of a reviewed plan, it runs
+ *		nothing unless the plan is still that one.
  */
 #include "postgres.h"
 
@@ -253,6 +254,7 @@ typedef struct ApplyCall
 	char	   *target_key;
 	bool		dry_run;
 	bool		out_of_order;
+	char	   *plan;			/* the reviewed plan checksum, or NULL */
 } ApplyCall;
 
 /* Plan, then apply each pending migration, adding a result row for each. */
@@ -272,8 +274,10 @@ apply_pending(void *arg)
 									 ALLOCSET_DEFAULT_SIZES);
 	catalog_lock();
 	cat = catalog_load(true);
-	steps = leave_non_transactional(plan_pending(cat, call->target_key, call->out_of_order, true),
-									&left, true);
+	steps = plan_pending(cat, call->target_key, call->out_of_order, true);
+	if (call->plan)
+		(void) plan_check_reviewed(steps, call->plan);
+	steps = leave_non_transactional(steps, &left, true);
 	nsteps = list_length(steps);
 
 	foreach(lc, steps)
@@ -324,6 +328,7 @@ migrate_apply(PG_FUNCTION_ARGS)
 	call.target_key = target ? version_key(target) : NULL;
 	call.dry_run = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 	call.out_of_order = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	call.plan = plan_checksum_arg(fcinfo, 3);
 	InitMaterializedSRF(fcinfo, 0);
 
 	if (call.dry_run)

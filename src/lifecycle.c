@@ -94,9 +94,10 @@ record_failure(Migration *m, ErrorData *edata)
 }
 
 /*
- * CALL migrate_run(target, out_of_order): apply pending migrations one
+ * CALL migrate_run(target, out_of_order, plan): apply pending migrations one
  * transaction each.  What succeeded stays; a failure is recorded and
- * committed, then raised.
+ * committed, then raised.  With a reviewed plan checksum, the first plan
+ * must be that plan, and each later step one of its steps, unchanged.
  */
 Datum
 migrate_run(PG_FUNCTION_ARGS)
@@ -104,6 +105,8 @@ migrate_run(PG_FUNCTION_ARGS)
 	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		out_of_order = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 	char	   *target_key = target ? version_key(target) : NULL;
+	char	   *plan = plan_checksum_arg(fcinfo, 2);
+	List	   *reviewed = NIL;
 	bool		nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
 	MemoryContext step_cxt;
@@ -136,10 +139,17 @@ migrate_run(PG_FUNCTION_ARGS)
 		catalog_lock();
 		cat = catalog_load(true);
 		steps = plan_pending(cat, target_key, out_of_order, true);
+		if (plan && total < 0)
+		{
+			/* checked once, before the first commit; kept across commits */
+			MemoryContextSwitchTo(saved);
+			reviewed = plan_check_reviewed(steps, plan);
+			MemoryContextSwitchTo(step_cxt);
+		}
 		steps = leave_non_transactional(steps, &left, total < 0);
 		if (total < 0)
 			total = list_length(steps);
-		if (steps == NIL)
+		if (steps == NIL || (plan && !plan_next_step_reviewed(reviewed, steps, done)))
 		{
 			MemoryContextSwitchTo(saved);
 			break;

@@ -5,11 +5,12 @@
  * One file per concern:
  *	 migrate.c	 module load, GUCs, the error context of a running migration
  *	 version.c	 version text -> order key (the order people mean)
- *	 checksum.c  SHA-256 of normalised script text
+ *	 checksum.c  SHA-256 of normalised script text, and of plans
  *	 script.c	 splitting scripts into statements with PostgreSQL's parser
  *	 catalog.c	 reading and writing the migrate.* catalog as its owner
  *	 expect.c	 row-count expectations: parsing and counting
- *	 plan.c		 which pending migrations run, and in what order
+ *	 plan.c		 which pending migrations run, and in what order; the
+ *				 plan checksum that migrate_apply/migrate_run check
  *	 register.c  migrate_add()
  *	 apply.c	 migrate_apply(): the statement executor
  *	 verify.c	 verify queries, constraint re-checks, migrate_verify/check
@@ -21,6 +22,7 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -53,6 +55,8 @@ extern char *migration_key_or_null(const char *version);
 
 /* Hex SHA-256 of text with CRLF/CR folded to LF and a leading BOM removed. */
 extern char *script_checksum(const char *text);
+/* Hex SHA-256 of bytes as they are. */
+extern char *sha256_hex(const char *data, size_t len);
 
 /* ---- script.c ---- */
 
@@ -219,7 +223,18 @@ typedef struct PlanStep
 {
 	Migration  *m;
 	const char *reason;
+	/* filled by plan_checksum() */
+	char	   *verify_checksum;	/* script_checksum() of the verify query, or NULL */
+	char	   *down_checksum;	/* of the down script, or NULL */
+	char	   *text;			/* what the step adds to the plan checksum */
 } PlanStep;
+
+/* A step as it was reviewed: kept by runners that plan again after each commit. */
+typedef struct ReviewedStep
+{
+	char	   *key;
+	char	   *text;
+} ReviewedStep;
 
 /* Pending migrations up to target_key (NULL: all), ordered; ereports on bad plans. */
 extern List *plan_pending(Catalog *cat, const char *target_key, bool out_of_order,
@@ -227,6 +242,22 @@ extern List *plan_pending(Catalog *cat, const char *target_key, bool out_of_orde
 extern bool waits_for_worker(Catalog *cat, Migration *m, int depth);
 /* ereports if adding `m` to the graph makes a cycle or an unknown requirement. */
 extern void plan_check_requirements(Catalog *cat, Migration *m);
+
+/*
+ * Reviewed plans.  migrate_plan() shows plan_checksum(steps); a runner given
+ * that checksum (the `plan` argument of migrate_apply and migrate_run; a job
+ * stores it in its row) plans under the catalog lock, then calls
+ * plan_check_reviewed() before running anything.  A runner that commits
+ * between steps and plans again each time also calls
+ * plan_next_step_reviewed() before each step.
+ */
+extern char *plan_checksum(List *steps);
+/* The `plan` argument (number argno) if given: 64 hex digits, lower-cased; else NULL. */
+extern char *plan_checksum_arg(FunctionCallInfo fcinfo, int argno);
+/* Refuse (55000) a plan whose checksum is not `reviewed`; returns its ReviewedSteps. */
+extern List *plan_check_reviewed(List *steps, const char *reviewed);
+/* Refuse (55000) a next step that was not reviewed; false when the reviewed ones are done. */
+extern bool plan_next_step_reviewed(List *reviewed, List *steps, int done);
 
 /* ---- apply.c ---- */
 

@@ -2,7 +2,8 @@
  * plan.c
  *		Which pending migrations run, and in what order: version order, except
  *		that a migration runs after the ones it requires.  Kahn's algorithm
- *		with the smallest ready version first.
+ *		with the smallest ready version first.  And the checksum of a plan,
+ *		so that what runs is what was reviewed.
  */
 #include "postgres.h"
 
@@ -10,6 +11,7 @@
 #include "executor/spi.h"
 #include "lib/binaryheap.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
@@ -227,7 +229,238 @@ plan_check_requirements(Catalog *cat, Migration *m)
 	}
 }
 
-/* migrate_plan(target, out_of_order): what migrate_apply would do, in order. */
+/* ---- reviewed plans ---- */
+
+/*
+ * Append one field to a step's text: "<name> <length>:<bytes>\n", or
+ * "<name> null\n".  The length says where the value ends whatever bytes it
+ * holds, so two different plans never have the same text.
+ */
+static void
+append_field(StringInfo buf, const char *name, const char *value)
+{
+	if (value == NULL)
+	{
+		appendStringInfo(buf, "%s null\n", name);
+		return;
+	}
+	appendStringInfo(buf, "%s %zu:", name, strlen(value));
+	appendBinaryStringInfo(buf, value, strlen(value));
+	appendStringInfoChar(buf, '\n');
+}
+
+/*
+ * What one step adds to the plan checksum: what decides what runs and what
+ * is checked (the up script's checksum as registered, the checksums of the
+ * verify query and the down script, the expectations as normalised jsonb
+ * text, the requirements' keys, the transactional flag) and what the
+ * reviewer saw of it (key, version, name).  Not the reason: it is English
+ * derived from these.  Nothing here depends on a session setting.
+ */
+static void
+step_text(PlanStep *s)
+{
+	Migration  *m = s->m;
+	StringInfoData text;
+	ListCell   *lc;
+
+	s->verify_checksum = m->verify ? script_checksum(m->verify) : NULL;
+	s->down_checksum = m->down ? script_checksum(m->down) : NULL;
+	initStringInfo(&text);
+	append_field(&text, "key", m->key);
+	append_field(&text, "version", m->version);
+	append_field(&text, "name", m->name);
+	append_field(&text, "up", m->checksum);
+	append_field(&text, "verify", s->verify_checksum);
+	append_field(&text, "down", s->down_checksum);
+	append_field(&text, "expect", m->expect);
+	appendStringInfo(&text, "requires %d\n", list_length(m->requires_keys));
+	foreach(lc, m->requires_keys)
+		append_field(&text, "require", lfirst(lc));
+	appendStringInfo(&text, "transactional %s\n", m->transactional ? "true" : "false");
+	s->text = text.data;
+}
+
+/*
+ * The checksum of a plan: hex SHA-256 of "migrate plan 1\n", "steps <n>\n"
+ * and the text of every step in order.  It covers every step migrate_plan()
+ * shows, including those apply leaves pending for the worker.  The target
+ * and out_of_order are not in it: they matter only through the steps.
+ */
+char *
+plan_checksum(List *steps)
+{
+	StringInfoData plan;
+	ListCell   *lc;
+
+	initStringInfo(&plan);
+	appendStringInfo(&plan, "migrate plan 1\nsteps %d\n", list_length(steps));
+	foreach(lc, steps)
+	{
+		PlanStep   *s = lfirst(lc);
+
+		CHECK_FOR_INTERRUPTS();
+		step_text(s);
+		appendStringInfoString(&plan, s->text);
+	}
+	return sha256_hex(plan.data, plan.len);
+}
+
+char *
+plan_checksum_arg(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *arg;
+	char	   *hex;
+	int			len;
+
+	/* a database still on the 0.1.0 definitions has no such argument */
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	arg = PG_GETARG_TEXT_PP(argno);
+	len = VARSIZE_ANY_EXHDR(arg);
+	if (len > 64)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"plan\" is not a plan checksum"),
+				 errdetail("It is %d bytes long; a plan checksum is 64 hexadecimal digits.", len),
+				 errhint("Pass the plan_checksum column of SELECT * FROM migrate_plan().")));
+	hex = text_to_cstring(arg);
+	if (len != 64 || strspn(hex, "0123456789abcdefABCDEF") != 64)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"plan\" is not a plan checksum"),
+				 errdetail("\"%s\" is not 64 hexadecimal digits.", hex),
+				 errhint("Pass the plan_checksum column of SELECT * FROM migrate_plan().")));
+	for (char *p = hex; *p; p++)
+		*p = pg_ascii_tolower((unsigned char) *p);
+	return hex;
+}
+
+/* A step for messages: 002 "add users", or R__views. */
+static void
+append_step_name(StringInfo buf, Migration *m)
+{
+	if (m->repeatable)
+		appendStringInfoString(buf, m->version);
+	else
+		appendStringInfo(buf, "%s \"%s\"", m->version, m->name);
+}
+
+/* "no steps", "1 step: 002 \"x\"", "12 steps: ... and 2 more" */
+static char *
+describe_steps(List *steps)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	int			n = list_length(steps);
+
+	initStringInfo(&buf);
+	if (n == 0)
+	{
+		appendStringInfoString(&buf, "no steps");
+		return buf.data;
+	}
+	appendStringInfo(&buf, "%d step%s: ", n, n == 1 ? "" : "s");
+	foreach(lc, steps)
+	{
+		int			i = foreach_current_index(lc);
+
+		if (i == 10)
+		{
+			appendStringInfo(&buf, " and %d more", n - i);
+			break;
+		}
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+		append_step_name(&buf, ((PlanStep *) lfirst(lc))->m);
+	}
+	return buf.data;
+}
+
+List *
+plan_check_reviewed(List *steps, const char *reviewed)
+{
+	char	   *current = plan_checksum(steps);
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	if (strcmp(current, reviewed) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the pending plan differs from the reviewed plan"),
+				 errdetail("The current plan has checksum %s and %s.", current, describe_steps(steps)),
+				 errhint("Review it again with SELECT * FROM migrate_plan() (same target and out_of_order), then pass its plan_checksum as plan.")));
+	foreach(lc, steps)
+	{
+		PlanStep   *s = lfirst(lc);
+		ReviewedStep *r = palloc(sizeof(ReviewedStep));
+
+		r->key = pstrdup(s->m->key);
+		r->text = pstrdup(s->text);
+		result = lappend(result, r);
+	}
+	return result;
+}
+
+static ReviewedStep *
+find_reviewed(List *reviewed, const char *key)
+{
+	ListCell   *lc;
+
+	foreach(lc, reviewed)
+		if (strcmp(((ReviewedStep *) lfirst(lc))->key, key) == 0)
+			return lfirst(lc);
+	return NULL;
+}
+
+/*
+ * Between commits another session may register or change migrations: the
+ * next step must be a reviewed one, as reviewed.  When none of the steps
+ * left was reviewed, the reviewed plan is done: what was registered since
+ * stays pending.
+ */
+bool
+plan_next_step_reviewed(List *reviewed, List *steps, int done)
+{
+	PlanStep   *next;
+	ReviewedStep *r;
+	ListCell   *lc;
+	bool		reviewed_left = false;
+
+	if (steps == NIL)
+		return false;
+	next = linitial(steps);
+	step_text(next);
+	r = find_reviewed(reviewed, next->m->key);
+	if (r && strcmp(r->text, next->text) == 0)
+		return true;
+
+	foreach(lc, steps)
+		if (find_reviewed(reviewed, ((PlanStep *) lfirst(lc))->m->key))
+			reviewed_left = true;
+	if (!reviewed_left)
+	{
+		ereport(NOTICE,
+				(errmsg("migration %s was not reviewed and stays pending", next->m->version),
+				 errdetail("It was registered after the plan was reviewed; no reviewed migration is left to run.")));
+		return false;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 r ? errmsg("migration %s changed since the plan was reviewed", next->m->version)
+			 : errmsg("migration %s is not part of the reviewed plan", next->m->version),
+			 errdetail("It was registered or changed while the reviewed plan was being applied; %d migration%s of that plan %s applied and committed before it.",
+					   done, done == 1 ? "" : "s", done == 1 ? "was" : "were"),
+			 errhint("Review what is left with SELECT * FROM migrate_plan(), then run again with plan => its plan_checksum.")));
+	return false;				/* not reached */
+}
+
+/*
+ * migrate_plan(target, out_of_order): what migrate_apply would do, in order,
+ * with the checksums of every script and of the whole plan.  The result is
+ * built for the columns the SQL definition declares: the 0.1.0 one has only
+ * the first four.
+ */
 Datum
 migrate_plan(PG_FUNCTION_ARGS)
 {
@@ -238,21 +471,41 @@ migrate_plan(PG_FUNCTION_ARGS)
 	Catalog    *cat;
 	List	   *steps;
 	ListCell   *lc;
+	char	   *checksum = NULL;
+	int			natts;
 
 	InitMaterializedSRF(fcinfo, 0);
+	natts = rsinfo->setDesc->natts;
+	if (natts != 4 && natts != 8)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("migrate_plan() is declared with %d result columns", natts),
+				 errdetail("This version of the migrate library returns 4 or 8 columns."),
+				 errhint("Run ALTER EXTENSION migrate UPDATE.")));
 	SPI_connect();
 	cat = catalog_load(false);
 	steps = plan_pending(cat, target_key, out_of_order, true);
+	if (natts == 8)
+		checksum = plan_checksum(steps);
 	foreach(lc, steps)
 	{
 		PlanStep   *s = lfirst(lc);
-		Datum		values[8] = {0};
-		bool		nulls[8] = {false, false, false, false, true, true, true, true};
+		Datum		values[8];
+		bool		nulls[8] = {false, false, false, false, false, false, false, false};
 
 		values[0] = Int32GetDatum(foreach_current_index(lc) + 1);
 		values[1] = CStringGetTextDatum(s->m->version);
 		values[2] = CStringGetTextDatum(s->m->name);
 		values[3] = CStringGetTextDatum(s->reason);
+		if (natts == 8)
+		{
+			values[4] = CStringGetTextDatum(s->m->checksum);
+			values[5] = s->verify_checksum ? CStringGetTextDatum(s->verify_checksum) : (Datum) 0;
+			nulls[5] = s->verify_checksum == NULL;
+			values[6] = s->down_checksum ? CStringGetTextDatum(s->down_checksum) : (Datum) 0;
+			nulls[6] = s->down_checksum == NULL;
+			values[7] = CStringGetTextDatum(checksum);
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();
