@@ -21,7 +21,7 @@ BEGIN;
 CREATE EXTENSION pgtap;
 SET LOCAL client_min_messages = warning;
 
-SELECT plan(38);
+SELECT plan(40);
 
 -- ---------------------------------------------------------------- setup
 CREATE ROLE ext_owner NOLOGIN;
@@ -88,13 +88,30 @@ SELECT is_empty($$SELECT * FROM migrate_validate()$$, 'with an apply row of its 
 -- ---------------------------------------------------------------- an applied row written by hand
 INSERT INTO migrate.applied (version_key, version, name, checksum, applied_by)
 SELECT version_key, version, name, checksum, 'postgres' FROM migrate.migrations WHERE version = '005';
-SELECT results_eq($$SELECT problem, version FROM migrate_validate()$$, $$VALUES ('unrecorded', '005')$$,
+SELECT results_eq($$SELECT problem, version, detail FROM migrate_validate()$$,
+                  $$SELECT 'unrecorded'::text, '005'::text,
+                           format('Marked applied with checksum %s, but no history row records applying it: the row was written outside migrate.',
+                                  (SELECT checksum FROM migrate.migrations WHERE version = '005'))$$,
                   'migrate_validate(): 005, marked applied by hand, is unrecorded');
 SELECT throws_ok($$SELECT migrate_verify()$$, 'XX001', 'migration 005 is marked applied without a history row that records it',
                  'migrate_verify() raises XX001');
 SELECT results_eq($$SELECT * FROM pg_temp.failed_checks()$$, $$VALUES ('005', 'history', 'applied row', 'XX001')$$,
                   'migrate_check() shows the failed history check of 005');
 DELETE FROM migrate.applied WHERE version = '005';
+SELECT is_empty($$SELECT * FROM migrate_validate()$$, '(repaired)');
+
+-- ---------------------------------------------------------------- the newest applied row deleted by hand
+-- The history's latest word on 003 is that it was applied; without its
+-- applied row it is pending again and the next migrate_apply() re-runs it.
+-- (A middle one would show as 'out of order'.)  Nothing reports that yet:
+-- a gap, not a promise of the contract, so a TODO test.
+DELETE FROM migrate.applied WHERE version = '003';
+SELECT todo('an applied row removed by hand is not reported yet', 1);
+SELECT isnt_empty($$SELECT * FROM migrate_validate() WHERE version = '003'$$,
+                  'migrate_validate(): 003, applied per the history, has lost its applied row');
+INSERT INTO migrate.applied (version_key, version, name, checksum, applied_by, applied_at)
+SELECT version_key, version, name, checksum, performed_by, performed_at
+  FROM migrate.history WHERE id = pg_temp.history_id('003', 'apply');
 SELECT is_empty($$SELECT * FROM migrate_validate()$$, '(repaired)');
 
 -- ---------------------------------------------------------------- a middle row edited, triggers disabled

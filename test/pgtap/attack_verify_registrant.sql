@@ -121,12 +121,16 @@ SELECT results_eq($$SELECT ok, sqlstate FROM pg_temp.verify_row('005')$$, $$VALU
                   '005: SET SESSION AUTHORIZATION is refused inside the verify query');
 SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'), false,
           'mallory is still not a superuser');
-SELECT results_eq($$SELECT ok, sqlstate FROM pg_temp.verify_row('006')$$, $$VALUES (false, '42704'::text)$$,
+SELECT results_eq($$SELECT ok, sqlstate, message FROM pg_temp.verify_row('006')$$,
+                  $$VALUES (false, '42704'::text,
+                            'the verify query of migration 006 was registered by role dave, which no longer exists'::text)$$,
                   '006: registered by a role since dropped: the check fails with 42704');
 
 -- ---------------------------------------------------------------- who may re-run mallory's verify query
 SET ROLE eve;
-SELECT results_eq($$SELECT ok, sqlstate FROM pg_temp.verify_row('003')$$, $$VALUES (false, '42501'::text)$$,
+SELECT results_eq($$SELECT ok, sqlstate, message FROM pg_temp.verify_row('003')$$,
+                  $$VALUES (false, '42501'::text,
+                            'the verify query of migration 003 runs as role mallory, whose privileges you do not have'::text)$$,
                   'eve (not a member of mallory) may not re-run mallory''s verify query: 42501');
 SELECT throws_ok($$SELECT migrate_verify('003')$$, '42501', NULL,
                  'eve''s migrate_verify(''003'') fails with 42501');
