@@ -163,7 +163,7 @@ lock_holder_description(void)
 					 "   AND l.mode OPERATOR(pg_catalog.=) 'ShareRowExclusiveLock' "
 					 "   AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() "
 					 "   AND l.relation OPERATOR(pg_catalog.=) "
-					 "       pg_catalog.to_regclass('migrate.catalog_lock')::pg_catalog.oid",
+					 "       (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE n.nspname OPERATOR(pg_catalog.=) 'migrate' AND c.relname OPERATOR(pg_catalog.=) 'catalog_lock')",
 					 false, 1);
 	MemoryContextSwitchTo(cxt);
 	if (rc == SPI_OK_SELECT && SPI_processed > 0)
