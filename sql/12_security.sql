@@ -170,6 +170,12 @@ VALUES ('0099', '99', 'by hand', 'x', 'postgres');
 SELECT * FROM migrate_validate();
 SELECT pg_temp.sqlstate_of('SELECT migrate_verify(''99'')');
 ROLLBACK;
+-- the converse: a migration the history says is applied, its applied row removed
+BEGIN;
+DELETE FROM migrate.applied WHERE version = '004';
+SELECT * FROM migrate_validate();
+SELECT "check", object, ok, sqlstate, message FROM migrate_check() WHERE NOT ok;
+ROLLBACK;
 SELECT * FROM migrate_validate();
 
 RESET search_path;

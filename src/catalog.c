@@ -16,6 +16,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -258,6 +259,17 @@ gettextlist(HeapTuple tup, TupleDesc desc, int col)
 		if (!nulls[i])
 			result = lappend(result, TextDatumGetCString(elems[i]));
 	return result;
+}
+
+/* A JSON string literal. */
+char *
+quote_json(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	escape_json(&buf, s);
+	return buf.data;
 }
 
 ArrayType *

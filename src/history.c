@@ -171,8 +171,10 @@ migrate_history_hash(PG_FUNCTION_ARGS)
 
 /*
  * Follow what the history says about one migration of the catalog: it is
- * explained as applied while its latest apply, baseline, import or repair of
- * the applied checksum has not been reverted since.
+ * applied by the history's account after an apply, baseline or import that
+ * no revert followed; and, when it is marked applied, explained while an
+ * apply, baseline, import or repair of the applied checksum has not been
+ * reverted since.
  */
 static bool
 text_is(Datum d, const char *s)
@@ -197,7 +199,14 @@ note_action(Catalog *cat, Datum *values, bool *nulls)
 		!text_is(action, "import") && !text_is(action, "repair"))
 		return;
 	m = catalog_find(cat, TextDatumGetCString(values[2]));
-	if (m == NULL || !m->applied)
+	if (m == NULL)
+		return;
+	/* a repair changes what was applied, or clears a failure: not whether */
+	if (revert)
+		m->history_applied = false;
+	else if (!text_is(action, "repair"))
+		m->history_applied = true;
+	if (!m->applied)
 		return;
 	if (revert)
 		m->explained = false;
@@ -233,7 +242,7 @@ history_scan(Catalog *cat)
 	catalog_enter(&scope);
 	portal = SPI_cursor_open_with_args(NULL, sql, 0, NULL, NULL, NULL, false, 0);
 	for (int i = 0; i < cat->n; i++)
-		cat->items[i]->explained = false;
+		cat->items[i]->explained = cat->items[i]->history_applied = false;
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 1000);

@@ -46,17 +46,6 @@
 
 PG_FUNCTION_INFO_V1(migrate_import_history);
 
-/* A JSON string literal. */
-static char *
-quote_json(const char *s)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	escape_json(&buf, s);
-	return buf.data;
-}
-
 /* ---- which of the other tools' tables may be used ---- */
 
 /*

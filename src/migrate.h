@@ -117,6 +117,7 @@ typedef struct Migration
 	bool		applied;
 	char	   *applied_checksum;
 	bool		explained;		/* the history records its applying (history_scan) */
+	bool		history_applied;	/* the history says it is applied (history_scan) */
 	List	   *touched;		/* qualified table names, for applied ones */
 } Migration;
 
@@ -173,6 +174,7 @@ extern void catalog_history(const char *version, const char *key,
 							const char *checksum, const char *detail_json);
 extern char *current_user_name(void);
 extern ArrayType *string_list_to_array(List *l);
+extern char *quote_json(const char *s);
 
 /* ---- register.c ---- */
 

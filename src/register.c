@@ -169,17 +169,6 @@ migration_prepare(Migration *m)
 		m->source = "migrate_add";
 }
 
-/* A JSON string literal. */
-static char *
-quote_json(const char *s)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	escape_json(&buf, s);
-	return buf.data;
-}
-
 static const char *
 checksum_or_none(const char *text)
 {

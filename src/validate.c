@@ -34,7 +34,8 @@ put_problem(ReturnSetInfo *rsinfo, const char *problem, const char *version,
  * hash of the row before it, so an edited, removed or inserted row breaks it
  * (only the newest rows can be cut off unseen).  And every applied row must
  * be explained by the history: an apply, baseline, import or repair of the
- * checksum that is applied, not reverted since.
+ * checksum that is applied, not reverted since; and every migration the
+ * history says is applied must be marked applied.
  * only_key limits the second check to one migration.
  */
 List *
@@ -62,7 +63,20 @@ history_findings(Catalog *cat, const char *only_key)
 		Migration  *m = cat->items[i];
 		HistoryFinding *f;
 
-		if (!m->applied || m->explained || (only_key && strcmp(only_key, m->key) != 0))
+		if (only_key && strcmp(only_key, m->key) != 0)
+			continue;
+		if (!m->applied && m->history_applied && !m->repeatable)
+		{
+			f = palloc0(sizeof(HistoryFinding));
+			f->problem = "lost";
+			f->version = m->version;
+			f->name = m->name;
+			f->detail = pstrdup("The history records applying it and no revert, but it is not marked applied: "
+								"its row in migrate.applied was removed outside migrate, and migrate_apply() would run it again.");
+			result = lappend(result, f);
+			continue;
+		}
+		if (!m->applied || m->explained)
 			continue;
 		f = palloc0(sizeof(HistoryFinding));
 		f->problem = "unrecorded";

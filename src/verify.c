@@ -316,7 +316,8 @@ as_owner_enter(AsOwner *scope, Oid owner)
 static void
 as_owner_leave(AsOwner *scope)
 {
-	AtEOXact_GUC(true, scope->save_nestlevel);
+	/* what the table's code set is not kept (as PostgreSQL's own checks do) */
+	AtEOXact_GUC(false, scope->save_nestlevel);
 	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
 }
 
@@ -833,6 +834,8 @@ check_applied(const char *version)
 			strlcpy(res->sqlstate, unpack_sql_state(ERRCODE_DATA_CORRUPTED), sizeof(res->sqlstate));
 			res->message = strcmp(f->problem, "history") == 0
 				? pstrdup("the history of migrations was changed outside migrate")
+				: strcmp(f->problem, "lost") == 0
+				? psprintf("migration %s is applied by the history's account but not marked applied", f->version)
 				: psprintf("migration %s is marked applied without a history row that records it", f->version);
 			res->detail = f->detail;
 		}
