@@ -19,7 +19,8 @@ CREATE TABLE migrate.migrations (
     version_key   text COLLATE pg_catalog."C" PRIMARY KEY,
     version       text NOT NULL,
     name          text NOT NULL,
-    kind          text NOT NULL DEFAULT 'versioned' CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['versioned', 'repeatable'])),
+    kind          text NOT NULL DEFAULT 'versioned'
+                  CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['versioned', 'repeatable'])),
     up            text NOT NULL,
     down          text,
     verify        text,
@@ -65,7 +66,8 @@ CREATE TABLE migrate.history (
     rows_affected bigint,
     counts        jsonb,
     checks        integer,
-    outcome       text NOT NULL DEFAULT 'ok' CHECK (outcome OPERATOR(pg_catalog.=) ANY (ARRAY['ok', 'failed'])),
+    outcome       text NOT NULL DEFAULT 'ok'
+                  CHECK (outcome OPERATOR(pg_catalog.=) ANY (ARRAY['ok', 'failed'])),
     detail        jsonb
 );
 CREATE INDEX history_version_key_id_idx ON migrate.history (version_key, id);
@@ -120,9 +122,11 @@ SELECT coalesce(m.version, a.version) AS version,
                 AND NOT EXISTS (
                     -- it waits with a non-transactional migration it requires
                     SELECT FROM pg_catalog.unnest(m.requires) AS r(v)
-                      JOIN migrate.migrations d ON d.version_key OPERATOR(pg_catalog.=) @extschema@.migrate_version_key(r.v)
+                      JOIN migrate.migrations d
+                        ON d.version_key OPERATOR(pg_catalog.=) @extschema@.migrate_version_key(r.v)
                      WHERE NOT d.transactional
-                       AND NOT EXISTS (SELECT FROM migrate.applied da WHERE da.version_key OPERATOR(pg_catalog.=) d.version_key))
+                       AND NOT EXISTS (SELECT FROM migrate.applied da
+                                        WHERE da.version_key OPERATOR(pg_catalog.=) d.version_key))
                 THEN 'out of order'
            ELSE 'pending'
        END AS state,
