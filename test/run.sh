@@ -167,7 +167,8 @@ else
 fi
 
 # ---------------------------------------------------------------- temp dir
-# Layout:  $TMP/src         copy of sql/ expected/ test/ (readable by postgres)
+# Layout:  $TMP/src         copy of sql/ expected/ test/ bin/ src/ (readable by postgres;
+#                           test/t/006 reads the SQL of src/*.c)
 #          $TMP/temp.conf   extra postgresql.conf lines for every test cluster
 #          $TMP/results/    per-tier counts;  $TMP/<tier>/  tier outputs and logs
 # Always under /tmp: root's $TMPDIR may not be reachable by postgres, and
@@ -176,7 +177,7 @@ TMP=$(mktemp -d /tmp/migrate-test.XXXXXX)
 SRC=$TMP/src
 RESULTS=$TMP/results
 mkdir -p "$SRC" "$RESULTS"
-for d in sql expected test bin; do
+for d in sql expected test bin src; do
 	if [[ -d "$REPO/$d" ]]; then
 		cp -a "$REPO/$d" "$SRC/"
 	else
