@@ -29,7 +29,8 @@ BEGIN
       FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) old::pg_catalog.oid;
     SELECT e.extowner INTO extowner
       FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
-    EXECUTE pg_catalog.format('DROP %s %s', CASE kind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, old);
+    EXECUTE pg_catalog.format('DROP %s %s',
+                              CASE WHEN kind OPERATOR(pg_catalog.=) 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, old);
     EXECUTE definition;
     routine := pg_catalog.to_regprocedure(new_signature);
     EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', routine);
