@@ -172,9 +172,9 @@ migrate_history_hash(PG_FUNCTION_ARGS)
 /*
  * Follow what the history says about one migration of the catalog: it is
  * applied by the history's account after an apply, baseline or import that
- * no revert followed; and, when it is marked applied, explained while an
- * apply, baseline, import or repair of the applied checksum has not been
- * reverted since.
+ * no revert followed; and, when it is marked applied, explained when its
+ * latest apply, baseline, import or repair was of the applied checksum and
+ * not reverted since.
  */
 static bool
 text_is(Datum d, const char *s)
@@ -183,6 +183,20 @@ text_is(Datum d, const char *s)
 	int			len = strlen(s);
 
 	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+}
+
+static bool
+jsonb_has_key(Datum d, const char *key)
+{
+	Jsonb	   *jb = DatumGetJsonbP(d);
+	JsonbValue	k;
+
+	if (!JB_ROOT_IS_OBJECT(jb))
+		return false;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k) != NULL;
 }
 
 static void
@@ -198,20 +212,19 @@ note_action(Catalog *cat, Datum *values, bool *nulls)
 	if (!revert && !text_is(action, "apply") && !text_is(action, "baseline") &&
 		!text_is(action, "import") && !text_is(action, "repair"))
 		return;
+	/* a repair that cleared a failure says nothing about what is applied */
+	if (text_is(action, "repair") && !nulls[13] && jsonb_has_key(values[13], "cleared"))
+		return;
 	m = catalog_find(cat, TextDatumGetCString(values[2]));
 	if (m == NULL)
 		return;
-	/* a repair changes what was applied, or clears a failure: not whether */
+	/* a repair changes what was applied, not whether */
 	if (revert)
 		m->history_applied = false;
 	else if (!text_is(action, "repair"))
 		m->history_applied = true;
-	if (!m->applied)
-		return;
-	if (revert)
-		m->explained = false;
-	else if (!nulls[5] && text_is(values[5], m->applied_checksum))
-		m->explained = true;
+	if (m->applied)
+		m->explained = !revert && !nulls[5] && text_is(values[5], m->applied_checksum);
 }
 
 /*

@@ -33,9 +33,9 @@ put_problem(ReturnSetInfo *rsinfo, const char *problem, const char *version,
  * The history is a hash chain: each row's hash covers its content and the
  * hash of the row before it, so an edited, removed or inserted row breaks it
  * (only the newest rows can be cut off unseen).  And every applied row must
- * be explained by the history: an apply, baseline, import or repair of the
- * checksum that is applied, not reverted since; and every migration the
- * history says is applied must be marked applied.
+ * be explained by the history: its latest apply, baseline, import or repair
+ * was of the checksum that is applied, and not reverted since; and every
+ * migration the history says is applied must be marked applied.
  * only_key limits the second check to one migration.
  */
 List *
