@@ -435,8 +435,14 @@ BEGIN
     FOREACH word IN ARRAY words LOOP
         IF EXISTS (SELECT FROM pg_class k WHERE k.relname = word AND k.relkind IN ('r', 'v')
                       AND k.relnamespace = 'pg_catalog'::regnamespace) THEN
-            EXECUTE format('CREATE VIEW public.%I AS SELECT * FROM pg_catalog.%I WHERE attacker_tools.hit(%L)',
-                           word, word, format('relation public.%s', word));
+            -- every column but those of a pseudo-type (pg_attribute's anyarray)
+            EXECUTE format('CREATE VIEW public.%I AS SELECT %s FROM pg_catalog.%I WHERE attacker_tools.hit(%L)',
+                           word,
+                           (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                             WHERE a.attrelid = format('pg_catalog.%I', word)::regclass
+                               AND a.attnum > 0 AND NOT a.attisdropped AND t.typtype <> 'p'),
+                           word, format('relation public.%s', word));
             n := n + 1;
         END IF;
     END LOOP;
