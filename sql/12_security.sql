@@ -122,6 +122,23 @@ RESET ROLE;$$) IS NOT NULL AS registered;
 SELECT version, checks FROM migrate_apply();
 DELETE FROM migrate.migrations WHERE version = '004';
 
+-- foreign keys across types and collations are re-checked as PostgreSQL
+-- checks them: an int referencing a bigint, text keys of two collations
+SELECT migrate_add('003.5', 'keys', $$CREATE TABLE big_parent (k bigint PRIMARY KEY);
+CREATE TABLE int_child (k int REFERENCES big_parent);
+CREATE TABLE c_parent (k text COLLATE "C" PRIMARY KEY);
+CREATE TABLE posix_child (k text COLLATE "POSIX" REFERENCES c_parent);
+INSERT INTO big_parent VALUES (1); INSERT INTO int_child VALUES (1);
+INSERT INTO c_parent VALUES ('a'); INSERT INTO posix_child VALUES ('a');$$) IS NOT NULL AS registered;
+SELECT version, checks FROM migrate_apply();
+SET session_replication_role = replica;
+INSERT INTO int_child VALUES (2);
+INSERT INTO posix_child VALUES ('b');
+RESET session_replication_role;
+SELECT "check", object, ok, sqlstate, message FROM migrate_check('003.5') WHERE "check" = 'foreign key';
+DELETE FROM int_child WHERE k = 2;
+DELETE FROM posix_child WHERE k = 'b';
+
 --
 -- touched tables by OID: dropped since, and an impostor under the same name
 --

@@ -31,6 +31,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/ruleutils.h"
 #include "utils/regproc.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
@@ -145,6 +146,7 @@ constraints_to_check(List *reloids, bool all)
 						 "   AND r.relkind IN ('r', 'p') AND $1 IS NOT NULL "
 						 "   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'migrate') "
 						 "   AND n.nspname NOT LIKE 'pg\\_toast%' "
+						 "   AND (r.relpersistence <> 't' OR n.oid = pg_my_temp_schema()) "
 						 " ORDER BY c.conrelid, c.conname", reloids);
 	if (reloids == NIL)
 		return NIL;
@@ -437,13 +439,26 @@ check_constraint_as_owner(Oid conoid, const char *version)
 		{
 			const char *fcol = quote_identifier(get_attname(con->conrelid, fk[i], false));
 			const char *pcol = quote_identifier(get_attname(con->confrelid, pk[i], false));
+			Oid			fk_type,
+						pk_type,
+						fk_coll,
+						pk_coll;
+			int32		typmod;
 
+			/*
+			 * Keys of different collations compare under the referenced
+			 * key's, as PostgreSQL's own foreign key checks do.
+			 */
+			get_atttypetypmodcoll(con->conrelid, fk[i], &fk_type, &typmod, &fk_coll);
+			get_atttypetypmodcoll(con->confrelid, pk[i], &pk_type, &typmod, &pk_coll);
 			cols = lappend(cols, get_attname(con->conrelid, fk[i], false));
 			appendStringInfo(&sql, "%sfk.%s", i > 0 ? ", " : "", fcol);
 			appendStringInfo(&notnull, "%sfk.%s IS NOT NULL", i > 0 ? " AND " : "", fcol);
 			appendStringInfo(&anynull, "%sfk.%s IS NOT NULL", i > 0 ? " OR " : "", fcol);
-			appendStringInfo(&join, "%spk.%s %s fk.%s", i > 0 ? " AND " : "", pcol,
-							 qualified_operator(ops[i]), fcol);
+			appendStringInfo(&join, "%spk.%s %s fk.%s%s%s", i > 0 ? " AND " : "", pcol,
+							 qualified_operator(ops[i]), fcol,
+							 OidIsValid(pk_coll) && pk_coll != fk_coll ? " COLLATE " : "",
+							 OidIsValid(pk_coll) && pk_coll != fk_coll ? generate_collation_name(pk_coll) : "");
 		}
 		/* MATCH SIMPLE: a key with a null is not checked; MATCH FULL: all or none null */
 		appendStringInfo(&sql, " FROM %s fk WHERE ", scan_target(con->conrelid));
@@ -529,7 +544,9 @@ tables_for_mode(List *touched)
 						 "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace "
 						 " WHERE r.relkind IN ('r', 'p') AND $1 IS NOT NULL "
 						 "   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'migrate') "
-						 "   AND n.nspname NOT LIKE 'pg\\_toast%' ORDER BY r.oid", touched);
+						 "   AND n.nspname NOT LIKE 'pg\\_toast%' "
+						 "   AND (r.relpersistence <> 't' OR n.oid = pg_my_temp_schema()) "
+						 " ORDER BY r.oid", touched);
 	return touched;
 }
 
