@@ -201,11 +201,23 @@ typedef struct Expectation
 	int64		n;				/* exact count or delta */
 	int64		before;			/* -1 when not counted */
 	int64		after;
+	/*
+	 * The name is resolved once, before the migration, with the search_path
+	 * in force then (the caller's): a table that exists is pinned to its
+	 * schema; one that does not is looked up after the migration with that
+	 * same search_path.  The migration's own SET search_path never changes
+	 * which table the name means.
+	 */
+	char	   *relname;
+	Oid			nspid;			/* the schema it was found in, or InvalidOid */
+	char	   *search_path;	/* the caller's, for a table made by the migration */
+	Oid			relid_after;	/* what the name means after the migration */
 	/* the table before the migration, and what proves "=" without counting */
 	Oid			relid;
 	bool		existed;
 	bool		deferred;		/* "=": settle after the migration */
 	bool		proven;			/* "=": no row inserted or deleted */
+	bool		in_place;		/* "=": a TRUNCATE could keep its file */
 	Oid			relfilenode;
 	int64		inserted;		/* this transaction's counts before */
 	int64		deleted;
@@ -214,7 +226,7 @@ typedef struct Expectation
 
 /* Parse and validate an expect jsonb; ereports naming table and value. */
 extern List *expect_parse(Jsonb *expect);
-extern void expect_count_before(List *expectations, List *written);
+extern void expect_count_before(List *expectations, List *written, const char *version);
 /* Count after; returns number passed or ereports on the first mismatch. */
 extern int	expect_check_after(List *expectations, const char *version);
 extern char *expect_counts_json(List *expectations);
