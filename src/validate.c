@@ -232,17 +232,19 @@ migration_state(Catalog *cat, Migration *m, bool waits)
 	return "pending";
 }
 
-/* the columns of migrate.status_rows(), in order */
+/* the columns of migrate.status_rows(), in order; then what decides the state */
 enum
 {
 	S_VERSION, S_NAME, S_KIND, S_STATE, S_CHECKSUM, S_APPLIED_CHECKSUM, S_APPLIED_AT,
-	S_APPLIED_BY, S_TRANSACTIONAL, S_REQUIRES, S_NOTES, S_VERSION_KEY, S_NCOLS
+	S_APPLIED_BY, S_TRANSACTIONAL, S_REQUIRES, S_NOTES, S_VERSION_KEY, S_NCOLS,
+	S_REGISTERED = S_NCOLS, S_APPLIED, S_FAILED, S_NQUERY
 };
 
 /*
  * migrate.status_rows(): one row per registered or applied migration, in
  * version order, with its state; the view migrate.status selects it.  One
  * catalog query (no script text), then one walk of the requirement graph.
+ * Each row is deformed once per pass; a Migration gets what its state needs.
  */
 Datum
 migrate_status_rows(PG_FUNCTION_ARGS)
@@ -250,17 +252,21 @@ migrate_status_rows(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Catalog    *cat = palloc0(sizeof(Catalog));
 	SPITupleTable *tab;
-	TupleDesc	desc;
 	uint64		nrows;
 	int		   *item_of;
 	bool	   *waits;
+	Datum		values[S_NQUERY];
+	bool		nulls[S_NQUERY];
+	const char *state_names[] = {"applied", "failed", "changed", "pending", "out of order", "missing"};
+	Datum		states[lengthof(state_names)];
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (rsinfo->setDesc->natts != S_NCOLS)
 		elog(ERROR, "migrate.status_rows() is declared with %d result columns, not %d",
 			 rsinfo->setDesc->natts, S_NCOLS);
+	for (int k = 0; k < lengthof(state_names); k++)
+		states[k] = CStringGetTextDatum(state_names[k]);
 	SPI_connect();
-	/* the columns of the result first, then what decides the state */
 	catalog_exec("SELECT coalesce(m.version, a.version), coalesce(m.name, a.name), "
 				 "       coalesce(m.kind, 'versioned'), NULL::text, m.checksum, a.checksum, "
 				 "       a.applied_at, a.applied_by, m.transactional, m.requires, m.notes, "
@@ -271,53 +277,49 @@ migrate_status_rows(PG_FUNCTION_ARGS)
 				 " ORDER BY 12",
 				 0, NULL, NULL, NULL);
 	tab = SPI_tuptable;
-	desc = tab->tupdesc;
 	nrows = SPI_processed;
+	if (tab->tupdesc->natts != S_NQUERY)
+		elog(ERROR, "status query returned %d columns, not %d", tab->tupdesc->natts, S_NQUERY);
 	item_of = palloc(sizeof(int) * Max(nrows, 1));
 	cat->items = palloc(sizeof(Migration *) * Max(nrows, 1));
 	for (uint64 r = 0; r < nrows; r++)
 	{
-		HeapTuple	tup = tab->vals[r];
-		bool		isnull;
-		bool		registered = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
-		bool		applied = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
-		char	   *key = SPI_getvalue(tup, desc, S_VERSION_KEY + 1);
+		char	   *key;
 		Migration  *m;
-		Datum		d;
 
 		CHECK_FOR_INTERRUPTS();
+		heap_deform_tuple(tab->vals[r], tab->tupdesc, values, nulls);
+		key = TextDatumGetCString(values[S_VERSION_KEY]);
 		/* rows are in key order: the last applied versioned one is the newest */
-		if (applied && key[0] != REPEATABLE_KEY_CHAR)
+		if (DatumGetBool(values[S_APPLIED]) && key[0] != REPEATABLE_KEY_CHAR)
 			cat->newest_applied_key = key;
 		item_of[r] = -1;
-		if (!registered)
+		if (!DatumGetBool(values[S_REGISTERED]))
 			continue;
 		m = palloc0(sizeof(Migration));
-		m->version = SPI_getvalue(tup, desc, S_VERSION + 1);
+		m->version = key;		/* for messages only; none here */
 		m->key = key;
-		m->repeatable = (m->key[0] == REPEATABLE_KEY_CHAR);
-		m->checksum = SPI_getvalue(tup, desc, S_CHECKSUM + 1);
-		m->applied = applied;
-		m->applied_checksum = SPI_getvalue(tup, desc, S_APPLIED_CHECKSUM + 1);
-		m->transactional = DatumGetBool(SPI_getbinval(tup, desc, S_TRANSACTIONAL + 1, &isnull));
-		m->failed = DatumGetBool(SPI_getbinval(tup, desc, 15, &isnull));
-		d = SPI_getbinval(tup, desc, S_REQUIRES + 1, &isnull);
-		if (!isnull)
+		m->repeatable = (key[0] == REPEATABLE_KEY_CHAR);
+		m->applied = DatumGetBool(values[S_APPLIED]);
+		if (m->applied)
+		{
+			m->checksum = TextDatumGetCString(values[S_CHECKSUM]);
+			m->applied_checksum = TextDatumGetCString(values[S_APPLIED_CHECKSUM]);
+		}
+		m->transactional = DatumGetBool(values[S_TRANSACTIONAL]);
+		m->failed = DatumGetBool(values[S_FAILED]);
+		if (!nulls[S_REQUIRES])
 		{
 			Datum	   *elems;
-			bool	   *nulls;
+			bool	   *enulls;
 			int			n;
 
-			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
-							  &elems, &nulls, &n);
+			deconstruct_array(DatumGetArrayTypeP(values[S_REQUIRES]), TEXTOID, -1, false,
+							  TYPALIGN_INT, &elems, &enulls, &n);
 			for (int k = 0; k < n; k++)
-				if (!nulls[k])
-				{
-					char	   *v = TextDatumGetCString(elems[k]);
-
-					m->requires = lappend(m->requires, v);
-					m->requires_keys = lappend(m->requires_keys, version_key(v));
-				}
+				if (!enulls[k])
+					m->requires_keys = lappend(m->requires_keys,
+											   version_key(TextDatumGetCString(elems[k])));
 		}
 		item_of[r] = cat->n;
 		cat->items[cat->n++] = m;
@@ -326,16 +328,15 @@ migrate_status_rows(PG_FUNCTION_ARGS)
 	waits = plan_waits_for_worker(cat);
 	for (uint64 r = 0; r < nrows; r++)
 	{
-		HeapTuple	tup = tab->vals[r];
-		Datum		values[S_NCOLS];
-		bool		nulls[S_NCOLS];
+		const char *state = "missing";
 
 		CHECK_FOR_INTERRUPTS();
-		for (int c = 0; c < S_NCOLS; c++)
-			values[c] = SPI_getbinval(tup, desc, c + 1, &nulls[c]);
-		values[S_STATE] = CStringGetTextDatum(item_of[r] < 0 ? "missing" :
-											  migration_state(cat, cat->items[item_of[r]],
-															  waits[item_of[r]]));
+		heap_deform_tuple(tab->vals[r], tab->tupdesc, values, nulls);
+		if (item_of[r] >= 0)
+			state = migration_state(cat, cat->items[item_of[r]], waits[item_of[r]]);
+		for (int k = 0; k < lengthof(state_names); k++)
+			if (strcmp(state, state_names[k]) == 0)
+				values[S_STATE] = states[k];
 		nulls[S_STATE] = false;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
