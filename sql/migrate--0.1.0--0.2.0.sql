@@ -189,4 +189,35 @@ ALTER TABLE migrate.history ALTER COLUMN hash SET NOT NULL;
 REVOKE ALL ON FUNCTION migrate.registered_by_writer(), migrate.history_hash(pg_catalog.text, migrate.history),
     migrate.history_chain() FROM PUBLIC;
 
+-- ==== 7. One truth about states.  The view migrate.status (which
+-- migrate_status() reads) selects migrate.status_rows(), whose C code is the
+-- one migrate_validate() and migrate_apply() use: a migration that waits with
+-- a non-transactional one it requires, however many requirements deep, is
+-- 'pending' there and 'needs worker' in migrate_validate(), never 'out of
+-- order'.  It walks the requirement graph once: linear in migrations plus
+-- requirements.  A role that reads the view directly needs EXECUTE on it too.
+CREATE FUNCTION migrate.status_rows()
+RETURNS TABLE (version pg_catalog.text, name pg_catalog.text, kind pg_catalog.text,
+               state pg_catalog.text, checksum pg_catalog.text, applied_checksum pg_catalog.text,
+               applied_at pg_catalog.timestamptz, applied_by pg_catalog.name,
+               transactional pg_catalog.bool, requires pg_catalog.text[], notes pg_catalog.text[],
+               version_key pg_catalog.text)
+AS 'MODULE_PATHNAME', 'migrate_status_rows' LANGUAGE C STABLE ROWS 1000;
+CREATE OR REPLACE VIEW migrate.status AS
+SELECT s.version, s.name, s.kind, s.state, s.checksum, s.applied_checksum, s.applied_at,
+       s.applied_by, s.transactional, s.requires, s.notes,
+       s.version_key COLLATE pg_catalog."C" AS version_key
+  FROM migrate.status_rows() s;
+REVOKE ALL ON FUNCTION migrate.status_rows() FROM PUBLIC;
+DO $$
+DECLARE
+    owner pg_catalog.text;
+BEGIN
+    SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(e.extowner)) INTO owner
+      FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
+    EXECUTE 'GRANT EXECUTE ON FUNCTION migrate.status_rows() TO ' OPERATOR(pg_catalog.||) owner
+            OPERATOR(pg_catalog.||) ' WITH GRANT OPTION';
+END
+$$;
+
 DROP FUNCTION migrate.replace_routine(pg_catalog.regprocedure, pg_catalog.text, pg_catalog.text);

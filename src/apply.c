@@ -386,25 +386,19 @@ List *
 leave_non_transactional(List *steps, List **left, bool warn)
 {
 	List	   *runnable = NIL;
-	List	   *left_keys = NIL;
 	ListCell   *lc;
 
 	*left = NIL;
 	foreach(lc, steps)
 	{
 		PlanStep   *s = lfirst(lc);
-		const char *blocker = NULL;
-		ListCell   *r;
+		const char *blocker = s->blocker;	/* plan_pending() found it */
 
-		foreach(r, s->m->requires_keys)
-			if (list_member(left_keys, makeString(lfirst(r))))
-				blocker = list_nth(s->m->requires, foreach_current_index(r));
-		if (s->m->transactional && blocker == NULL)
+		if (!s->waits_worker)
 		{
 			runnable = lappend(runnable, s);
 			continue;
 		}
-		left_keys = lappend(left_keys, makeString(s->m->key));
 		*left = lappend(*left, s);
 		if (!warn)
 			continue;

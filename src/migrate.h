@@ -9,12 +9,14 @@
  *	 script.c	 splitting scripts into statements with PostgreSQL's parser
  *	 catalog.c	 reading and writing the migrate.* catalog as its owner
  *	 expect.c	 row-count expectations: parsing and counting
- *	 plan.c		 which pending migrations run, and in what order; the
- *				 plan checksum that migrate_apply/migrate_run check
+ *	 plan.c		 the requirement graph and its walks; which pending
+ *				 migrations run, and in what order; the plan checksum that
+ *				 migrate_apply/migrate_run check
  *	 register.c  migrate_add()
  *	 apply.c	 migrate_apply(): the statement executor
  *	 verify.c	 verify queries, constraint re-checks, migrate_verify/check
- *	 validate.c  migrate_validate()
+ *	 validate.c  migrate_validate(), and the state of every migration
+ *				 (the migrate.status view, migrate_status())
  *	 history.c	 the hash chain of migrate.history
  */
 #ifndef MIGRATE_H
@@ -130,6 +132,7 @@ typedef struct Catalog
 	int			n;
 	Migration **items;			/* in version order */
 	char	   *newest_applied_key; /* of versioned ones, or NULL */
+	struct ReqGraph *graph;		/* its requirements by index: plan_graph() */
 } Catalog;
 
 /* Run catalog queries as the catalog's owner with a pinned search_path. */
@@ -241,6 +244,9 @@ typedef struct PlanStep
 	char	   *verify_checksum;	/* script_checksum() of the verify query, or NULL */
 	char	   *down_checksum;	/* of the down script, or NULL */
 	char	   *text;			/* what the step adds to the plan checksum */
+	/* filled by plan_pending() */
+	bool		waits_worker;	/* non-transactional, or requires one that waits */
+	const char *blocker;		/* the requirement (as written) it waits with, or NULL */
 } PlanStep;
 
 /* A step as it was reviewed: kept by runners that plan again after each commit. */
@@ -250,12 +256,43 @@ typedef struct ReviewedStep
 	char	   *text;
 } ReviewedStep;
 
+/*
+ * The requirement graph of a loaded catalog, by index into cat->items: the
+ * requirements of item i are to[off[i]] .. to[off[i + 1] - 1], in the order
+ * written (the k-th is m->requires_keys' k-th), -1 for one not registered.
+ * Every walk over it is iterative and linear in nodes plus edges.
+ */
+typedef struct ReqGraph
+{
+	int			n;
+	int		   *off;			/* n + 1 offsets into to[] */
+	int		   *to;
+} ReqGraph;
+
+extern ReqGraph *plan_graph(Catalog *cat);
+/*
+ * Cycles reachable from the given items (all when roots is NULL), each as
+ * an int List of indexes v0, v1, ..., vk: v0 requires v1, ..., vk requires
+ * v0.  With all = false, the first one found (or NIL).
+ */
+extern List *plan_find_cycles(Catalog *cat, const int *roots, int nroots, bool all);
+/* "a -> b -> a" for a cycle of plan_find_cycles() */
+extern char *plan_cycle_chain(Catalog *cat, List *cycle);
+/*
+ * For every item: pending and cannot run in a transaction, or requires a
+ * pending one that waits (directly or not): it waits for the background worker.
+ */
+extern bool *plan_waits_for_worker(Catalog *cat);
+/* Pending, versioned, older than the newest applied one, and not waiting for the worker. */
+extern bool plan_out_of_order(Catalog *cat, Migration *m, bool waits);
 /* Pending migrations up to target_key (NULL: all), ordered; ereports on bad plans. */
 extern List *plan_pending(Catalog *cat, const char *target_key, bool out_of_order,
 						  bool check_out_of_order);
-extern bool waits_for_worker(Catalog *cat, Migration *m, int depth);
-/* ereports if adding `m` to the graph makes a cycle or an unknown requirement. */
-extern void plan_check_requirements(Catalog *cat, Migration *m);
+/*
+ * ereports if the requirements of these migrations (of cat) name one that is
+ * not registered, or close a cycle.
+ */
+extern void plan_check_requirements(Catalog *cat, List *migrations);
 
 /*
  * Reviewed plans.  migrate_plan() shows plan_checksum(steps); a runner given
@@ -313,6 +350,8 @@ typedef struct HistoryFinding
 } HistoryFinding;
 
 extern List *history_findings(Catalog *cat, const char *only_key);
+/* The state migrate.status shows for a registered migration (waits: plan_waits_for_worker()). */
+extern const char *migration_state(Catalog *cat, Migration *m, bool waits);
 
 /* ---- verify.c ---- */
 

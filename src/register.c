@@ -338,16 +338,7 @@ register_migration(Catalog *cat, Migration *m)
 void
 registered_check_requirements(List *migrations)
 {
-	Catalog    *cat = catalog_load(false);
-	ListCell   *lc;
-
-	foreach(lc, migrations)
-	{
-		Migration  *m = catalog_find(cat, ((Migration *) lfirst(lc))->key);
-
-		if (m)
-			plan_check_requirements(cat, m);
-	}
+	plan_check_requirements(catalog_load(false), migrations);
 }
 
 static char *

@@ -28,6 +28,11 @@
 #                  CONSTRAINT; also migrate_verify() of that migration.
 #   5 checksums    MB/s of migrate_add() (parse + checksum + store) and of
 #                  migrate_checksum() on a 5 MB seed script.
+#   6 graph        requirement graphs: a chain (each migration requires the
+#                  next) of 10k and 100k, a dense graph (each requires the
+#                  previous two or three) of 1k and 10k: one
+#                  migrate_add_scripts() call, migrate_plan(), migrate_apply();
+#                  time per migration, and growth (exponent 1 is linear).
 #
 # --quick uses smaller sizes and fewer repetitions (a smoke run, under a
 # minute; the full run takes about 2 minutes on 2 cores).  Output: a table on stdout, also written as Markdown to
@@ -69,12 +74,14 @@ if [[ $MODE == full ]]; then
 	EXP_ROWS=5000000 EXP_INSERT=100000 EXP_REPS=7
 	FK_CHILD=2000000 FK_PARENT=200000 FK_REPS=7
 	SEED_BYTES=$((5 * 1024 * 1024)) SEED_REPS=7
+	GRAPH_CHAIN=(10000 100000) GRAPH_DENSE=(1000 10000)
 else
 	APPLY_N=100 APPLY_REPS=3
 	STATUS_SIZES=(1000 5000 10000) STATUS_CALLS=5
 	EXP_ROWS=500000 EXP_INSERT=10000 EXP_REPS=3
 	FK_CHILD=200000 FK_PARENT=20000 FK_REPS=3
 	SEED_BYTES=$((1024 * 1024)) SEED_REPS=3
+	GRAPH_CHAIN=(2000 20000) GRAPH_DENSE=(500 5000)
 fi
 
 # ---------------------------------------------------------------- cluster
@@ -582,12 +589,66 @@ EOF
 	NOTES+=("5: ratio = throughput of migrate / throughput of the baseline (migrate_add: baseline is INSERT of the text with sha256(); migrate_checksum: baseline is sha256(convert_to(s, 'UTF8'))); medians $(fmt "$am") ms for migrate_add, $(fmt "$sm") ms for migrate_checksum.")
 }
 
+# ================================================================ 6. graph
+# requires_sql KIND N: SQL for the requirements of migration g (NULL: none)
+requires_sql() {
+	case $1 in
+	chain) echo "CASE WHEN g < $2 THEN (g + 1)::text END" ;;
+	dense) echo "CASE WHEN g > 3 THEN concat_ws(', ', g - 1, g - 2, CASE WHEN g % 2 = 0 THEN g - 3 END) END" ;;
+	esac
+}
+bench_graph() {
+	local kind size part e name s1 s2
+	local -a t=()
+	local -A ms=()
+	echo "== 6. graph: chains of ${GRAPH_CHAIN[*]}, dense graphs of ${GRAPH_DENSE[*]}: register, plan, apply"
+	per() { awk -v t="$1" -v n="$2" 'BEGIN { printf "%.1f us/migration", t * 1000 / n }'; }
+	for kind in chain dense; do
+		local -n sizes=GRAPH_${kind^^}
+		for size in "${sizes[@]}"; do
+			fresh_db b6
+			checkpoint
+			psql_timed b6 "$TMP/out/b6.out" >/dev/null <<EOF
+SET client_min_messages = warning;
+\\timing on
+SELECT count(*) FROM migrate_add_scripts(
+    ARRAY(SELECT format('V%s__m%s.sql', g, g) FROM generate_series(1, $size) g),
+    ARRAY(SELECT coalesce('-- migrate:requires ' || $(requires_sql $kind $size) || E'\\n', '') || format('SELECT %s;', g)
+            FROM generate_series(1, $size) g));
+SELECT count(*) FROM migrate_plan();
+SELECT count(*) FROM migrate_apply();
+\\timing off
+EOF
+			mapfile -t t < <(timings "$TMP/out/b6.out")
+			[[ $(q b6 "SELECT count(*) FROM migrate.applied") == "$size" ]]
+			(($(q b6 "SELECT count(*) FROM migrate.migrations WHERE requires <> '{}'") >= size - 3))
+			drop_db b6
+			ms[$kind.reg.$size]=${t[0]} ms[$kind.plan.$size]=${t[1]} ms[$kind.apply.$size]=${t[2]}
+			row "6 graph, $kind: migrate_add_scripts()" "$size migrations" "$(fmt "${t[0]}") ms ($(per "${t[0]}" "$size"))" "-" "-" "info" ""
+			row "6 graph, $kind: migrate_plan()" "$size migrations" "$(fmt "${t[1]}") ms ($(per "${t[1]}" "$size"))" "-" "-" "info" ""
+			row "6 graph, $kind: migrate_apply()" "$size migrations" "$(fmt "${t[2]}") ms ($(per "${t[2]}" "$size"))" "-" "-" "info" ""
+		done
+		s1=${sizes[0]} s2=${sizes[-1]}
+		for part in reg plan apply; do
+			name=$part
+			[[ $part != reg ]] || name=register
+			e=$(awk -v a="${ms[$kind.$part.$s1]}" -v b="${ms[$kind.$part.$s2]}" -v n1="$s1" -v n2="$s2" \
+				'BEGIN { printf "%.2f", log(b / a) / log(n2 / n1) }')
+			verdict "graph, $kind: $name growth not quadratic (exponent $s1->$s2 < 1.5)" "$e" 1.5 "exponent $e"
+			row "6 graph, $kind: $name growth" "$s1->$s2" "x$(ratio "${ms[$kind.$part.$s2]}" "${ms[$kind.$part.$s1]}")" \
+				"(sizes x$((s2 / s1)))" "exp $e" "not quadratic" "$V"
+		done
+		unset -n sizes
+	done
+}
+
 START=$EPOCHSECONDS
 bench_apply
 bench_status
 bench_expect
 bench_fk
 bench_checksum
+bench_graph
 ELAPSED=$((EPOCHSECONDS - START))
 BUILD_WARNING=""
 if [[ $(install_stamp) != "$INSTALL_STAMP" ]]; then
@@ -627,6 +688,7 @@ fi
 	echo "- 2: baseline = a plain \`SELECT * FROM migrate.migrations LEFT JOIN migrate.applied ... ORDER BY version_key\`. Growth: time ratio between sizes; exponent = log(t3/t1)/log(n3/n1), 1 is linear, 2 quadratic."
 	echo "- 3: migrate.verify_constraints = off for this benchmark, so only the expectations are compared. migrate = migrate_apply() (autocommit); baseline = BEGIN; the same INSERT; count(*) of both tables; COMMIT (sum of statement times). Second row: the migration also UPDATEs one row of the \"=\" table (the baseline too), so migrate cannot skip counting that table: it counts it before and after."
 	echo "- 4: migrate = migrate_apply() of a migration adding the NOT VALID foreign key (re-check scans every row), in a transaction rolled back; baseline = ALTER TABLE child VALIDATE CONSTRAINT child_fk, rolled back. Nothing subtracted."
+	echo "- 6: chain = migration g requires g + 1 (the plan runs them newest first); dense = migration g requires g - 1, g - 2 and, for even g, g - 3. Each size in a fresh database: one \`migrate_add_scripts()\` call of all files, then \`migrate_plan()\`, then \`migrate_apply()\` (statement times). Growth exponent = log(t2/t1)/log(n2/n1): 1 is linear, 2 quadratic."
 	for v in "${NOTES[@]}"; do echo "- $v"; done
 } | as_pg tee "$TMP/results.md" >/dev/null
 cp "$TMP/results.md" "$RESULTS_MD"
