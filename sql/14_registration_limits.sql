@@ -54,7 +54,8 @@ SELECT n, pg_temp.sqlstate_of(sql)
 -- that turns the setting off would have run unseen)
 SELECT migrate_add('002', 'hidden', $m$CREATE TABLE tools (id int);
 SET standard_conforming_strings = off;
-SELECT 'a\', ' ; SET session_replication_role = replica; SELECT ' AS x;$m$);
+SELECT 'a\', ' ; SET session_replication_role = replica; SELECT ' AS x -- '
+;$m$);
 SELECT n, pg_temp.sqlstate_of(sql)
   FROM (VALUES (1, $$SELECT migrate_add('002', 'x', 'SET standard_conforming_strings = off')$$),
                (2, $$SELECT migrate_add('002', 'x', E'SELECT 1;\nSET LOCAL standard_conforming_strings TO ''false''')$$),
@@ -81,16 +82,16 @@ SET standard_conforming_strings = off;
 SELECT migrate_add('002', 'split', $m$SELECT 'a\'; SAVEPOINT s; --'$m$);
 SELECT * FROM migrate_add_script('002_split.sql', $m$SELECT 'a\'; SAVEPOINT s; --'$m$);
 RESET standard_conforming_strings;
--- and statements run as they were split: a session with it off does not see
--- the hidden SET
-SELECT migrate_add('002', 'string', $m$SELECT 'a\', ' ; SET application_name = hidden; SELECT ' AS x;$m$) IS NOT NULL AS registered;
+-- and statements run as they were split: a session with it off does not run
+-- the hidden INSERT
+CREATE TABLE hidden_rows (n int);
+SELECT migrate_add('002', 'string', $m$SELECT 'a\', ' ; INSERT INTO hidden_rows VALUES (1); SELECT ' AS x -- '
+;$m$) IS NOT NULL AS registered;
 SET standard_conforming_strings = off;
-SET application_name = regress_limits;
 SELECT version, name, action, rows FROM migrate_apply();
-SHOW application_name;
+SELECT count(*) AS hidden_rows FROM hidden_rows;
 SHOW standard_conforming_strings;
 RESET standard_conforming_strings;
-RESET application_name;
 
 --
 -- a down script that does not parse: registered with a WARNING naming where

@@ -740,7 +740,7 @@ migrate_add_script(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the file name and the script must not be null")));
 	f->filename = base_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	f->content = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	f->content = text_arg_cstring(fcinfo, 1);
 	InitMaterializedSRF(fcinfo, 0);
 	put_file_rows(fcinfo, register_files(list_make1(f), true));
 	return (Datum) 0;

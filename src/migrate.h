@@ -212,6 +212,7 @@ extern char *quote_json(const char *s);
 /* The note that flags a down script registered although it does not parse. */
 #define DOWN_UNPARSED_NOTE "down script does not parse: "
 
+extern char *text_arg_cstring(FunctionCallInfo fcinfo, int argno);
 extern void migration_prepare(Migration *m);
 extern struct ScriptSyntaxError *check_down_script(const char *text, const char *where);
 extern char *down_unparsed_note(struct ScriptSyntaxError *e);

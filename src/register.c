@@ -478,6 +478,22 @@ registered_check_requirements(List *migrations)
 	}
 }
 
+/*
+ * A text argument as a C string, without keeping its detoasted copy: a big
+ * script is then in memory once less.
+ */
+char *
+text_arg_cstring(FunctionCallInfo fcinfo, int argno)
+{
+	Datum		d = PG_GETARG_DATUM(argno);
+	text	   *t = (text *) PG_DETOAST_DATUM_PACKED(d);
+	char	   *s = text_to_cstring(t);
+
+	if ((Pointer) t != DatumGetPointer(d))
+		pfree(t);
+	return s;
+}
+
 static char *
 required_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
@@ -487,7 +503,7 @@ required_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s of a migration must not be null", argname)));
-	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	s = text_arg_cstring(fcinfo, argno);
 	if (s[strspn(s, " \t\r\n")] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -508,8 +524,8 @@ migrate_add(PG_FUNCTION_ARGS)
 	m->version = required_text_arg(fcinfo, 0, "the version");
 	m->name = required_text_arg(fcinfo, 1, "the name");
 	m->up = required_text_arg(fcinfo, 2, "the up script");
-	m->down = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	m->verify = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	m->down = PG_ARGISNULL(3) ? NULL : text_arg_cstring(fcinfo, 3);
+	m->verify = PG_ARGISNULL(4) ? NULL : text_arg_cstring(fcinfo, 4);
 	if (!PG_ARGISNULL(5))
 	{
 		Jsonb	   *expect = PG_GETARG_JSONB_P(5);

@@ -291,6 +291,8 @@ walk_script(ScriptWalk *w, MemoryContext token_cxt)
 	int			atomic = 0;		/* depth of BEGIN ATOMIC ... END, and CASE ... END in it */
 	int			prev = 0;
 
+	/* the scanner's copy of the text goes with the walk's context */
+	MemoryContextSwitchTo(MemoryContextGetParent(token_cxt));
 	scanner = scanner_init(w->text, &yyextra, &ScanKeywords, ScanKeywordTokens);
 	yyextra.standard_conforming_strings = true;
 	for (;;)
