@@ -426,6 +426,7 @@ migrate_rollback(PG_FUNCTION_ARGS)
 				 errdetail("Without a down script: %s.", missing.data),
 				 errhint("Register their down scripts (migrate_add(..., down => ...), a U<version>__ or .down.sql file), or roll back to a later version.")));
 	refuse_non_transactional_downs(revert);
+	refuse_unparsed_downs(revert);
 
 	foreach(lc, revert)
 	{

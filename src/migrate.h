@@ -65,30 +65,52 @@ extern char *sha256_hex(const char *data, size_t len);
 typedef struct ScriptStmt
 {
 	Node	   *parsetree;		/* raw parse tree of the statement */
-	char	   *sql;			/* its text */
+	char	   *sql;			/* its text (len bytes, NUL-terminated) */
+	int			len;
 	int			line;			/* line of its first token in the script */
 	int			offset;			/* byte offset of its text in the script */
+	int			index;			/* 0-based place in the script */
 } ScriptStmt;
 
 typedef struct Script
 {
 	const char *text;
 	int			nstmts;
+	int			allocated;
 	ScriptStmt *stmts;
 } Script;
 
+/* A syntax error that script_walk() was asked to return. */
+typedef struct ScriptSyntaxError
+{
+	int			sqlerrcode;
+	int			line;
+	char	   *message;
+} ScriptSyntaxError;
+
+typedef void (*ScriptStmtCallback) (ScriptStmt *st, void *arg);
+
 /*
- * Split a script into statements; a syntax error becomes an ERROR naming
- * what (e.g. "migration 001 up script") and the line.
+ * Split a script into statements, in linear time, interruptibly, with
+ * standard_conforming_strings on whatever the session says.  script_walk()
+ * hands each statement to a callback and keeps nothing (memory for one
+ * statement at a time); script_parse() keeps them all.  A syntax error
+ * becomes an ERROR naming what (e.g. "the up script of migration 001") and
+ * the line, or with `soft` is returned.
  */
+extern ScriptSyntaxError *script_walk(const char *input, const char *what, bool soft,
+									  ScriptStmtCallback callback, void *arg);
 extern Script *script_parse(const char *input, const char *what);
+extern int	script_count(const char *input, const char *what);
 extern const char *script_skip_bom(const char *text);
-extern int	script_line_at(const char *text, int offset);
+extern int	script_stmt_line_at(ScriptStmt *st, int offset);
 extern const char *skip_block_comment(const char *p, int *lines);
+extern void script_refuse_stmt(const char *what, int line, const char *reason, const char *hint)
+			pg_attribute_noreturn();
 
 /* Relations a statement writes or alters, as RangeVars (may be empty). */
 extern List *stmt_written_relations(Node *parsetree);
-extern const char *stmt_forbidden_reason(Node *parsetree);
+extern const char *stmt_forbidden_reason(Node *parsetree, const char **hint);
 extern const char *stmt_absorbed(Node *parsetree);
 extern const char *stmt_non_transactional(Node *parsetree);
 extern const char *stmt_new_enum_value(Node *parsetree);
@@ -115,6 +137,8 @@ typedef struct Migration
 	char	   *registered_by;	/* the role whose text it is (loaded ones) */
 	List	   *notes;			/* what registration found worth saying */
 	List	   *warnings;		/* (message, detail, hint) to give if registered */
+	const char *down_where;		/* where the down script comes from, for messages */
+	struct ScriptSyntaxError *down_error;	/* its syntax error, when it does not parse */
 	bool		failed;			/* a durable failure is recorded */
 	bool		applied;
 	char	   *applied_checksum;
@@ -184,7 +208,19 @@ extern char *quote_json(const char *s);
 /* Notes that say a part of an applied migration was registered anew. */
 #define CHANGED_AFTER_APPLY_NOTE "changed after it was applied: "
 
+/* The longest version and name (bytes): longer ones could not be indexed in the catalog. */
+#define MIGRATE_VERSION_MAX_BYTES 500
+#define MIGRATE_NAME_MAX_BYTES 1000
+
+/* The note that flags a down script registered although it does not parse. */
+#define DOWN_UNPARSED_NOTE "down script does not parse: "
+
+extern char *text_arg_cstring(FunctionCallInfo fcinfo, int argno);
 extern void migration_prepare(Migration *m);
+extern struct ScriptSyntaxError *check_down_script(const char *text, const char *where);
+extern char *down_unparsed_note(struct ScriptSyntaxError *e);
+extern void warn_down_unparsed(const char *version, const char *where, struct ScriptSyntaxError *e);
+extern void refuse_unparsed_downs(List *steps);
 extern const char *register_migration(Catalog *cat, Migration *m);
 extern void registered_check_requirements(List *migrations);
 

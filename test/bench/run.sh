@@ -33,9 +33,13 @@
 #                  previous two or three) of 1k and 10k: one
 #                  migrate_add_scripts() call, migrate_plan(), migrate_apply();
 #                  time per migration, and growth (exponent 1 is linear).
+#   7 parse        migrate_add() of 5k, 10k and 20k one-line INSERTs (the
+#                  growth must be linear) and of a 50 MB script, vs psql -f
+#                  of the same file.
 #
-# --quick uses smaller sizes and fewer repetitions (a smoke run, under a
-# minute; the full run takes about 2 minutes on 2 cores).  Output: a table on stdout, also written as Markdown to
+# --quick uses smaller sizes and fewer repetitions (a smoke run, about a
+# minute and a half, half of it psql -f of the 50 MB script; the full run
+# takes about 4 minutes on 2 cores).  Output: a table on stdout, also written as Markdown to
 # test/bench/results.md.  Times never fail the run: the exit status is 0
 # unless something is broken.
 #
@@ -75,6 +79,7 @@ if [[ $MODE == full ]]; then
 	FK_CHILD=2000000 FK_PARENT=200000 FK_REPS=7
 	SEED_BYTES=$((5 * 1024 * 1024)) SEED_REPS=7
 	GRAPH_CHAIN=(10000 100000) GRAPH_DENSE=(1000 10000)
+	PARSE_BIG_BYTES=$((50 * 1024 * 1024)) PARSE_REPS=7 PARSE_BIG_REPS=3
 else
 	APPLY_N=100 APPLY_REPS=3
 	STATUS_SIZES=(1000 5000 10000) STATUS_CALLS=5
@@ -82,6 +87,7 @@ else
 	FK_CHILD=200000 FK_PARENT=20000 FK_REPS=3
 	SEED_BYTES=$((1024 * 1024)) SEED_REPS=3
 	GRAPH_CHAIN=(2000 20000) GRAPH_DENSE=(500 5000)
+	PARSE_BIG_BYTES=$((50 * 1024 * 1024)) PARSE_REPS=3 PARSE_BIG_REPS=1
 fi
 
 # ---------------------------------------------------------------- cluster
@@ -641,6 +647,86 @@ EOF
 		unset -n sizes
 	done
 }
+# ================================================================ 7. parse
+# Registering scripts of many statements: migrate_add() of 5k, 10k and 20k
+# one-line INSERTs (the growth must be linear) and of a big script, against
+# psql -f of the same file (which sends each statement to the server and runs
+# it); the registration itself runs none of them.
+bench_parse() {
+	local n r f big=$PARSE_BIG_BYTES reg base
+	local -a sizes=(5000 10000 20000)
+	echo "== 7. parse: registering ${sizes[*]} one-line INSERTs and a $((big / 1048576)) MiB script, $PARSE_REPS/$PARSE_BIG_REPS repetitions"
+	fresh_db b6
+	q b6 "CREATE TABLE src (k text PRIMARY KEY, s text); ALTER TABLE src ALTER s SET STORAGE EXTERNAL;
+	      CREATE TABLE parse_t (id int, name text, note text);" >/dev/null
+	for n in "${sizes[@]}"; do
+		f=$TMP/gen/parse_$n.sql
+		as_pg awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf "INSERT INTO parse_t VALUES (%d, '\''row %d'\'');\n", i, i }' >"$f"
+		q b6 "INSERT INTO src SELECT '$n', pg_read_file('$f')" >/dev/null
+	done
+	f=$TMP/gen/parse_big.sql
+	as_pg awk -v bytes="$big" 'BEGIN {
+		for (i = 1; n < bytes; i++) {
+			line = sprintf("INSERT INTO parse_t VALUES (%d, '\''row %d'\'', '\''a note that makes this statement about a hundred bytes long %d'\'');", i, i, i * 7)
+			print line
+			n += length(line) + 1
+		}
+	}' >"$f"
+	q b6 "INSERT INTO src SELECT 'big', pg_read_file('$f')" >/dev/null
+	local big_bytes big_n
+	big_bytes=$(stat -c %s "$f")
+	big_n=$(wc -l <"$f")
+	for n in "${sizes[@]}" big; do
+		local -a reg_ms=() base_ms=()
+		f=$TMP/gen/parse_$n.sql
+		# the big script needs no warm-up repetition of its own: the small ones were one
+		local first=0 reps=$PARSE_REPS
+		[[ $n != big ]] || first=1 reps=$PARSE_BIG_REPS
+		for ((r = first; r <= reps; r++)); do
+			# alternate which side goes first
+			if ((r % 2)); then
+				q b6 "TRUNCATE parse_t" >/dev/null
+				base=$(wall "$TMP/out/b6_psql.out" "${PSQL[@]}" -d b6 -f "$f")
+			fi
+			# the session's first call loads the library and plans the catalog
+			# statements: it is not timed
+			reg=$(psql_timed b6 "$TMP/out/b6.out" <<EOF
+BEGIN;
+SELECT length(migrate_add('1', 'parse', s)) FROM src WHERE k = '5000';
+ROLLBACK;
+BEGIN;
+\\timing on
+SELECT length(migrate_add('1', 'parse', s)) FROM src WHERE k = '$n';
+\\timing off
+ROLLBACK;
+EOF
+			)
+			if ((r % 2 == 0)); then
+				q b6 "TRUNCATE parse_t" >/dev/null
+				base=$(wall "$TMP/out/b6_psql.out" "${PSQL[@]}" -d b6 -f "$f")
+			fi
+			((r > 0)) || continue # warm-up
+			reg_ms+=("$reg") base_ms+=("$base")
+		done
+		PARSE_MS[$n]=$(printf '%s\n' "${reg_ms[@]}" | median)
+		PSQL_MS[$n]=$(printf '%s\n' "${base_ms[@]}" | median)
+	done
+	drop_db b6
+	for n in "${sizes[@]}"; do
+		row "7 migrate_add() of one-line INSERTs" "$n statements" "$(fmt "${PARSE_MS[$n]}") ms" "$(fmt "${PSQL_MS[$n]}") ms" \
+			"$(ratio "${PARSE_MS[$n]}" "${PSQL_MS[$n]}")" "info" ""
+	done
+	local s1=${sizes[0]} s2=${sizes[1]} s3=${sizes[2]} e
+	e=$(awk -v a="${PARSE_MS[$s1]}" -v b="${PARSE_MS[$s3]}" -v n1="$s1" -v n3="$s3" 'BEGIN { printf "%.2f", log(b / a) / log(n3 / n1) }')
+	verdict "migrate_add() time linear in the statements (exponent $s1->$s3 <= 1.2)" "$e" 1.2 "exponent $e"
+	row "7 migrate_add() growth" "${s1}->${s2}->${s3}" \
+		"x$(ratio "${PARSE_MS[$s2]}" "${PARSE_MS[$s1]}"), x$(ratio "${PARSE_MS[$s3]}" "${PARSE_MS[$s2]}")" \
+		"(sizes x2, x2)" "exp $e" "linear" "$V"
+	row "7 migrate_add() of a big script" "$(awk -v b="$big_bytes" 'BEGIN { printf "%.0f MiB", b / 1048576 }'), $big_n statements" \
+		"$(fmt "${PARSE_MS[big]}") ms" "$(fmt "${PSQL_MS[big]}") ms" "$(ratio "${PARSE_MS[big]}" "${PSQL_MS[big]}")" "info" ""
+	NOTES+=("7: migrate = migrate_add() of the script stored in a table (split, checks, checksum, catalog row) in a transaction rolled back, timed by psql's \\timing; baseline = \`psql -f\` of the same file, end to end (it sends and runs every statement, each its own transaction). ratio = migrate / baseline: lower is better. Growth: exponent = log(t3/t1)/log(n3/n1), 1 is linear, 2 quadratic; before the linear split, 5k/10k/20k took 0.57/2.14/8.48 s (exponent 1.95) and a 50 MB script ran for minutes.")
+}
+declare -A PARSE_MS=() PSQL_MS=()
 
 START=$EPOCHSECONDS
 bench_apply
@@ -649,6 +735,7 @@ bench_expect
 bench_fk
 bench_checksum
 bench_graph
+bench_parse
 ELAPSED=$((EPOCHSECONDS - START))
 BUILD_WARNING=""
 if [[ $(install_stamp) != "$INSTALL_STAMP" ]]; then
@@ -667,8 +754,8 @@ fi
 	echo "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; PostgreSQL $PGVERSION;"
 	echo "migrate $MIGRATE_VERSION ($MIGRATE_BUILD)."
 	echo "Cluster: defaults except shared_buffers = 256MB, max_wal_size = 4GB, synchronous_commit = off"
-	echo "(the same for migrate and the baseline). Medians of $APPLY_REPS/$EXP_REPS/$FK_REPS/$SEED_REPS repetitions"
-	echo "(benchmarks 1/3/4/5); benchmark 2: median of $STATUS_CALLS calls timed with clock_timestamp() on the server."
+	echo "(the same for migrate and the baseline). Medians of $APPLY_REPS/$EXP_REPS/$FK_REPS/$SEED_REPS/$PARSE_REPS ($PARSE_BIG_REPS for the big script) repetitions"
+	echo "(benchmarks 1/3/4/5/6); benchmark 2: median of $STATUS_CALLS calls timed with clock_timestamp() on the server."
 	echo
 	[[ -z $BUILD_WARNING ]] || printf '%s\n\n' "$BUILD_WARNING"
 	echo "| benchmark | size | migrate | baseline | ratio | target | met |"
