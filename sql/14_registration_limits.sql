@@ -105,7 +105,9 @@ SELECT version, ARRAY(SELECT n FROM unnest(notes) AS n WHERE n NOT LIKE 'changed
 -- the same text again: no second warning
 SELECT migrate_add('003', 'tools', 'CREATE TABLE tools3 (id int);',
                    down => E'DROP TABLE tools3;\nDROP TABLE;') IS NOT NULL AS registered;
+SET client_min_messages = warning;
 SELECT version, name, action FROM migrate_apply();
+RESET client_min_messages;
 SELECT * FROM migrate_rollback('002');
 SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_rollback('002')$$);
 -- a down file on its own gets the same checks: a warning and the flag ...

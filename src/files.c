@@ -822,6 +822,23 @@ read_text_file(const char *path, const char *filename)
 	return buf.data;
 }
 
+/* A file name with every byte outside ASCII written as \xNN, to show one that is not valid text. */
+static char *
+escaped_file_name(const char *name)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (const unsigned char *p = (const unsigned char *) name; *p; p++)
+	{
+		if (*p < 0x80 && *p >= 0x20)
+			appendStringInfoChar(&buf, (char) *p);
+		else
+			appendStringInfo(&buf, "\\x%02x", *p);
+	}
+	return buf.data;
+}
+
 static int
 filename_cmp(const ListCell *a, const ListCell *b)
 {
@@ -867,6 +884,22 @@ migrate_load(PG_FUNCTION_ARGS)
 		path = psprintf("%s/%s", dir, de->d_name);
 		f = palloc0(sizeof(MigrationFile));
 		f->filename = pstrdup(de->d_name);
+		/* a name that is not text in the database's encoding is never stored nor shown */
+		if (!pg_verify_mbstr(GetDatabaseEncoding(), f->filename, strlen(f->filename), true))
+		{
+			f->filename = escaped_file_name(de->d_name);
+			if (ends_with(de->d_name, ".sql"))
+				ereport(ERROR,
+						(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+						 errmsg("the name of file \"%s\" is not valid %s", f->filename,
+								GetDatabaseEncodingName()),
+						 errdetail("Bytes that are not valid are shown as \\xNN; versions and names come from file names."),
+						 errhint("Rename the file.")));
+			f->result = "skipped";
+			f->detail = "not a migration: its name is not valid text in the database encoding";
+			files = lappend(files, f);
+			continue;
+		}
 		if (stat(path, &st) < 0)
 			ereport(ERROR,
 					(errcode_for_file_access(),

@@ -981,8 +981,10 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 	if (rc < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("statement %d cannot run in a migration: %s",
-						i + 1, SPI_result_code_string(rc)),
+				 errmsg("statement %d cannot run in a migration: %s", i + 1,
+						rc == SPI_ERROR_COPY ? "COPY to or from the client" :
+						rc == SPI_ERROR_TRANSACTION ? "transaction control" :
+						"a statement that SPI does not run"),
 				 errdetail("%s, statement %d of %d, line %d.", what, i + 1, script->nstmts, st->line),
 				 errhint("Remove the statement and register the migration again.")));
 	return rc;
