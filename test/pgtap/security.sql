@@ -66,8 +66,8 @@ SELECT is(
     (SELECT count(*) FROM pg_depend d
       WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')),
-    21::bigint,
-    'the extension has 21 routines (17 migrate_* and 4 catalog helpers: append-only and chain triggers, row hash, registered_by trigger)');
+    28::bigint,
+    'the extension has 28 routines (23 migrate_* and 5 catalog helpers: append-only and chain triggers, row hash, registered_by and job role triggers)');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure
         FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
