@@ -263,7 +263,8 @@ SELECT j.id, j.role, j.target, j.state, j.request, j.version, j.statement, j.ste
        j.error OPERATOR(pg_catalog.->>) 'sqlstate' AS error_sqlstate,
        j.error OPERATOR(pg_catalog.->>) 'message' AS error_message,
        j.error OPERATOR(pg_catalog.->>) 'detail' AS error_detail
-  FROM migrate.job_state j;
+  FROM migrate.job_state j
+ ORDER BY j.id;
 COMMENT ON VIEW migrate.jobs IS 'one row per background job (migrate_jobs() also resumes jobs whose worker died)';
 
 CREATE FUNCTION @extschema@.migrate_start(target text DEFAULT NULL, out_of_order boolean DEFAULT false,
