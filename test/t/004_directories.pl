@@ -354,8 +354,8 @@ is(query('load_dbmate', 'SELECT problem || \' \' || version FROM migrate_validat
 # ... and a job applies it, as the hint says
 {
 	my $job = query('load_dbmate', 'SELECT migrate_start()');
-	is(query('load_dbmate', "CALL migrate_wait($job)"), 'succeeded|1|1',
-		'dbmate: a job applies the transaction:false migration');
+	like(query('load_dbmate', "CALL migrate_wait($job)"), qr/^succeeded\|(\d+)\|\1$/,
+		'dbmate: a job applies the transaction:false migration (and what waited for it)');
 	is(query('load_dbmate', 'SELECT count(*) FROM migrate_validate()'), '0',
 		'dbmate: then validate finds nothing');
 	is(query('load_dbmate', "SELECT state FROM migrate_status() WHERE version = '20160301120000'"), 'applied',
