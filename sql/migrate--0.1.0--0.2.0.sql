@@ -217,6 +217,137 @@ BEGIN
       FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
     EXECUTE 'GRANT EXECUTE ON FUNCTION migrate.status_rows() TO ' OPERATOR(pg_catalog.||) owner
             OPERATOR(pg_catalog.||) ' WITH GRANT OPTION';
+
+-- ==== 8. Background jobs: what cannot run in a transaction, or must outlive
+-- the client, runs in a background worker of this database, as the role that
+-- started it (src/jobs.c, src/worker.c).
+CREATE TABLE migrate.job_state (
+    id             bigserial PRIMARY KEY,
+    role           name NOT NULL,
+    role_oid       oid NOT NULL,
+    target         text,
+    out_of_order   boolean NOT NULL DEFAULT false,
+    plan           text,
+    settings       text[] NOT NULL DEFAULT '{}',
+    state          text NOT NULL DEFAULT 'queued'
+                   CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'running', 'paused', 'succeeded',
+                                                                  'failed', 'cancelled'])),
+    request        text CHECK (request OPERATOR(pg_catalog.=) ANY (ARRAY['pause', 'cancel'])),
+    version        text,
+    statement      integer,
+    steps_done     integer NOT NULL DEFAULT 0,
+    steps_total    integer,
+    worker_pid     integer,
+    waiters        integer[] NOT NULL DEFAULT '{}',
+    queued_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at     timestamptz,
+    finished_at    timestamptz,
+    error          jsonb
+);
+COMMENT ON TABLE migrate.job_state IS
+    'one row per background job: who started it, what it applies, where it is, how it ended';
+COMMENT ON COLUMN migrate.job_state.settings IS
+    'search_path and migrate.* settings of the session that started the job, as name=value';
+COMMENT ON COLUMN migrate.job_state.waiters IS
+    'process ids of sessions in migrate_wait(): the worker sets their latches at every step';
+
+-- Where a non-transactional migration stands: statements that completed, and
+-- the invalid indexes that existed when the running statement started (a
+-- failed concurrent build leaves one more, which is dropped by its OID).
+CREATE TABLE migrate.statement_progress (
+    version_key    text COLLATE "C" PRIMARY KEY,
+    checksum       text NOT NULL,
+    done           integer NOT NULL,
+    invalid_before oid[] NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE migrate.statement_progress IS
+    'checkpoints of non-transactional migrations run by jobs: a rerun resumes after the last completed statement';
+
+-- A job row written by hand (or restored by the owner) runs as the role that
+-- wrote it, never as a role it names: the worker connects as role_oid.
+CREATE FUNCTION migrate.job_role_writer() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+             WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+        NEW.role := CURRENT_USER;
+        NEW.role_oid := (SELECT r.oid FROM pg_catalog.pg_roles r
+                          WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER job_state_role_writer BEFORE INSERT OR UPDATE ON migrate.job_state
+    FOR EACH ROW EXECUTE FUNCTION migrate.job_role_writer();
+ALTER TABLE migrate.job_state ENABLE ALWAYS TRIGGER job_state_role_writer;
+REVOKE ALL ON FUNCTION migrate.job_role_writer() FROM PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_state', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.job_state_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.statement_progress', '');
+
+CREATE VIEW migrate.jobs AS
+SELECT j.id, j.role, j.target, j.state, j.request, j.version, j.statement, j.steps_done, j.steps_total,
+       j.worker_pid, j.queued_at, j.started_at, j.finished_at,
+       j.error OPERATOR(pg_catalog.->>) 'sqlstate' AS error_sqlstate,
+       j.error OPERATOR(pg_catalog.->>) 'message' AS error_message,
+       j.error OPERATOR(pg_catalog.->>) 'detail' AS error_detail
+  FROM migrate.job_state j
+ ORDER BY j.id;
+COMMENT ON VIEW migrate.jobs IS 'one row per background job (migrate_jobs() also resumes jobs whose worker died)';
+
+CREATE FUNCTION @extschema@.migrate_start(target text DEFAULT NULL, out_of_order boolean DEFAULT false,
+                                          plan text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'migrate_start' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.migrate_jobs()
+RETURNS TABLE (id bigint, role name, target text, state text, request text, version text,
+               statement integer, steps_done integer, steps_total integer, worker_pid integer,
+               queued_at timestamptz, started_at timestamptz, finished_at timestamptz,
+               error_sqlstate text, error_message text, error_detail text)
+AS 'MODULE_PATHNAME', 'migrate_jobs' LANGUAGE C VOLATILE;
+
+CREATE PROCEDURE @extschema@.migrate_wait(job bigint, timeout interval DEFAULT NULL,
+                                          INOUT state text DEFAULT NULL, INOUT steps_done integer DEFAULT NULL,
+                                          INOUT steps_total integer DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'migrate_wait' LANGUAGE C;
+
+CREATE FUNCTION @extschema@.migrate_pause(job bigint) RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_pause' LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION @extschema@.migrate_resume(job bigint) RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_resume' LANGUAGE C VOLATILE STRICT;
+CREATE FUNCTION @extschema@.migrate_cancel(job bigint) RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_cancel' LANGUAGE C VOLATILE STRICT;
+
+REVOKE ALL ON TABLE migrate.job_state, migrate.statement_progress, migrate.jobs FROM PUBLIC;
+REVOKE ALL ON SEQUENCE migrate.job_state_id_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.migrate_start(text, boolean, text), @extschema@.migrate_jobs(),
+    @extschema@.migrate_pause(bigint), @extschema@.migrate_resume(bigint), @extschema@.migrate_cancel(bigint)
+    FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.migrate_wait(bigint, interval, text, integer, integer) FROM PUBLIC;
+DO $$
+DECLARE
+    owner pg_catalog.text;
+    r     pg_catalog.text;
+BEGIN
+    SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(e.extowner)) INTO owner
+      FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
+    EXECUTE 'GRANT EXECUTE ON FUNCTION @extschema@.migrate_start(text, boolean, text), @extschema@.migrate_jobs(), '
+            '@extschema@.migrate_pause(bigint), @extschema@.migrate_resume(bigint), '
+            '@extschema@.migrate_cancel(bigint) TO ' OPERATOR(pg_catalog.||) owner
+            OPERATOR(pg_catalog.||) ' WITH GRANT OPTION';
+    EXECUTE 'GRANT EXECUTE ON PROCEDURE @extschema@.migrate_wait(bigint, interval, text, integer, integer) TO '
+            OPERATOR(pg_catalog.||) owner OPERATOR(pg_catalog.||) ' WITH GRANT OPTION';
+    EXECUTE 'GRANT SELECT ON migrate.jobs TO ' OPERATOR(pg_catalog.||) owner OPERATOR(pg_catalog.||) ' WITH GRANT OPTION';
+    -- dump and restore by the owner, as for the other catalog tables
+    EXECUTE 'GRANT SELECT, INSERT ON migrate.job_state, migrate.statement_progress TO ' OPERATOR(pg_catalog.||) owner;
+    EXECUTE 'GRANT SELECT, UPDATE ON SEQUENCE migrate.job_state_id_seq TO ' OPERATOR(pg_catalog.||) owner;
+    FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
+        IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
+            EXECUTE pg_catalog.format('REVOKE ALL ON migrate.jobs, migrate.job_state FROM %I', r);
+        END IF;
+    END LOOP;
 END
 $$;
 

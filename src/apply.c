@@ -411,7 +411,7 @@ leave_non_transactional(List *steps, List **left, bool warn)
 					(errmsg("migration %s was left pending: it cannot run in a transaction", s->m->version),
 					 errdetail("Migration %s \"%s\" %s.", s->m->version, s->m->name,
 							   non_transactional_reason(s->m)),
-					 errhint("It stays pending for the background worker, with the migrations that require it.")));
+					 errhint("Apply it, and the migrations that require it, with a background job: SELECT migrate_start();")));
 	}
 	return runnable;
 }

@@ -69,7 +69,7 @@ run_step_body(void *arg)
  * Record a failed run of m: its failure state and a history row, in the
  * transaction that still holds the catalog lock; the caller commits it.
  */
-static void
+void
 record_failure(Migration *m, ErrorData *edata)
 {
 	StringInfoData json;

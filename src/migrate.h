@@ -18,6 +18,8 @@
  *	 validate.c  migrate_validate(), and the state of every migration
  *				 (the migrate.status view, migrate_status())
  *	 history.c	 the hash chain of migrate.history
+ *	 jobs.c		 background jobs seen from a session: start, list, wait, steer
+ *	 worker.c	 the job's background worker, and the launcher
  */
 #ifndef MIGRATE_H
 #define MIGRATE_H
@@ -358,10 +360,65 @@ extern const char *non_transactional_reason(Migration *m);
 #define NON_TRANSACTIONAL_NOTE "cannot run in a transaction: "
 extern Interval *ms_interval(double ms);
 
+/* ---- lifecycle.c ---- */
+
+/* Record a failed run durably: the migration's failure and a history row. */
+extern void record_failure(Migration *m, ErrorData *edata);
+
 /* ---- import.c ---- */
 
 extern void supabase_record_apply(Migration *m, Script *script);
 extern void supabase_record_revert(Migration *m);
+
+/* ---- jobs.c ---- */
+
+#include "storage/lock.h"
+
+/* The fourth field of a job's lock tag: SQL's advisory locks use 1 and 2. */
+#define JOB_LOCK_FIELD4 0x6d67	/* "mg" */
+
+typedef struct Job
+{
+	int64		id;
+	char	   *role;
+	Oid			role_oid;
+	char	   *target;
+	bool		out_of_order;
+	char	   *plan;
+	List	   *settings;		/* "name=value" */
+	char	   *state;
+	char	   *request;		/* "pause", "cancel" or NULL */
+	char	   *version;
+	int			statement;
+	int			steps_done;
+	int			steps_total;	/* -1 when unknown */
+	int			worker_pid;
+	char	   *error;			/* jsonb text or NULL */
+} Job;
+
+/* What a job's worker is given when it is started (bgw_extra). */
+typedef struct JobWorkerArgs
+{
+	Oid			dboid;
+	Oid			role;
+	TransactionId wait_xid;		/* the transaction that queued the job, or invalid */
+} JobWorkerArgs;
+
+extern void job_locktag(LOCKTAG *tag, Oid dboid, int64 job);
+extern bool job_worker_alive(int64 job);
+extern Job *job_read(int64 id, bool for_update);
+extern bool job_finished(const char *state);
+extern void job_update(int64 id, const char *state, const char *request_or_clear, const char *version,
+					   int statement, int steps_done, int steps_total, const char *error_json);
+extern char *job_error_json(ErrorData *edata, const char *version, int statement, int line);
+extern void job_wake_waiters(int64 id);
+extern bool job_launch(int64 id, Oid role, TransactionId wait_xid);
+extern int	jobs_recover(void);
+extern void jobs_recover_if_needed(void);
+
+/* ---- worker.c ---- */
+
+extern void launcher_register(void);
 
 /* ---- history.c ---- */
 

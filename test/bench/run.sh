@@ -36,6 +36,8 @@
 #   7 parse        migrate_add() of 5k, 10k and 20k one-line INSERTs (the
 #                  growth must be linear) and of a 50 MB script, vs psql -f
 #                  of the same file.
+#   8 job          the migrations of benchmark 1 applied by a background job
+#                  (migrate_start() + CALL migrate_wait()) vs CALL migrate_run().
 #
 # --quick uses smaller sizes and fewer repetitions (a smoke run, about a
 # minute and a half, half of it psql -f of the 50 MB script; the full run
@@ -73,7 +75,7 @@ for arg in "$@"; do
 done
 
 if [[ $MODE == full ]]; then
-	APPLY_N=500 APPLY_REPS=9
+	APPLY_N=500 APPLY_REPS=9 JOB_REPS=5
 	STATUS_SIZES=(1000 10000 50000) STATUS_CALLS=15
 	EXP_ROWS=5000000 EXP_INSERT=100000 EXP_REPS=7
 	FK_CHILD=2000000 FK_PARENT=200000 FK_REPS=7
@@ -81,7 +83,7 @@ if [[ $MODE == full ]]; then
 	GRAPH_CHAIN=(10000 100000) GRAPH_DENSE=(1000 10000)
 	PARSE_BIG_BYTES=$((50 * 1024 * 1024)) PARSE_REPS=7 PARSE_BIG_REPS=3
 else
-	APPLY_N=100 APPLY_REPS=3
+	APPLY_N=100 APPLY_REPS=3 JOB_REPS=2
 	STATUS_SIZES=(1000 5000 10000) STATUS_CALLS=5
 	EXP_ROWS=500000 EXP_INSERT=10000 EXP_REPS=3
 	FK_CHILD=200000 FK_PARENT=20000 FK_REPS=3
@@ -727,6 +729,43 @@ EOF
 	NOTES+=("7: migrate = migrate_add() of the script stored in a table (split, checks, checksum, catalog row) in a transaction rolled back, timed by psql's \\timing; baseline = \`psql -f\` of the same file, end to end (it sends and runs every statement, each its own transaction). ratio = migrate / baseline: lower is better. Growth: exponent = log(t3/t1)/log(n3/n1), 1 is linear, 2 quadratic; before the linear split, 5k/10k/20k took 0.57/2.14/8.48 s (exponent 1.95) and a 50 MB script ran for minutes.")
 }
 declare -A PARSE_MS=() PSQL_MS=()
+# ================================================================ 8. job
+# The same n small migrations as benchmark 1 (registered the same way), applied
+# by a job (SELECT migrate_start(); CALL migrate_wait(id)) vs CALL migrate_run(),
+# which also commits after each migration; both end to end from psql.
+bench_job() {
+	local n=$APPLY_N dir=$TMP/gen/apply r t
+	local -a j_e2e=() r_e2e=()
+	echo "== 8. job: $n migrations x $JOB_REPS repetitions"
+	printf '%s\n' 'SET client_min_messages = warning;' 'SELECT migrate_start() AS job \gset' \
+		'CALL migrate_wait(:job);' >"$dir/job.sql"
+	chmod 644 "$dir/job.sql"
+	for ((r = 1; r <= JOB_REPS; r++)); do
+		fresh_db b6_j
+		fresh_db b6_r
+		as_pg "${PSQL[@]}" -d b6_j -f "$dir/register_scripts.sql" >/dev/null 2>&1
+		as_pg "${PSQL[@]}" -d b6_r -f "$dir/register_scripts.sql" >/dev/null 2>&1
+		checkpoint
+		run_j() {
+			j_e2e+=("$(wall "$TMP/out/b6_j.out" "${PSQL[@]}" -d b6_j -v ON_ERROR_STOP=1 -f "$dir/job.sql")")
+		}
+		run_r() {
+			r_e2e+=("$(wall "$TMP/out/b6_r.out" "${PSQL[@]}" -d b6_r -v ON_ERROR_STOP=1 \
+				-c 'SET client_min_messages = warning' -c 'CALL migrate_run()')")
+		}
+		if ((r % 2)); then run_j; checkpoint; run_r; else run_r; checkpoint; run_j; fi
+		[[ $(q b6_j "SELECT count(*) FROM migrate.applied") == "$n" ]]
+		[[ $(q b6_r "SELECT count(*) FROM migrate.applied") == "$n" ]]
+		[[ $(q b6_j "SELECT state FROM migrate.jobs") == succeeded ]]
+		drop_db b6_j
+		drop_db b6_r
+	done
+	local jm rm
+	jm=$(printf '%s\n' "${j_e2e[@]}" | median)
+	rm=$(printf '%s\n' "${r_e2e[@]}" | median)
+	row "8 job: migrate_start() + CALL migrate_wait() vs CALL migrate_run()" "$n migrations" "$(fmt "$jm") ms" "$(fmt "$rm") ms" "$(ratio "$jm" "$rm")" "info" ""
+	NOTES+=("8: both end to end from psql, fresh database per repetition, registration not included; the job runs in a background worker and commits after each migration, as migrate_run() does.")
+}
 
 START=$EPOCHSECONDS
 bench_apply
@@ -736,6 +775,7 @@ bench_fk
 bench_checksum
 bench_graph
 bench_parse
+bench_job
 ELAPSED=$((EPOCHSECONDS - START))
 BUILD_WARNING=""
 if [[ $(install_stamp) != "$INSTALL_STAMP" ]]; then

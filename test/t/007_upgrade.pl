@@ -93,10 +93,10 @@ WITH members AS (
      WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
        AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')),
 acl AS (
-    SELECT a AS acl, (SELECT string_agg(
-               CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END
-               || '=' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END, ' '
-               ORDER BY 1) FROM aclexplode(a) x) AS shown
+    SELECT a AS acl, (SELECT string_agg(item, ' ' ORDER BY item)
+                        FROM (SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END
+                                     || '=' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END
+                                FROM aclexplode(a) x) i(item)) AS shown
       FROM (SELECT DISTINCT relacl FROM pg_class UNION SELECT DISTINCT proacl FROM pg_proc
             UNION SELECT DISTINCT nspacl FROM pg_namespace) s(a))
 SELECT pg_describe_object(m.classid, m.objid, 0) || E'\n' || CASE
@@ -116,7 +116,7 @@ SELECT pg_describe_object(m.classid, m.objid, 0) || E'\n' || CASE
                       WHERE a.attrelid = m.objid AND a.attnum > 0 AND NOT a.attisdropped), '')
         || coalesce((SELECT E'\n  ' || string_agg(conname || ' ' || pg_get_constraintdef(oid), E'\n  ' ORDER BY conname)
                        FROM pg_constraint WHERE conrelid = m.objid), '')
-        || coalesce((SELECT E'\n  ' || string_agg(pg_get_indexdef(indexrelid), E'\n  ' ORDER BY 1)
+        || coalesce((SELECT E'\n  ' || string_agg(pg_get_indexdef(indexrelid), E'\n  ' ORDER BY pg_get_indexdef(indexrelid))
                        FROM pg_index WHERE indrelid = m.objid), '')
         || coalesce((SELECT E'\n  ' || string_agg(pg_get_triggerdef(oid) || ' enabled ' || tgenabled::text, E'\n  ' ORDER BY tgname)
                        FROM pg_trigger WHERE tgrelid = m.objid AND NOT tgisinternal), '')
@@ -136,7 +136,8 @@ my $grants_seen = ($got =~ s/ deployer=(EXECUTE|USAGE)//g);
 is($grants_seen, 3, "the DBA's grants to deployer are kept (migrate_apply, migrate_status, schema migrate)");
 is($got, $want, 'the upgraded extension has exactly the objects of a fresh install');
 is(as_dba('upgraded', $config), as_dba('fresh', $config), 'the same tables are dumped by pg_dump');
-my $init = q{SELECT string_agg(pg_describe_object(classoid, objoid, objsubid) || ' ' || initprivs::text, E'\n' ORDER BY 1)
+my $init = q{SELECT string_agg(pg_describe_object(classoid, objoid, objsubid) || ' ' || initprivs::text, E'\n'
+                                ORDER BY pg_describe_object(classoid, objoid, objsubid))
                FROM pg_init_privs WHERE privtype = 'e'
                 AND pg_describe_object(classoid, objoid, objsubid) ~ 'migrate'};
 is(as_dba('upgraded', $init) =~ s/=([A-Za-z*]+)\/\w+/=$1/gr, as_dba('fresh', $init) =~ s/=([A-Za-z*]+)\/\w+/=$1/gr,
