@@ -217,6 +217,8 @@ BEGIN
       FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
     EXECUTE 'GRANT EXECUTE ON FUNCTION migrate.status_rows() TO ' OPERATOR(pg_catalog.||) owner
             OPERATOR(pg_catalog.||) ' WITH GRANT OPTION';
+END
+$$;
 
 -- ==== 8. Background jobs: what cannot run in a transaction, or must outlive
 -- the client, runs in a background worker of this database, as the role that
