@@ -65,8 +65,9 @@ typedef enum StepResult
 	STEP_FINISHED				/* the job ended (succeeded, failed, cancelled) */
 } StepResult;
 
-/* Memory that lives for the whole job, across transactions. */
+/* Memory that lives for the whole job, across transactions; and for one step. */
 static MemoryContext job_cxt;
+static MemoryContext step_cxt;
 
 /* ---- running one statement at top level ---- */
 
@@ -78,7 +79,7 @@ static MemoryContext job_cxt;
 static ErrorData *
 exec_toplevel(const char *sql)
 {
-	MemoryContext stmt_cxt = AllocSetContextCreate(job_cxt, "migrate statement", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext stmt_cxt = AllocSetContextCreate(step_cxt, "migrate statement", ALLOCSET_DEFAULT_SIZES);
 	ErrorData  *volatile edata = NULL;
 
 	SetCurrentStatementStartTimestamp();
@@ -354,7 +355,7 @@ drop_leftover_indexes(Oid relid, List *before)
 
 		if (!list_member_oid(before, idx) && rel)
 		{
-			MemoryContext old = MemoryContextSwitchTo(job_cxt);
+			MemoryContext old = MemoryContextSwitchTo(step_cxt);
 
 			names = lappend(names, psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s",
 											quote_qualified_identifier(get_namespace_name(get_rel_namespace(idx)), rel)));
@@ -432,7 +433,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 
 	/* the script and where it stands */
 	tx_begin();
-	old = MemoryContextSwitchTo(job_cxt);
+	old = MemoryContextSwitchTo(step_cxt);
 	script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
 	MemoryContextSwitchTo(old);
 	args[0] = CStringGetTextDatum(m->key);
@@ -444,7 +445,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		bool		isnull;
 
 		done = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		old = MemoryContextSwitchTo(job_cxt);
+		old = MemoryContextSwitchTo(step_cxt);
 		invalid_before = oid_array_list(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		MemoryContextSwitchTo(old);
 	}
@@ -483,7 +484,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 			i--;
 			continue;
 		}
-		old = MemoryContextSwitchTo(job_cxt);
+		old = MemoryContextSwitchTo(step_cxt);
 		invalid_before = invalid_indexes(build_table);
 		MemoryContextSwitchTo(old);
 		progress_save(m, i, invalid_before);
@@ -499,7 +500,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 			 * A concurrent build waits for older transactions as long as they
 			 * last: lock_timeout must not cut that wait short.
 			 */
-			char	   *lock_timeout = MemoryContextStrdup(job_cxt, GetConfigOption("lock_timeout", false, false));
+			char	   *lock_timeout = MemoryContextStrdup(step_cxt, GetConfigOption("lock_timeout", false, false));
 
 			if (OidIsValid(build_table))
 				(void) set_config_option("lock_timeout", "0", PGC_USERSET, PGC_S_SESSION,
@@ -638,13 +639,13 @@ run_step(Job *j, bool first)
 		Migration  *m;
 		MemoryContext old;
 
-		old = MemoryContextSwitchTo(job_cxt);
+		old = MemoryContextSwitchTo(step_cxt);
 		m = migration_copy(s->m);
 		MemoryContextSwitchTo(old);
 		tx_commit();
 		return run_non_transactional(j, m, step, total);
 	}
-	next_key = MemoryContextStrdup(job_cxt, s->m->key);
+	next_key = MemoryContextStrdup(step_cxt, s->m->key);
 	tx_commit();
 
 	tx_begin();
@@ -732,6 +733,7 @@ run_job(int64 id)
 	{
 		volatile StepResult result = STEP_FINISHED;
 
+		MemoryContextReset(step_cxt);
 		PG_TRY();
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -794,6 +796,7 @@ migrate_job_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, args.role, 0);
 	pgstat_report_appname(psprintf("migrate job " INT64_FORMAT, id));
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "migrate job", ALLOCSET_DEFAULT_SIZES);
+	step_cxt = AllocSetContextCreate(job_cxt, "migrate job step", ALLOCSET_DEFAULT_SIZES);
 
 	StartTransactionCommand();
 	job_locktag(&tag, MyDatabaseId, id);
