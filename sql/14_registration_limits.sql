@@ -88,7 +88,9 @@ CREATE TABLE hidden_rows (n int);
 SELECT migrate_add('002', 'string', $m$SELECT 'a\', ' ; INSERT INTO hidden_rows VALUES (1); SELECT ' AS x -- '
 ;$m$) IS NOT NULL AS registered;
 SET standard_conforming_strings = off;
+SET client_min_messages = warning;
 SELECT version, name, action, rows FROM migrate_apply();
+RESET client_min_messages;
 SELECT count(*) AS hidden_rows FROM hidden_rows;
 SHOW standard_conforming_strings;
 RESET standard_conforming_strings;
@@ -121,7 +123,9 @@ SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_add_script('U003__tools.sql',
 SELECT * FROM migrate_add_script('003_tools.down.sql', 'DROP TABLE tools3;');
 SELECT version, ARRAY(SELECT n FROM unnest(notes) AS n WHERE n NOT LIKE 'changed after it was applied%') AS notes
   FROM migrate.migrations WHERE version = '003';
+SET client_min_messages = warning;
 SELECT version, name, action FROM migrate_rollback('002');
+RESET client_min_messages;
 -- a directory: the warning names the file, the ups are registered
 SELECT * FROM migrate_add_scripts(ARRAY['004_a.up.sql', '004_a.down.sql', 'V005__b.sql', 'U005__b.sql'],
                                   ARRAY['CREATE TABLE a4 (id int);', E'DROP TABLE a4;\nDROP TABL b;',
