@@ -273,6 +273,18 @@ quote_json(const char *s)
 }
 
 ArrayType *
+oid_list_to_array(List *oids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, oids)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
+}
+
+ArrayType *
 string_list_to_array(List *l)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(l), 1));
@@ -385,9 +397,6 @@ catalog_record_applied(Migration *m, ApplyRecord *rec)
 	char		duration[64];
 	Datum		values[13];
 	char		nulls[13];
-	Datum	   *oids = palloc(sizeof(Datum) * Max(list_length(rec->touched_oids), 1));
-	int			noids = 0;
-	ListCell   *lc;
 
 	snprintf(duration, sizeof(duration), "%.3f ms", rec->duration_ms);
 	memset(nulls, ' ', sizeof(nulls));
@@ -405,9 +414,7 @@ catalog_record_applied(Migration *m, ApplyRecord *rec)
 	values[10] = CStringGetTextDatum(rec->action);
 	values[11] = rec->detail ? CStringGetTextDatum(rec->detail) : (Datum) 0;
 	nulls[11] = rec->detail ? ' ' : 'n';
-	foreach(lc, rec->touched_oids)
-		oids[noids++] = ObjectIdGetDatum(lfirst_oid(lc));
-	values[12] = PointerGetDatum(construct_array(oids, noids, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	values[12] = PointerGetDatum(oid_list_to_array(rec->touched_oids));
 
 	catalog_exec("WITH a AS (INSERT INTO migrate.applied "
 				 "             (version_key, version, name, checksum, applied_by, touched, touched_tables) "

@@ -259,14 +259,8 @@ job_launch(int64 id, Oid role, TransactionId wait_xid)
 	BackgroundWorkerHandle *handle;
 	JobWorkerArgs args;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "migrate");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "migrate_job_main");
+	bgworker_init(&worker, "migrate_job_main", "migrate job");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "migrate job " INT64_FORMAT, id);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "migrate job");
 	worker.bgw_main_arg = Int64GetDatum(id);
 	args.dboid = MyDatabaseId;
 	args.role = role;

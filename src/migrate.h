@@ -203,6 +203,7 @@ extern void catalog_history(const char *version, const char *key,
 							const char *checksum, const char *detail_json);
 extern char *current_user_name(void);
 extern ArrayType *string_list_to_array(List *l);
+extern ArrayType *oid_list_to_array(List *oids);
 extern char *quote_json(const char *s);
 
 /* ---- register.c ---- */
@@ -372,6 +373,7 @@ extern void supabase_record_revert(Migration *m);
 
 /* ---- jobs.c ---- */
 
+#include "postmaster/bgworker.h"
 #include "storage/lock.h"
 
 /* The fourth field of a job's lock tag: SQL's advisory locks use 1 and 2. */
@@ -419,6 +421,7 @@ extern void jobs_recover_if_needed(void);
 /* ---- worker.c ---- */
 
 extern void launcher_register(void);
+extern void bgworker_init(BackgroundWorker *worker, const char *function, const char *type);
 
 /* ---- history.c ---- */
 

@@ -94,17 +94,6 @@ touched_existing(List *reloids)
 
 /* ---- constraint checks ---- */
 
-static Datum
-oid_list_to_array(List *oids)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
-	int			i = 0;
-	ListCell   *lc;
-
-	foreach(lc, oids)
-		elems[i++] = ObjectIdGetDatum(lfirst_oid(lc));
-	return PointerGetDatum(construct_array(elems, i, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-}
 
 /*
  * Run a query that reads pg_catalog and returns one oid column.  It runs
@@ -114,7 +103,7 @@ oid_list_to_array(List *oids)
 static List *
 oid_query(const char *sql, List *reloids)
 {
-	Datum		arg = oid_list_to_array(reloids);
+	Datum		arg = PointerGetDatum(oid_list_to_array(reloids));
 	List	   *result = NIL;
 
 	catalog_exec(sql, 1, (Oid[]) {OIDARRAYOID}, &arg, NULL);
@@ -515,7 +504,7 @@ check_constraint_as_owner(Oid conoid, const char *version)
 static void
 check_indexes(List *reloids, const char *version)
 {
-	Datum		arg = oid_list_to_array(reloids);
+	Datum		arg = PointerGetDatum(oid_list_to_array(reloids));
 
 	catalog_exec("SELECT i.indexrelid::pg_catalog.regclass::text, "
 							   "       i.indrelid::pg_catalog.regclass::text "

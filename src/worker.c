@@ -389,24 +389,13 @@ oid_array_list(Datum d)
 	return result;
 }
 
-static ArrayType *
-oid_list_array(List *oids)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
-	int			n = 0;
-	ListCell   *lc;
-
-	foreach(lc, oids)
-		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	return construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
-}
 
 /* Write a non-transactional migration's checkpoint. */
 static void
 progress_save(Migration *m, int done, List *invalid_before)
 {
 	Datum		values[4] = {CStringGetTextDatum(m->key), CStringGetTextDatum(m->checksum),
-	Int32GetDatum(done), PointerGetDatum(oid_list_array(invalid_before))};
+	Int32GetDatum(done), PointerGetDatum(oid_list_to_array(invalid_before))};
 
 	catalog_exec("INSERT INTO migrate.statement_progress (version_key, checksum, done, invalid_before) "
 				 "VALUES ($1, $2, $3, $4) ON CONFLICT (version_key) DO UPDATE "
@@ -906,14 +895,8 @@ migrate_launcher_main(Datum arg)
 		BackgroundWorkerHandle *handle;
 		pid_t		pid;
 
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		snprintf(worker.bgw_library_name, BGW_MAXLEN, "migrate");
-		snprintf(worker.bgw_function_name, BGW_MAXLEN, "migrate_recover_main");
+		bgworker_init(&worker, "migrate_recover_main", "migrate recover");
 		snprintf(worker.bgw_name, BGW_MAXLEN, "migrate recover %u", lfirst_oid(lc));
-		snprintf(worker.bgw_type, BGW_MAXLEN, "migrate recover");
 		worker.bgw_main_arg = ObjectIdGetDatum(lfirst_oid(lc));
 		worker.bgw_notify_pid = MyProcPid;
 		if (!RegisterDynamicBackgroundWorker(&worker, &handle))
@@ -936,20 +919,28 @@ migrate_launcher_main(Datum arg)
 	}
 }
 
+/* A background worker of this library, connected to a database, never restarted. */
+void
+bgworker_init(BackgroundWorker *worker, const char *function, const char *type)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "migrate");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", type);
+	snprintf(worker->bgw_name, BGW_MAXLEN, "%s", type);
+}
+
 /* Register the launcher (from _PG_init, when preloaded). */
 void
 launcher_register(void)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "migrate");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "migrate_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "migrate launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "migrate launcher");
+	bgworker_init(&worker, "migrate_launcher_main", "migrate launcher");
+	worker.bgw_restart_time = 10;	/* started again after a crash restart */
 	RegisterBackgroundWorker(&worker);
 	(void) launcher_got_sighup;
 }
