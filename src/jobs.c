@@ -52,6 +52,9 @@ PG_FUNCTION_INFO_V1(migrate_pause);
 PG_FUNCTION_INFO_V1(migrate_resume);
 PG_FUNCTION_INFO_V1(migrate_cancel);
 
+/* How long a worker just registered for a job may take to start and lock it. */
+#define JOB_WORKER_START_GRACE_MS 5000
+
 /* The settings a job takes from the session that starts it (besides migrate.*). */
 static const char *const job_setting_names[] = {"search_path"};
 
@@ -304,6 +307,37 @@ role_cannot_run(Oid role)
 }
 
 /*
+ * Whether a job that is not finished has lost its worker.  Its lock is free;
+ * but a worker that was just registered (by migrate_start() or
+ * migrate_resume()) takes it only once it has started, a moment later: a job
+ * waiting for such a worker (queued and never begun, or paused with the
+ * pause lifted) is given a few seconds for it to show up.  A job written by
+ * the current transaction has not lost it: its worker waits for this
+ * transaction to end.
+ */
+static bool
+job_worker_lost(Job *j, TransactionId xmin)
+{
+	bool		starting;
+
+	if (job_worker_alive(j->id))
+		return false;
+	if (TransactionIdIsValid(xmin) && TransactionIdIsCurrentTransactionId(xmin))
+		return false;
+	starting = (strcmp(j->state, "queued") == 0 && j->worker_pid == 0) ||
+		(strcmp(j->state, "paused") == 0 && j->request == NULL);
+	for (int waited_ms = 0; starting && waited_ms < JOB_WORKER_START_GRACE_MS; waited_ms += 20)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (job_worker_alive(j->id))
+			return false;
+	}
+	return true;
+}
+
+/*
  * Resume the jobs whose worker died: not finished, their lock free.  A job
  * whose role can no longer run one fails with the reason instead (no retry
  * loop on a dead role).  Needs the catalog lock (jobs_recover_if_needed()
@@ -316,19 +350,28 @@ jobs_recover(void)
 	List	   *dead = NIL;
 	int			started = 0;
 	ListCell   *lc;
+	List	   *jobs = NIL;
+	TransactionId *xmins;
+	int			n = 0;
 
 	catalog_exec("SELECT id, role, role_oid, target, out_of_order, plan, settings, state, request, version, "
-				 "       statement, steps_done, steps_total, worker_pid, error::text "
+				 "       statement, steps_done, steps_total, worker_pid, error::text, xmin::text "
 				 "  FROM migrate.job_state WHERE state IN ('queued', 'running', 'paused') ORDER BY id",
 				 0, NULL, NULL, NULL);
+	xmins = palloc(sizeof(TransactionId) * (SPI_processed + 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		Job		   *j = job_from_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		char	   *xmin = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 16);
 
-		if (!job_worker_alive(j->id))
-			dead = lappend(dead, j);
+		jobs = lappend(jobs, job_from_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc));
+		xmins[i] = xmin ? (TransactionId) strtoul(xmin, NULL, 10) : InvalidTransactionId;
 	}
 	SPI_freetuptable(SPI_tuptable);
+	foreach(lc, jobs)
+	{
+		if (job_worker_lost(lfirst(lc), xmins[n++]))
+			dead = lappend(dead, lfirst(lc));
+	}
 
 	foreach(lc, dead)
 	{
