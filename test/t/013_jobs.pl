@@ -13,9 +13,13 @@
 #    job is failed with 23505 (migrate.jobs, CALL migrate_wait), the
 #    migration failed; once the duplicate is gone, a new job resumes at the
 #    failed statement and succeeds;
+#  - cancel of a concurrent build waiting for an older snapshot: cancelled
+#    (57014), its invalid index dropped, built by the next job;
 #  - pause, resume and cancel of a job running a statement, by its role and
 #    by a member of it; a second migrate_start() returns the running job;
 #    another role gets 42501 from pause, resume, cancel and wait;
+#    CALL migrate_wait() refuses a transaction block (25001) and returns at
+#    its timeout with the job's state;
 #  - refusals: a NOLOGIN role (28000), a standby (25006), no free worker
 #    slot (53400 naming max_worker_processes).
 #
@@ -280,6 +284,34 @@ is(query(q{SELECT indisvalid AND indisunique FROM pg_index WHERE indexrelid = 'u
 is(query(q{SELECT state FROM migrate_status() WHERE version = '008'}), 'applied', '008 applied');
 is(query(q{SELECT count(*) FROM migrate.statement_progress}), '0', 'no checkpoint left');
 
+# Cancel of a concurrent build waiting for an older snapshot: the build is
+# interrupted, its invalid index dropped (DROP INDEX CONCURRENTLY waits for
+# that same old transaction: the job ends once it has ended), and a new job
+# builds it.
+$node->safe_psql('postgres',
+	q{SELECT migrate_add('008.1', 'index u by id and code', 'CREATE INDEX CONCURRENTLY u_id_code_idx ON u (id, code);')});
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM u;');
+my $job_c = query('SELECT migrate_start()');
+ok(wait_worker_in($job_c, 'virtualxid'), 'the build waits for the older snapshot');
+is(query(q{SELECT count(*) FROM pg_index WHERE NOT indisvalid}), '1', 'its index is not valid yet');
+is(query("SELECT migrate_cancel($job_c)"), 'cancelling', 'migrate_cancel() of the build: cancelling');
+ok( $node->poll_query_until(
+		'postgres', qq{
+		SELECT count(*) = 0 FROM pg_stat_activity
+		 WHERE application_name = 'migrate job $job_c' AND query LIKE 'CREATE INDEX%'}),
+	'the build is interrupted');
+$holder->query_safe('COMMIT');
+$holder->quit;
+ok(wait_finished($job_c), 'the job ends');
+is(job_row($job_c, 'state, error_sqlstate'), 'cancelled|57014', 'cancelled, with 57014');
+is(query(q{SELECT count(*) FROM pg_index WHERE NOT indisvalid}), '0', 'the invalid index was dropped');
+my $job_c2 = query('SELECT migrate_start()');
+($rc, $out, $err) = run_sql('postgres', "CALL migrate_wait($job_c2)");
+is($out, 'succeeded|1|1', 'a new job builds it');
+is(query(q{SELECT indisvalid FROM pg_index WHERE indexrelid = 'u_id_code_idx'::regclass}), 't',
+	'u_id_code_idx is valid');
+
 # ====================================================================
 # 5. pause, resume, cancel; who may
 # ====================================================================
@@ -328,6 +360,13 @@ is( query(qq{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mig
 	'0', 'statement 2 has not started');
 is(query(q{SELECT done FROM migrate.statement_progress WHERE version_key = migrate_version_key('009')}), '1',
 	'checkpoint: 1 statement done');
+($rc, $out, $err) = run_sql('postgres', "BEGIN; CALL migrate_wait($job5);", 'alice');
+like($err, qr/ERROR:  25001: migrate_wait\(\) cannot wait inside a transaction block/,
+	'CALL migrate_wait() in a transaction block: 25001');
+($rc, $out, $err) = run_sql('postgres', "CALL migrate_wait($job5, timeout => '200 ms')", 'alice');
+is($out, 'paused|0|1', 'CALL migrate_wait() with a timeout returns the paused job');
+like($err, qr/NOTICE:  00000: migration job $job5 is still paused after the timeout/,
+	'with a NOTICE saying so');
 
 is($node->safe_psql('postgres', "SELECT migrate_resume($job5)", extra_params => [ '-U', 'alice' ]),
 	'running', 'alice resumes it');
