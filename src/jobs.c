@@ -19,6 +19,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "libpq/libpq.h"
@@ -290,18 +291,26 @@ no_free_slot(int64 id)
 			 errhint("Wait for other background workers to end, or raise max_worker_processes (it needs a restart).")));
 }
 
-/* Whether a role may run a job: it exists and can log in; if not, why. */
+/*
+ * Whether a role may run a job: it exists, can log in and may connect to
+ * this database (its worker connects as it, and dies at once otherwise: it
+ * would be started again and again); if not, why.
+ */
 static const char *
 role_cannot_run(Oid role)
 {
 	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
 	const char *why = NULL;
+	const char *name;
 
 	if (!HeapTupleIsValid(tup))
 		return "its role no longer exists";
+	name = quote_identifier(pstrdup(NameStr(((Form_pg_authid) GETSTRUCT(tup))->rolname)));
 	if (!((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin)
-		why = psprintf("its role %s cannot log in (NOLOGIN)",
-					   quote_identifier(NameStr(((Form_pg_authid) GETSTRUCT(tup))->rolname)));
+		why = psprintf("its role %s cannot log in (NOLOGIN)", name);
+	else if (pg_database_aclcheck(MyDatabaseId, role, ACL_CONNECT) != ACLCHECK_OK)
+		why = psprintf("its role %s has no CONNECT privilege on database %s", name,
+					   quote_identifier(get_database_name(MyDatabaseId)));
 	ReleaseSysCache(tup);
 	return why;
 }
@@ -498,7 +507,7 @@ migrate_start(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("role %s cannot start a migration job", GetUserNameFromId(role, false)),
 				 errdetail("A job's worker connects as the role that starts it, and %s.", why + strlen("its ")),
-				 errhint("Start the job as a role that can log in (connect as it, or SET ROLE to it).")));
+				 errhint("Start the job as a role that can log in and connect to this database (connect as it, or SET ROLE to it).")));
 
 	SPI_connect();
 	catalog_lock();
