@@ -20,8 +20,9 @@
 #    another role gets 42501 from pause, resume, cancel and wait;
 #    CALL migrate_wait() refuses a transaction block (25001) and returns at
 #    its timeout with the job's state;
-#  - refusals: a NOLOGIN role (28000), a standby (25006), no free worker
-#    slot (53400 naming max_worker_processes).
+#  - refusals: a NOLOGIN role (28000), a role without CONNECT on the
+#    database (28000), a standby (25006), no free worker slot (53400
+#    naming max_worker_processes).
 #
 # Gates: a migration statement waits for an advisory lock that a test
 # session holds, so that the test knows which statement the job is on.
@@ -398,6 +399,20 @@ my $jobs_before = query('SELECT count(*) FROM migrate.job_state');
 ($rc, $out, $err) = run_sql('postgres', 'SET ROLE nolog; SELECT migrate_start()');
 like($err, qr/ERROR:  28000: role nolog cannot start a migration job/, 'a NOLOGIN role: 28000');
 like($err, qr/DETAIL:  .*cannot log in \(NOLOGIN\)/, 'DETAIL: it cannot log in');
+
+# A role that may not connect to the database (its worker could not).
+$node->safe_psql(
+	'postgres', q{
+	CREATE ROLE noconn LOGIN;
+	GRANT EXECUTE ON FUNCTION migrate_start(text, boolean, text) TO noconn;
+	REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;
+});
+($rc, $out, $err) = run_sql('postgres', 'SET ROLE noconn; SELECT migrate_start()');
+like($err, qr/ERROR:  28000: role noconn cannot start a migration job/,
+	'a role without CONNECT on the database: 28000');
+like($err, qr/DETAIL:  .*has no CONNECT privilege on database postgres/, 'DETAIL: no CONNECT privilege');
+$node->safe_psql('postgres', 'GRANT CONNECT ON DATABASE postgres TO PUBLIC');
+is(query('SELECT count(*) FROM migrate.job_state'), $jobs_before, 'no job was queued');
 
 # A standby.
 $node->backup('b1');

@@ -5,8 +5,9 @@
 #    invalid index already in the catalog) leaves the job running; the next
 #    migrate_jobs() resumes it, the leftover invalid index is dropped, the
 #    build runs again and the job succeeds (CALL migrate_wait follows it);
-#  - a job whose worker died and whose role was then dropped fails with the
-#    reason (28000) instead of being restarted again and again;
+#  - a job whose worker died and whose role was then dropped, or lost
+#    CONNECT on the database, fails with the reason (28000) instead of
+#    being restarted again and again;
 #  - with shared_preload_libraries = 'migrate': after a worker is killed
 #    with SIGKILL (a crash restart), and after an immediate shutdown and a
 #    start, the launcher resumes the job with no client call (only the view
@@ -146,6 +147,30 @@ is($out, 'failed', 'it stays failed');
 is(query(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'migrate job'}),
 	'0', 'no worker runs');
 is(query(q{SELECT state FROM migrate_status() WHERE version = '002'}), 'pending', '002 is still pending');
+
+# The same when the role lost CONNECT on the database (its new worker
+# would die as it connects, again and again).
+$node->safe_psql(
+	'postgres', q{
+	CREATE ROLE erin LOGIN;
+	GRANT EXECUTE ON FUNCTION migrate_start(text, boolean, text) TO erin;
+});
+my $job2b = $node->safe_psql('postgres', 'SELECT migrate_start()', extra_params => [ '-U', 'erin' ]);
+$pid = worker_waiting_in($job2b, 'advisory');
+ok($pid, "erin's job waits at the gate");
+is(query("SELECT pg_terminate_backend($pid)"), 't', 'its worker is terminated');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'migrate job'"),
+	'the worker is gone');
+$node->safe_psql('postgres', 'REVOKE CONNECT ON DATABASE postgres FROM PUBLIC');
+($rc, $out, $err) = run_sql(qq{SELECT state, error_sqlstate FROM migrate_jobs() WHERE id = $job2b});
+is($out, 'failed|28000', 'migrate_jobs(): the job failed with 28000');
+unlike($err, qr/lost its worker/, 'no new worker was started for it');
+like(job_row($job2b, 'error_message'),
+	qr/job $job2b cannot be resumed: its role erin has no CONNECT privilege on database postgres/,
+	'the reason is recorded');
+$node->safe_psql('postgres', 'GRANT CONNECT ON DATABASE postgres TO PUBLIC');
+
 $gate->query_safe('SELECT pg_advisory_unlock(5002)');
 $gate->quit;
 
