@@ -19,6 +19,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "libpq/libpq.h"
@@ -51,6 +52,9 @@ PG_FUNCTION_INFO_V1(migrate_wait);
 PG_FUNCTION_INFO_V1(migrate_pause);
 PG_FUNCTION_INFO_V1(migrate_resume);
 PG_FUNCTION_INFO_V1(migrate_cancel);
+
+/* How long a worker just registered for a job may take to start and lock it. */
+#define JOB_WORKER_START_GRACE_MS 5000
 
 /* The settings a job takes from the session that starts it (besides migrate.*). */
 static const char *const job_setting_names[] = {"search_path"};
@@ -281,20 +285,59 @@ no_free_slot(int64 id)
 			 errhint("Wait for other background workers to end, or raise max_worker_processes (it needs a restart).")));
 }
 
-/* Whether a role may run a job: it exists and can log in; if not, why. */
+/*
+ * Whether a role may run a job: it exists, can log in and may connect to
+ * this database (its worker connects as it, and dies at once otherwise: it
+ * would be started again and again); if not, why.
+ */
 static const char *
 role_cannot_run(Oid role)
 {
 	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
 	const char *why = NULL;
+	const char *name;
 
 	if (!HeapTupleIsValid(tup))
 		return "its role no longer exists";
+	name = quote_identifier(pstrdup(NameStr(((Form_pg_authid) GETSTRUCT(tup))->rolname)));
 	if (!((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin)
-		why = psprintf("its role %s cannot log in (NOLOGIN)",
-					   quote_identifier(NameStr(((Form_pg_authid) GETSTRUCT(tup))->rolname)));
+		why = psprintf("its role %s cannot log in (NOLOGIN)", name);
+	else if (pg_database_aclcheck(MyDatabaseId, role, ACL_CONNECT) != ACLCHECK_OK)
+		why = psprintf("its role %s has no CONNECT privilege on database %s", name,
+					   quote_identifier(get_database_name(MyDatabaseId)));
 	ReleaseSysCache(tup);
 	return why;
+}
+
+/*
+ * Whether a job that is not finished has lost its worker.  Its lock is free;
+ * but a worker that was just registered (by migrate_start() or
+ * migrate_resume()) takes it only once it has started, a moment later: a job
+ * waiting for such a worker (queued and never begun, or paused with the
+ * pause lifted) is given a few seconds for it to show up.  A job written by
+ * the current transaction has not lost it: its worker waits for this
+ * transaction to end.
+ */
+static bool
+job_worker_lost(Job *j, TransactionId xmin)
+{
+	bool		starting;
+
+	if (job_worker_alive(j->id))
+		return false;
+	if (TransactionIdIsValid(xmin) && TransactionIdIsCurrentTransactionId(xmin))
+		return false;
+	starting = (strcmp(j->state, "queued") == 0 && j->worker_pid == 0) ||
+		(strcmp(j->state, "paused") == 0 && j->request == NULL);
+	for (int waited_ms = 0; starting && waited_ms < JOB_WORKER_START_GRACE_MS; waited_ms += 20)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (job_worker_alive(j->id))
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -310,19 +353,28 @@ jobs_recover(void)
 	List	   *dead = NIL;
 	int			started = 0;
 	ListCell   *lc;
+	List	   *jobs = NIL;
+	TransactionId *xmins;
+	int			n = 0;
 
 	catalog_exec("SELECT id, role, role_oid, target, out_of_order, plan, settings, state, request, version, "
-				 "       statement, steps_done, steps_total, worker_pid, error::text "
+				 "       statement, steps_done, steps_total, worker_pid, error::text, xmin::text "
 				 "  FROM migrate.job_state WHERE state IN ('queued', 'running', 'paused') ORDER BY id",
 				 0, NULL, NULL, NULL);
+	xmins = palloc(sizeof(TransactionId) * (SPI_processed + 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		Job		   *j = job_from_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		char	   *xmin = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 16);
 
-		if (!job_worker_alive(j->id))
-			dead = lappend(dead, j);
+		jobs = lappend(jobs, job_from_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc));
+		xmins[i] = xmin ? (TransactionId) strtoul(xmin, NULL, 10) : InvalidTransactionId;
 	}
 	SPI_freetuptable(SPI_tuptable);
+	foreach(lc, jobs)
+	{
+		if (job_worker_lost(lfirst(lc), xmins[n++]))
+			dead = lappend(dead, lfirst(lc));
+	}
 
 	foreach(lc, dead)
 	{
@@ -449,7 +501,7 @@ migrate_start(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("role %s cannot start a migration job", GetUserNameFromId(role, false)),
 				 errdetail("A job's worker connects as the role that starts it, and %s.", why + strlen("its ")),
-				 errhint("Start the job as a role that can log in (connect as it, or SET ROLE to it).")));
+				 errhint("Start the job as a role that can log in and connect to this database (connect as it, or SET ROLE to it).")));
 
 	SPI_connect();
 	catalog_lock();

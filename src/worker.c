@@ -413,6 +413,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 	MemoryContext old;
 	Script	   *script;
 	int			done = 0;
+	bool		resumed = false;
 	List	   *invalid_before = NIL;
 	Datum		args[2];
 	instr_time	start,
@@ -433,6 +434,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 	{
 		bool		isnull;
 
+		resumed = true;
 		done = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		old = MemoryContextSwitchTo(step_cxt);
 		invalid_before = oid_array_list(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -447,11 +449,15 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		ErrorData  *edata;
 		Job		   *now;
 
-		/* a crash in a concurrent build left an invalid index: drop it, then build again */
+		/*
+		 * A crash in a concurrent build left an invalid index: drop it, then
+		 * build again.  The checkpoint lists the invalid indexes there were
+		 * before the statement started (often none: an empty list).
+		 */
 		tx_begin();
 		build_table = concurrent_build_table(st->parsetree);
 		tx_commit();
-		if (OidIsValid(build_table) && i == done && invalid_before != NIL)
+		if (OidIsValid(build_table) && i == done && resumed)
 			(void) drop_leftover_indexes(build_table, invalid_before);
 
 		/* between statements: requests, and the checkpoint before the statement */
@@ -509,8 +515,19 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 			tx_commit();
 			return STEP_FINISHED;
 		}
+		/*
+		 * The next statement has not started: its checkpoint lists the
+		 * invalid indexes of the table it builds on as they are now, so that
+		 * a rerun drops only what that statement may leave.
+		 */
 		tx_begin();
-		progress_save(m, i + 1, NIL);
+		{
+			Oid			next_table = InvalidOid;
+
+			if (i + 1 < script->nstmts)
+				next_table = concurrent_build_table(script->stmts[i + 1].parsetree);
+			progress_save(m, i + 1, invalid_indexes(next_table));
+		}
 		tx_commit();
 	}
 
