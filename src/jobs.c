@@ -580,7 +580,8 @@ migrate_jobs(PG_FUNCTION_ARGS)
 static Job *
 job_for_control(int64 id, const char *what)
 {
-	Job		   *j = job_read(id, true);
+	/* a standby can only be looked at (migrate_wait() follows a job replayed from the primary) */
+	Job		   *j = job_read(id, !RecoveryInProgress());
 
 	if (j == NULL)
 		ereport(ERROR,
@@ -743,6 +744,9 @@ static void
 waiter_register(int64 job, bool add)
 {
 	Datum		args[2] = {Int64GetDatum(job), Int32GetDatum(MyProcPid)};
+
+	if (RecoveryInProgress())
+		return;					/* a standby's waiter polls: no worker runs there to wake it */
 
 	if (add)
 		catalog_exec("UPDATE migrate.job_state SET waiters = array_append(array_remove(waiters, $2), $2) "

@@ -68,9 +68,11 @@ run_step_body(void *arg)
 /*
  * Record a failed run of m: its failure state and a history row, in the
  * transaction that still holds the catalog lock; the caller commits it.
+ * extra_json: more fields for the history row's detail ("\"job\": 7, ..."),
+ * or NULL.
  */
 void
-record_failure(Migration *m, ErrorData *edata)
+record_failure(Migration *m, ErrorData *edata, const char *extra_json)
 {
 	StringInfoData json;
 	Datum		values[6];
@@ -81,6 +83,8 @@ record_failure(Migration *m, ErrorData *edata)
 	json_field(&json, "message", edata->message);
 	json_field(&json, "detail", edata->detail);
 	json_field(&json, "hint", edata->hint);
+	if (extra_json)
+		appendStringInfo(&json, ", %s", extra_json);
 	appendStringInfoChar(&json, '}');
 
 	values[0] = CStringGetTextDatum(m->key);
@@ -164,7 +168,7 @@ migrate_run(PG_FUNCTION_ARGS)
 		edata = run_in_subtransaction(run_step_body, &rs, true);
 		if (edata)
 		{
-			record_failure(rs.m, edata);
+			record_failure(rs.m, edata, NULL);
 			SPI_commit();
 			ReThrowError(edata);
 		}

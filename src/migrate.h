@@ -364,7 +364,7 @@ extern Interval *ms_interval(double ms);
 /* ---- lifecycle.c ---- */
 
 /* Record a failed run durably: the migration's failure and a history row. */
-extern void record_failure(Migration *m, ErrorData *edata);
+extern void record_failure(Migration *m, ErrorData *edata, const char *extra_json);
 
 /* ---- import.c ---- */
 

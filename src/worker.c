@@ -269,11 +269,17 @@ non_transactional_checks(Migration *m, List *touched, ApplyRecord *rec)
 	return run_in_subtransaction(final_checks_body, &fc, true);
 }
 
-/* The JSON detail of a history row written by a job's step. */
+/* The fields that tie a history row to a job's step, and the row's detail made of them alone. */
+static char *
+step_json(Job *j, int step, int total)
+{
+	return psprintf("\"job\": " INT64_FORMAT ", \"step\": %d, \"of\": %d", j->id, step, total);
+}
+
 static char *
 step_detail(Job *j, int step, int total)
 {
-	return psprintf("{\"job\": " INT64_FORMAT ", \"step\": %d, \"of\": %d}", j->id, step, total);
+	return psprintf("{%s}", step_json(j, step, total));
 }
 
 typedef struct TxStep
@@ -507,12 +513,18 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		}
 		if (edata)
 		{
-			if (OidIsValid(build_table))
-				(void) drop_leftover_indexes(build_table, invalid_before);
+			/*
+			 * The job ends first; then what a failed concurrent build left is
+			 * dropped: that may wait for the same old transactions the build
+			 * waited for (a second cancel leaves it to the next run, which
+			 * drops it before building again).
+			 */
 			tx_begin();
-			record_failure(m, edata);
+			record_failure(m, edata, step_json(j, step, total));
 			job_fail(j, edata, m->version, i + 1, st->line);
 			tx_commit();
+			if (OidIsValid(build_table))
+				(void) drop_leftover_indexes(build_table, invalid_before);
 			return STEP_FINISHED;
 		}
 		/*
@@ -554,7 +566,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		edata = non_transactional_checks(m, touched, &rec);
 		if (edata)
 		{
-			record_failure(m, edata);
+			record_failure(m, edata, step_json(j, step, total));
 			job_fail(j, edata, m->version, 0, 0);
 			tx_commit();
 			return STEP_FINISHED;
@@ -670,7 +682,7 @@ run_step(Job *j, bool first)
 
 		if (edata)
 		{
-			record_failure(s->m, edata);
+			record_failure(s->m, edata, step_json(j, step, total));
 			job_fail(j, edata, s->m->version, 0, 0);
 			tx_commit();
 			return STEP_FINISHED;
