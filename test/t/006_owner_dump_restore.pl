@@ -43,6 +43,14 @@ $node->safe_psql('src', q{
                        verify => 'SELECT current_user = ''dba''', down => 'DROP TABLE su_made');
 });
 as_dba('src', q{SET client_min_messages = warning; SELECT count(*) FROM migrate_apply()});
+# a job in the history too: a non-transactional migration applied by a job
+as_dba('src', q{
+    SET client_min_messages = warning;
+    SELECT migrate_add('004.5', 'index', 'CREATE INDEX CONCURRENTLY tools_n ON tools (n)',
+                       down => 'DROP INDEX tools_n');
+});
+my $job = as_dba('src', 'SELECT migrate_start()');
+is(as_dba('src', "CALL migrate_wait($job)"), 'succeeded|1|1', 'a job applied the non-transactional migration');
 
 my $rows = q{
     SELECT string_agg(version || ':' || state, ',' ORDER BY version) FROM migrate_status()};
@@ -70,6 +78,8 @@ for my $format ('custom', 'plain')
 
 	is(as_dba($db, $rows), as_dba('src', $rows), "$format: every migration's state restored");
 	is(as_dba($db, $history), as_dba('src', $history), "$format: history rows and ids restored");
+	is(as_dba($db, q{SELECT string_agg(id || ':' || state || ':' || role, ',') FROM migrate.jobs}),
+		"$job:succeeded:dba", "$format: the job and its state restored");
 	is(as_dba($db, q{SELECT count(*) FROM migrate_validate()}), '0',
 		"$format: the restored history chain is intact, every applied row explained");
 	is(as_dba($db, q{SELECT registered_by FROM migrate.migrations WHERE version = '004'}), 'dba',
@@ -85,7 +95,7 @@ for my $format ('custom', 'plain')
         SELECT count(*) FROM migrate_validate();
         SELECT count(DISTINCT id) = count(*) FROM migrate.history;
     }), "t\n1\n0\nt", "$format: applying goes on after the restore, the chain too");
-	is(as_dba($db, q{SELECT string_agg(version, ',') FROM migrate_rollback('001')}), '005,004,003,002',
+	is(as_dba($db, q{SELECT string_agg(version, ',') FROM migrate_rollback('004.5')}), '005',
 		"$format: rollback after the restore");
 }
 
