@@ -240,6 +240,8 @@ CREATE TABLE migrate.job_state (
     steps_done     integer NOT NULL DEFAULT 0,
     steps_total    integer,
     worker_pid     integer,
+    attempts       integer NOT NULL DEFAULT 0,
+    launched_at    timestamptz,
     waiters        integer[] NOT NULL DEFAULT '{}',
     queued_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     started_at     timestamptz,
@@ -250,6 +252,8 @@ COMMENT ON TABLE migrate.job_state IS
     'one row per background job: who started it, what it applies, where it is, how it ended';
 COMMENT ON COLUMN migrate.job_state.settings IS
     'search_path and migrate.* settings of the session that started the job, as name=value';
+COMMENT ON COLUMN migrate.job_state.attempts IS
+    'workers started for the job since it last made progress: past a few, the job fails instead of starting another';
 COMMENT ON COLUMN migrate.job_state.waiters IS
     'process ids of sessions in migrate_wait(): the worker sets their latches at every step';
 

@@ -17,6 +17,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -38,6 +39,7 @@
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/syscache.h"
@@ -53,25 +55,35 @@ PG_FUNCTION_INFO_V1(migrate_pause);
 PG_FUNCTION_INFO_V1(migrate_resume);
 PG_FUNCTION_INFO_V1(migrate_cancel);
 
-/* How long a worker just registered for a job may take to start and lock it. */
-#define JOB_WORKER_START_GRACE_MS 5000
+/* Workers started for a job without progress, before it fails instead. */
+#define JOB_MAX_ATTEMPTS 5
 
 /* The settings a job takes from the session that starts it (besides migrate.*). */
 static const char *const job_setting_names[] = {"search_path"};
 
+/*
+ * The lock a job's worker holds for as long as it lives: a session lock of
+ * the default lock method on an "object" whose class is the table
+ * migrate.job_state itself.  No DDL locks such an object, and SQL cannot take
+ * or release it (pg_advisory_unlock_all() and DISCARD ALL release only
+ * advisory locks).
+ */
 void
 job_locktag(LOCKTAG *tag, Oid dboid, int64 job)
 {
-	/* an advisory tag with a fourth field SQL's advisory functions never use */
-	SET_LOCKTAG_ADVISORY(*tag, dboid, (uint32) ((uint64) job >> 32), (uint32) job, JOB_LOCK_FIELD4);
+	Oid			jobs = get_relname_relid("job_state", get_namespace_oid("migrate", false));
+
+	SET_LOCKTAG_OBJECT(*tag, dboid, jobs, (uint32) job, (uint16) ((uint64) job >> 32));
 }
 
-/* Whether the job's worker lives: it holds the job's lock. */
+/* Whether the job's worker lives: it holds the job's lock (assumed, on a standby). */
 bool
 job_worker_alive(int64 job)
 {
 	LOCKTAG		tag;
 
+	if (RecoveryInProgress())
+		return true;
 	job_locktag(&tag, MyDatabaseId, job);
 	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 		return true;
@@ -81,9 +93,6 @@ job_worker_alive(int64 job)
 
 /* ---- reading and writing job rows (as the catalog's owner) ---- */
 
-static const char *const job_columns =
-	"id, role, role_oid, target, out_of_order, plan, settings, state, request, version, statement, "
-	"steps_done, steps_total, worker_pid, error::text";
 
 static Job *
 job_from_tuple(HeapTuple tup, TupleDesc desc)
@@ -121,6 +130,9 @@ job_from_tuple(HeapTuple tup, TupleDesc desc)
 	d = SPI_getbinval(tup, desc, 14, &isnull);
 	j->worker_pid = isnull ? 0 : DatumGetInt32(d);
 	j->error = SPI_getvalue(tup, desc, 15);
+	j->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 16, &isnull));
+	d = SPI_getbinval(tup, desc, 17, &isnull);
+	j->starting = !isnull && DatumGetBool(d);
 	return j;
 }
 
@@ -134,18 +146,21 @@ job_read(int64 id, bool for_update)
 	/* two statements, as catalog_exec() keys its plans by the string */
 	if (for_update)
 		catalog_exec("SELECT id, role, role_oid, target, out_of_order, plan, settings, state, request, version, "
-					 "       statement, steps_done, steps_total, worker_pid, error::text "
+					 "       statement, steps_done, steps_total, worker_pid, error::text, attempts, "
+					 "       (worker_pid IS NULL AND launched_at >= pg_catalog.pg_postmaster_start_time() AND "
+					 "        pg_catalog.clock_timestamp() - launched_at < interval '10 s') "
 					 "  FROM migrate.job_state WHERE id = $1 FOR UPDATE",
 					 1, (Oid[]) {INT8OID}, &arg, NULL);
 	else
 		catalog_exec("SELECT id, role, role_oid, target, out_of_order, plan, settings, state, request, version, "
-					 "       statement, steps_done, steps_total, worker_pid, error::text "
+					 "       statement, steps_done, steps_total, worker_pid, error::text, attempts, "
+					 "       (worker_pid IS NULL AND launched_at >= pg_catalog.pg_postmaster_start_time() AND "
+					 "        pg_catalog.clock_timestamp() - launched_at < interval '10 s') "
 					 "  FROM migrate.job_state WHERE id = $1",
 					 1, (Oid[]) {INT8OID}, &arg, NULL);
 	if (SPI_processed > 0)
 		j = job_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 	SPI_freetuptable(SPI_tuptable);
-	(void) job_columns;
 	return j;
 }
 
@@ -186,6 +201,7 @@ job_update(int64 id, const char *state, const char *request_or_clear, const char
 				 "  version = coalesce($4, version), "
 				 "  statement = CASE WHEN $5 IS NULL THEN statement WHEN $5 = 0 THEN NULL ELSE $5 END, "
 				 "  steps_done = coalesce($6, steps_done), steps_total = coalesce($7, steps_total), "
+				 "  attempts = CASE WHEN $6 IS NULL THEN attempts ELSE 0 END, "
 				 "  error = coalesce($8::jsonb, error), "
 				 "  started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, pg_catalog.now()) "
 				 "                    ELSE started_at END, "
@@ -194,6 +210,14 @@ job_update(int64 id, const char *state, const char *request_or_clear, const char
 				 "WHERE id = $1",
 				 8, (Oid[]) {INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID, TEXTOID},
 				 values, nulls);
+}
+
+/* The job made progress (a statement completed): its worker may die again without failing it. */
+void
+job_progressed(int64 id)
+{
+	catalog_exec("UPDATE migrate.job_state SET attempts = 0 WHERE id = $1 AND attempts <> 0",
+				 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(id)}, NULL);
 }
 
 /* An error as the JSON a job keeps: sqlstate, message, detail, hint, and where. */
@@ -271,7 +295,12 @@ job_launch(int64 id, Oid role, TransactionId wait_xid)
 	args.wait_xid = wait_xid;
 	memcpy(worker.bgw_extra, &args, sizeof(args));
 	worker.bgw_notify_pid = 0;
-	return RegisterDynamicBackgroundWorker(&worker, &handle);
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		return false;
+	/* one more worker for the job: counted, and timed for job_worker_lost() */
+	catalog_exec("UPDATE migrate.job_state SET attempts = attempts + 1, launched_at = pg_catalog.clock_timestamp(), "
+				 "       worker_pid = NULL WHERE id = $1", 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(id)}, NULL);
+	return true;
 }
 
 static void
@@ -310,34 +339,23 @@ role_cannot_run(Oid role)
 }
 
 /*
- * Whether a job that is not finished has lost its worker.  Its lock is free;
- * but a worker that was just registered (by migrate_start() or
- * migrate_resume()) takes it only once it has started, a moment later: a job
- * waiting for such a worker (queued and never begun, or paused with the
- * pause lifted) is given a few seconds for it to show up.  A job written by
- * the current transaction has not lost it: its worker waits for this
- * transaction to end.
+ * Whether a job that is not finished has lost its worker: its lock is free.
+ * But a worker just started (by migrate_start(), migrate_resume() or a
+ * recovery) takes the lock only once it runs, a moment later, and then
+ * writes its pid: a job whose new worker has not written its pid, started
+ * less than 10 seconds ago and since the server last started, is left alone
+ * this time (nobody waits for it with the catalog lock held).  A job written
+ * by the current transaction has not lost it either: its worker waits for
+ * this transaction to end.
  */
 static bool
 job_worker_lost(Job *j, TransactionId xmin)
 {
-	bool		starting;
-
 	if (job_worker_alive(j->id))
 		return false;
 	if (TransactionIdIsValid(xmin) && TransactionIdIsCurrentTransactionId(xmin))
 		return false;
-	starting = (strcmp(j->state, "queued") == 0 && j->worker_pid == 0) ||
-		(strcmp(j->state, "paused") == 0 && j->request == NULL);
-	for (int waited_ms = 0; starting && waited_ms < JOB_WORKER_START_GRACE_MS; waited_ms += 20)
-	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if (job_worker_alive(j->id))
-			return false;
-	}
-	return true;
+	return !j->starting;
 }
 
 /*
@@ -358,13 +376,15 @@ jobs_recover(void)
 	int			n = 0;
 
 	catalog_exec("SELECT id, role, role_oid, target, out_of_order, plan, settings, state, request, version, "
-				 "       statement, steps_done, steps_total, worker_pid, error::text, xmin::text "
+				 "       statement, steps_done, steps_total, worker_pid, error::text, attempts, "
+				 "       (worker_pid IS NULL AND launched_at >= pg_catalog.pg_postmaster_start_time() AND "
+				 "        pg_catalog.clock_timestamp() - launched_at < interval '10 s'), xmin::text "
 				 "  FROM migrate.job_state WHERE state IN ('queued', 'running', 'paused') ORDER BY id",
 				 0, NULL, NULL, NULL);
 	xmins = palloc(sizeof(TransactionId) * (SPI_processed + 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		char	   *xmin = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 16);
+		char	   *xmin = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 18);
 
 		jobs = lappend(jobs, job_from_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc));
 		xmins[i] = xmin ? (TransactionId) strtoul(xmin, NULL, 10) : InvalidTransactionId;
@@ -381,11 +401,18 @@ jobs_recover(void)
 		Job		   *j = lfirst(lc);
 		const char *why = role_cannot_run(j->role_oid);
 
+		/* a row restored from another cluster names a role that this OID is not */
+		if (why == NULL && get_role_oid(j->role, true) != j->role_oid)
+			why = psprintf("its role %s is not the role with OID %u that started it",
+						   quote_identifier(j->role), j->role_oid);
+		if (why == NULL && j->attempts >= JOB_MAX_ATTEMPTS)
+			why = psprintf("its worker was started %d times and died each time before making progress%s%s",
+						   j->attempts, j->version ? ", last at migration " : "", j->version ? j->version : "");
 		if (why)
 		{
 			job_update(j->id, "failed", "", NULL, -1, -1, -1,
 					   psprintf("{\"sqlstate\": \"28000\", \"message\": %s}",
-								quote_json(psprintf("job " INT64_FORMAT " cannot be resumed: %s", j->id, why))));
+								quote_json(psprintf("migration job " INT64_FORMAT " cannot be resumed: %s", j->id, why))));
 			job_wake_waiters(j->id);
 			continue;
 		}
@@ -576,6 +603,8 @@ migrate_jobs(PG_FUNCTION_ARGS)
 
 /* ---- controlling a job ---- */
 
+static void cancel_when_committed(pid_t pid, Oid role);
+
 /* The job, if the current user may control it; ereports otherwise. */
 static Job *
 job_for_control(int64 id, const char *what)
@@ -684,15 +713,9 @@ migrate_cancel(PG_FUNCTION_ARGS)
 	refuse_finished(j, "cancel");
 	if (j->worker_pid > 0 && job_worker_alive(id))
 	{
-		PGPROC	   *proc = BackendPidGetProc(j->worker_pid);
-
 		job_update(id, NULL, "cancel", NULL, -1, -1, -1, NULL);
-		/* the worker's own pid (same role and database, holding the job's lock): cancel its statement */
-		if (proc && proc->roleId == j->role_oid && proc->databaseId == MyDatabaseId)
-		{
-			SetLatch(&proc->procLatch);
-			(void) kill(j->worker_pid, SIGINT);
-		}
+		/* its running statement is cancelled when this request commits */
+		cancel_when_committed(j->worker_pid, j->role_oid);
 		result = "cancelling";
 	}
 	else
@@ -705,29 +728,83 @@ migrate_cancel(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(result));
 }
 
+/*
+ * A cancel interrupts the worker's running statement only once the request
+ * is committed (the worker then sees it, and ends the job cancelled); and
+ * only if the pid still belongs to a process of the job's role and database.
+ */
+static pid_t cancel_pid = 0;
+static Oid	cancel_role = InvalidOid;
+
+static void
+cancel_at_commit(XactEvent event, void *arg)
+{
+	if (cancel_pid == 0)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+	{
+		PGPROC	   *proc = BackendPidGetProc(cancel_pid);
+
+		if (proc && proc->roleId == cancel_role && proc->databaseId == MyDatabaseId)
+		{
+			SetLatch(&proc->procLatch);
+			(void) kill(cancel_pid, SIGINT);
+		}
+		cancel_pid = 0;
+	}
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		cancel_pid = 0;
+}
+
+static void
+cancel_when_committed(pid_t pid, Oid role)
+{
+	static bool registered = false;
+
+	if (!registered)
+	{
+		RegisterXactCallback(cancel_at_commit, NULL);
+		registered = true;
+	}
+	cancel_pid = pid;
+	cancel_role = role;
+}
+
 /* ---- CALL migrate_wait ---- */
 
 /* NOTICE each step the job recorded in history since last_id; returns the newest id. */
+/*
+ * NOTICE each step the job recorded in history since last_id (the history
+ * rows after it are read once, whichever job wrote them); returns the
+ * newest history id read.
+ */
 static int64
 notice_new_steps(int64 job, int64 last_id)
 {
 	Datum		args[2] = {Int64GetDatum(job), Int64GetDatum(last_id)};
 
 	catalog_exec("SELECT id, version, name, outcome, detail ->> 'step', detail ->> 'of', "
-				 "       round(extract(epoch FROM duration) * 1000) "
-				 "  FROM migrate.history "
-				 " WHERE id > $2 AND action = 'apply' AND (detail ->> 'job')::bigint = $1 ORDER BY id",
+				 "       round(extract(epoch FROM duration) * 1000), "
+				 "       action = 'apply' AND detail -> 'job' = to_jsonb($1) "
+				 "  FROM migrate.history WHERE id > $2 ORDER BY id",
 				 2, (Oid[]) {INT8OID, INT8OID}, args, NULL);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		char	   *step = SPI_getvalue(tup, desc, 5);
-		char	   *of = SPI_getvalue(tup, desc, 6);
-		char	   *ms = SPI_getvalue(tup, desc, 7);
+		bool		mine;
+		char	   *step;
+		char	   *of;
+		char	   *ms;
 
 		last_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		mine = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+		if (isnull || !mine)
+			continue;
+		step = SPI_getvalue(tup, desc, 5);
+		of = SPI_getvalue(tup, desc, 6);
+		ms = SPI_getvalue(tup, desc, 7);
 		ereport(NOTICE,
 				(errmsg_internal("[%s/%s] %s %s ... %s %s ms", step ? step : "?", of ? of : "?",
 								 SPI_getvalue(tup, desc, 2), SPI_getvalue(tup, desc, 3),

@@ -376,9 +376,6 @@ extern void supabase_record_revert(Migration *m);
 #include "postmaster/bgworker.h"
 #include "storage/lock.h"
 
-/* The fourth field of a job's lock tag: SQL's advisory locks use 1 and 2. */
-#define JOB_LOCK_FIELD4 0x6d67	/* "mg" */
-
 typedef struct Job
 {
 	int64		id;
@@ -396,6 +393,8 @@ typedef struct Job
 	int			steps_total;	/* -1 when unknown */
 	int			worker_pid;
 	char	   *error;			/* jsonb text or NULL */
+	int			attempts;		/* workers started since the last progress */
+	bool		starting;		/* a worker was just started for it and has not begun */
 } Job;
 
 /* What a job's worker is given when it is started (bgw_extra). */
@@ -414,6 +413,7 @@ extern void job_update(int64 id, const char *state, const char *request_or_clear
 					   int statement, int steps_done, int steps_total, const char *error_json);
 extern char *job_error_json(ErrorData *edata, const char *version, int statement, int line);
 extern void job_wake_waiters(int64 id);
+extern void job_progressed(int64 id);
 extern bool job_launch(int64 id, Oid role, TransactionId wait_xid);
 extern int	jobs_recover(void);
 extern void jobs_recover_if_needed(void);

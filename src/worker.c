@@ -51,6 +51,7 @@
 #include "utils/ps_status.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 
 #include "migrate.h"
 
@@ -119,7 +120,11 @@ exec_toplevel(const char *sql)
 			PortalStart(portal, NULL, 0, InvalidSnapshot);
 			dest = CreateDestReceiver(DestNone);
 			MemoryContextSwitchTo(old);
+			/* as postgres.c does for each statement: a migration's own statement_timeout counts */
+			if (StatementTimeout > 0)
+				enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 			(void) PortalRun(portal, FETCH_ALL, list_length(parsetrees) == 1, true, dest, dest, &qc);
+			disable_timeout(STATEMENT_TIMEOUT, false);
 			PortalDrop(portal, false);
 			CommandCounterIncrement();
 		}
@@ -127,8 +132,10 @@ exec_toplevel(const char *sql)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(job_cxt);
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		MemoryContextSwitchTo(step_cxt);
 		edata = CopyErrorData();
+		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
 	}
@@ -346,11 +353,21 @@ concurrent_build_table(Node *parsetree)
  * DROP INDEX CONCURRENTLY runs at top level.  Returns how many.
  */
 static int
-drop_leftover_indexes(Oid relid, List *before)
+drop_leftover_indexes(Oid relid, Node *parsetree, List *before)
 {
 	List	   *now;
 	List	   *names = NIL;
 	ListCell   *lc;
+	const char *own_name = NULL;
+
+	/*
+	 * Only what this statement may have left: CREATE INDEX CONCURRENTLY of a
+	 * named index leaves that name; REINDEX CONCURRENTLY leaves _ccnew and
+	 * _ccold ones.  Another session's build in progress is also invalid:
+	 * it is never taken for ours by a name it does not have.
+	 */
+	if (IsA(parsetree, IndexStmt))
+		own_name = ((IndexStmt *) parsetree)->idxname;
 
 	tx_begin();
 	now = invalid_indexes(relid);
@@ -358,8 +375,15 @@ drop_leftover_indexes(Oid relid, List *before)
 	{
 		Oid			idx = lfirst_oid(lc);
 		char	   *rel = get_rel_name(idx);
+		bool		ours;
 
-		if (!list_member_oid(before, idx) && rel)
+		if (rel == NULL || list_member_oid(before, idx))
+			continue;
+		if (IsA(parsetree, ReindexStmt))
+			ours = strstr(rel, "_ccnew") != NULL || strstr(rel, "_ccold") != NULL;
+		else
+			ours = own_name == NULL || strcmp(rel, own_name) == 0;
+		if (ours)
 		{
 			MemoryContext old = MemoryContextSwitchTo(step_cxt);
 
@@ -375,7 +399,8 @@ drop_leftover_indexes(Oid relid, List *before)
 
 		if (edata)
 			ereport(WARNING,
-					(errmsg("could not drop an invalid index a failed build left: %s", edata->message)));
+					(errmsg("could not drop an invalid index a failed build left: %s", edata->message),
+					 errhint("The next run of the migration drops it before building again.")));
 	}
 	return list_length(names);
 }
@@ -464,7 +489,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		build_table = concurrent_build_table(st->parsetree);
 		tx_commit();
 		if (OidIsValid(build_table) && i == done && resumed)
-			(void) drop_leftover_indexes(build_table, invalid_before);
+			(void) drop_leftover_indexes(build_table, st->parsetree, invalid_before);
 
 		/* between statements: requests, and the checkpoint before the statement */
 		tx_begin();
@@ -520,11 +545,12 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 			 * drops it before building again).
 			 */
 			tx_begin();
+			catalog_lock();		/* every history row is written under it: one chain order */
 			record_failure(m, edata, step_json(j, step, total));
 			job_fail(j, edata, m->version, i + 1, st->line);
 			tx_commit();
 			if (OidIsValid(build_table))
-				(void) drop_leftover_indexes(build_table, invalid_before);
+				(void) drop_leftover_indexes(build_table, st->parsetree, invalid_before);
 			return STEP_FINISHED;
 		}
 		/*
@@ -539,6 +565,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 			if (i + 1 < script->nstmts)
 				next_table = concurrent_build_table(script->stmts[i + 1].parsetree);
 			progress_save(m, i + 1, invalid_indexes(next_table));
+			job_progressed(j->id);
 		}
 		tx_commit();
 	}
@@ -550,6 +577,33 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		ErrorData  *edata;
 		List	   *touched = NIL;
 		ApplyRecord rec = {0};
+		Migration  *now = catalog_find(catalog_load(false), m->key);
+
+		/*
+		 * While its statements ran (without the catalog lock), another
+		 * session may have baselined it, re-registered it or removed it.
+		 */
+		if (now == NULL || strcmp(now->checksum, m->checksum) != 0)
+		{
+			ErrorData	changed = {0};
+
+			changed.sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+			changed.message = psprintf("migration %s was %s while the job ran it", m->version,
+									   now ? "registered again with other text" : "removed");
+			changed.hint = "Start a new job: it runs the migration as it is registered now.";
+			job_fail(j, &changed, m->version, 0, 0);
+			tx_commit();
+			return STEP_FINISHED;
+		}
+		if (now->applied && !migration_is_pending(now))
+		{
+			/* applied by another session meanwhile (a baseline): nothing to record twice */
+			catalog_exec("DELETE FROM migrate.statement_progress WHERE version_key = $1", 1, (Oid[]) {TEXTOID},
+						 (Datum[]) {CStringGetTextDatum(m->key)}, NULL);
+			job_update(j->id, NULL, NULL, NULL, 0, step, -1, NULL);
+			tx_commit();
+			return STEP_DONE;
+		}
 
 		for (int i = 0; i < script->nstmts; i++)
 		{
@@ -774,6 +828,7 @@ run_job(int64 id)
 
 			MemoryContextSwitchTo(job_cxt);
 			edata = CopyErrorData();
+			EmitErrorReport();	/* the server log has it too */
 			FlushErrorState();
 			AbortCurrentTransaction();
 			if (j == NULL)
@@ -816,16 +871,43 @@ migrate_job_main(Datum arg)
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "migrate job", ALLOCSET_DEFAULT_SIZES);
 	step_cxt = AllocSetContextCreate(job_cxt, "migrate job step", ALLOCSET_DEFAULT_SIZES);
 
-	StartTransactionCommand();
-	job_locktag(&tag, MyDatabaseId, id);
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	/*
+	 * The job's lock, for life.  A session that checks whether the job's
+	 * worker lives holds it for a moment: try for a second before taking it
+	 * that another worker runs the job.
+	 */
+	for (int tries = 0;; tries++)
 	{
-		CommitTransactionCommand();
-		proc_exit(0);			/* another worker runs this job */
+		bool		got;
+
+		StartTransactionCommand();
+		job_locktag(&tag, MyDatabaseId, id);
+		got = LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+		CommitTransactionCommand();		/* a session lock outlives it */
+		if (got)
+			break;
+		if (tries == 20)
+			proc_exit(0);		/* another worker runs this job */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 	}
-	if (TransactionIdIsValid(args.wait_xid))
-		XactLockTableWait(args.wait_xid, NULL, NULL, XLTW_None);
-	CommitTransactionCommand();
+
+	/* wait for the transaction that queued the job; a cancel meanwhile is the job's business */
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		if (TransactionIdIsValid(args.wait_xid))
+			XactLockTableWait(args.wait_xid, NULL, NULL, XLTW_None);
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
 
 	run_job(id);
 	proc_exit(0);
