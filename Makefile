@@ -5,7 +5,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -E "s/.*'(.
 MODULE_big = migrate
 OBJS = src/migrate.o src/version.o src/checksum.o src/script.o src/catalog.o \
        src/expect.o src/plan.o src/register.o src/files.o src/apply.o src/verify.o src/validate.o \
-       src/lifecycle.o src/import.o
+       src/lifecycle.o src/import.o src/history.o src/jobs.o src/worker.o
 
 
 # Install script of the current version, then the append-only upgrade chain.
@@ -15,6 +15,7 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 REGRESS = $(sort $(basename $(notdir $(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql)))))
 REGRESS_OPTS = --inputdir=.
 
+PG_CPPFLAGS = -DMIGRATE_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
 PG_CONFIG ?= pg_config

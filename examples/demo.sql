@@ -42,11 +42,12 @@ SELECT migrate_add('20251110_04', 'migrate tasks',
     requires => '{20251110_03}');
 
 \echo
-\echo '== migrate_plan(): what will run, in order'
-SELECT * FROM migrate_plan();
+\echo '== migrate_plan(): what will run, in order, and the checksum of that plan'
+SELECT step, version, name, reason, left(plan_checksum, 12) AS plan FROM migrate_plan();
+SELECT DISTINCT plan_checksum AS reviewed FROM migrate_plan() \gset
 
-\echo '== migrate_apply(): all of it, checked, in this transaction'
-SELECT version, name, action, rows, checks FROM migrate_apply();
+\echo '== migrate_apply(plan => ...): all of it, checked, in this transaction, if it is the plan reviewed'
+SELECT version, name, action, rows, checks FROM migrate_apply(plan => :'reviewed');
 
 \echo '== migrate_status()'
 SELECT version, name, state, applied_by FROM migrate_status();
@@ -65,3 +66,15 @@ SELECT version, action FROM migrate_apply();
 \set ON_ERROR_STOP on
 SELECT count(*) AS tools_still FROM tools;
 SELECT version, name, state FROM migrate_status() WHERE state <> 'applied';
+
+\echo '== a background job: CREATE INDEX CONCURRENTLY cannot run in a transaction'
+-- the wrong one stays pending until it is fixed: register it as it should be
+SELECT migrate_add('20251111_01', 'more tools', $$INSERT INTO tools VALUES (151, 'one more');$$,
+                   expect => '{"tools": 151}') IS NOT NULL AS fixed;
+SELECT migrate_add('20251112_01', 'index tasks by workflow',
+                   'CREATE INDEX CONCURRENTLY tasks_workflow_idx ON tasks (workflow_id)') IS NOT NULL AS registered;
+SELECT version, action FROM migrate_apply();
+SELECT migrate_start() AS job \gset
+CALL migrate_wait(:job);
+SELECT id, state, steps_done, steps_total FROM migrate.jobs;
+SELECT version, name, state FROM migrate_status() WHERE version >= '20251111';

@@ -61,7 +61,7 @@ RESET ROLE;
 
 -- with EXECUTE granted it works; the catalog stays out of reach
 GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean),
-                          migrate_apply(text, boolean, boolean),
+                          migrate_apply(text, boolean, boolean, text),
                           migrate_status()
    TO regress_migrate_user;
 SET ROLE regress_migrate_user;
@@ -134,9 +134,8 @@ DELETE FROM migrate.migrations WHERE version = '004';
 --
 -- statements the executor cannot run inside migrate_apply()
 --
+-- COPY from the client is refused at registration (more in 14_registration_limits)
 SELECT migrate_add('005', 'copy', E'CREATE TABLE copied (id int);\nCOPY copied FROM STDIN;') IS NOT NULL AS registered;
-SELECT * FROM migrate_apply();
-SELECT pg_temp.sqlstate_of('SELECT * FROM migrate_apply()');
 -- VACUUM hidden from registration (EXECUTE in a DO block) fails with its own SQLSTATE
 SELECT migrate_add('005', 'copy',
                    E'CREATE TABLE copied (id int);\nDO $$ BEGIN EXECUTE ''VACUUM copied''; END $$;') IS NOT NULL AS registered;

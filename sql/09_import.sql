@@ -258,4 +258,85 @@ SELECT * FROM migrate_import_history('golang-migrate');
 SELECT version, state FROM pg_temp.status();
 
 DROP SCHEMA dbm, gol CASCADE;
+
+--
+-- Another role's tables.  They are read and written with the caller's
+-- rights, so what is attached to them would run with the caller's rights,
+-- and what they say decides what is marked applied: only a plain table owned
+-- by the caller or a superuser, in a schema owned by one of them, with no
+-- rule and nothing attached that uses another role's code, is used.  The
+-- sync skips any other (one WARNING a transaction); the import refuses it:
+-- 42501.
+--
+DROP EXTENSION migrate;
+CREATE EXTENSION migrate SCHEMA public;
+CREATE ROLE regress_migrate_mallory;
+CREATE SCHEMA mal AUTHORIZATION regress_migrate_mallory;
+SET search_path = mal, imp, public;
+SELECT file, version, result
+  FROM migrate_add_scripts(ARRAY['1_one.sql', '2_two.sql'],
+                           ARRAY[E'-- migrate:up\nCREATE TABLE imp.one (id int);\n-- migrate:down\nDROP TABLE IF EXISTS imp.one;\n',
+                                 E'-- migrate:up\nCREATE TABLE imp.two (id int);\n-- migrate:down\nDROP TABLE IF EXISTS imp.two;\n']);
+-- Supabase's schema and table, created by her first
+CREATE SCHEMA supabase_migrations AUTHORIZATION regress_migrate_mallory;
+SET ROLE regress_migrate_mallory;
+CREATE TABLE supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY, statements text[], name text);
+INSERT INTO supabase_migrations.schema_migrations VALUES ('2', NULL, 'two');
+RESET ROLE;
+SELECT version, action FROM migrate_apply();
+SELECT version, action FROM migrate_rollback('0');
+SELECT * FROM migrate_baseline('1');
+SELECT * FROM migrate_import_history('supabase');
+SELECT version FROM supabase_migrations.schema_migrations;
+SELECT version, state FROM pg_temp.status();
+-- a superuser's table in her schema: she may replace it at will
+ALTER TABLE supabase_migrations.schema_migrations OWNER TO CURRENT_USER;
+SELECT * FROM migrate_import_history('supabase');
+SELECT version, action FROM migrate_rollback('0');
+-- a view
+ALTER SCHEMA supabase_migrations OWNER TO CURRENT_USER;
+DROP TABLE supabase_migrations.schema_migrations;
+CREATE VIEW supabase_migrations.schema_migrations AS SELECT '2'::text AS version, 'two'::text AS name;
+SELECT * FROM migrate_import_history('supabase');
+DROP VIEW supabase_migrations.schema_migrations;
+-- a superuser's table with her trigger (a careless GRANT TRIGGER)
+CREATE TABLE supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY, statements text[], name text);
+GRANT USAGE ON SCHEMA supabase_migrations TO regress_migrate_mallory;
+GRANT TRIGGER ON supabase_migrations.schema_migrations TO regress_migrate_mallory;
+SET ROLE regress_migrate_mallory;
+CREATE FUNCTION mal.note() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER note AFTER INSERT ON supabase_migrations.schema_migrations
+    FOR EACH STATEMENT EXECUTE FUNCTION mal.note();
+RESET ROLE;
+SELECT version, action FROM migrate_apply();
+SELECT * FROM migrate_import_history('supabase');
+DROP TRIGGER note ON supabase_migrations.schema_migrations;
+-- a superuser's table with a rule
+CREATE RULE keep AS ON DELETE TO supabase_migrations.schema_migrations DO INSTEAD NOTHING;
+SELECT * FROM migrate_import_history('supabase');
+SELECT version, action FROM migrate_rollback('0');
+DROP RULE keep ON supabase_migrations.schema_migrations;
+-- none of that: used
+SELECT version, action FROM migrate_apply();
+SELECT version, name FROM supabase_migrations.schema_migrations ORDER BY version;
+SELECT * FROM migrate_import_history('supabase') ORDER BY version;
+SELECT version, action FROM migrate_rollback('0');
+SELECT count(*) AS supabase_rows FROM supabase_migrations.schema_migrations;
+DROP SCHEMA supabase_migrations CASCADE;
+-- Flyway's, dbmate's and golang-migrate's tables are found through
+-- search_path: hers come first
+SET ROLE regress_migrate_mallory;
+CREATE TABLE mal.flyway_schema_history (installed_rank int PRIMARY KEY, version varchar(50), description varchar(200),
+                                        type varchar(20), success boolean);
+CREATE TABLE mal.schema_migrations (version varchar(128) PRIMARY KEY);
+RESET ROLE;
+SELECT * FROM migrate_import_history('flyway');
+SELECT * FROM migrate_import_history('dbmate');
+SELECT * FROM migrate_import_history('golang-migrate');
+SELECT source, pg_temp.sqlstate_of(format('SELECT * FROM migrate_import_history(%L)', source))
+  FROM unnest(ARRAY['flyway', 'dbmate', 'golang-migrate']) AS source;
+SELECT version, state FROM pg_temp.status();
+
+DROP SCHEMA mal CASCADE;
+DROP ROLE regress_migrate_mallory;
 RESET client_min_messages;

@@ -1,16 +1,26 @@
 -- migrate 0.1.0: catalog and core functions.
 \echo Use "CREATE EXTENSION migrate" to load this file. \quit
 
+-- A trusted extension: this script runs as the bootstrap superuser, with the
+-- extension's schema (often public, writable by the role that installs it)
+-- first in search_path.  So every operator, function, aggregate and collation
+-- below is qualified (OPERATOR(pg_catalog.=), pg_catalog., migrate.,
+-- @extschema@.), and IN lists are written "= ANY (ARRAY[...])" to qualify
+-- their operator.  Unqualified type names are safe: pg_catalog is searched
+-- first and a type name must match exactly.  test/t/006_hostile_install.pl
+-- installs and updates under a public schema full of look-alikes.
+
 -- The catalog.  Written only by the extension's functions, which switch to the
 -- catalog's owner for their catalog statements; users get no write privilege.
 CREATE SCHEMA migrate;
 COMMENT ON SCHEMA migrate IS 'catalog of the migrate extension: registered and applied migrations, and their history';
 
 CREATE TABLE migrate.migrations (
-    version_key   text COLLATE "C" PRIMARY KEY,
+    version_key   text COLLATE pg_catalog."C" PRIMARY KEY,
     version       text NOT NULL,
     name          text NOT NULL,
-    kind          text NOT NULL DEFAULT 'versioned' CHECK (kind IN ('versioned', 'repeatable')),
+    kind          text NOT NULL DEFAULT 'versioned'
+                  CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['versioned', 'repeatable'])),
     up            text NOT NULL,
     down          text,
     verify        text,
@@ -31,7 +41,7 @@ COMMENT ON COLUMN migrate.migrations.failure IS 'the last durable failure (migra
 -- One row per migration whose changes are committed.  A row exists if and only
 -- if the migration's changes do: both are written in the same transaction.
 CREATE TABLE migrate.applied (
-    version_key text COLLATE "C" PRIMARY KEY,
+    version_key text COLLATE pg_catalog."C" PRIMARY KEY,
     version     text NOT NULL,
     name        text NOT NULL,
     checksum    text NOT NULL,
@@ -44,10 +54,11 @@ COMMENT ON TABLE migrate.applied IS 'applied migrations: the checksum that ran a
 CREATE TABLE migrate.history (
     id            bigserial PRIMARY KEY,
     version       text,
-    version_key   text COLLATE "C",
+    version_key   text COLLATE pg_catalog."C",
     name          text,
-    action        text NOT NULL CHECK (action IN ('register', 'replace', 'update', 'apply', 'revert',
-                                                  'baseline', 'repair', 'import')),
+    action        text NOT NULL CHECK (action OPERATOR(pg_catalog.=) ANY (ARRAY[
+                                  'register', 'replace', 'update', 'apply', 'revert',
+                                  'baseline', 'repair', 'import'])),
     checksum      text,
     performed_by  name NOT NULL,
     performed_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
@@ -55,7 +66,8 @@ CREATE TABLE migrate.history (
     rows_affected bigint,
     counts        jsonb,
     checks        integer,
-    outcome       text NOT NULL DEFAULT 'ok' CHECK (outcome IN ('ok', 'failed')),
+    outcome       text NOT NULL DEFAULT 'ok'
+                  CHECK (outcome OPERATOR(pg_catalog.=) ANY (ARRAY['ok', 'failed'])),
     detail        jsonb
 );
 CREATE INDEX history_version_key_id_idx ON migrate.history (version_key, id);
@@ -78,7 +90,7 @@ CREATE TRIGGER history_no_truncate BEFORE TRUNCATE ON migrate.history
 -- catalog updates it, so a REPEATABLE READ or SERIALIZABLE transaction that
 -- waited for it gets a serialization failure instead of a stale view.
 CREATE TABLE migrate.catalog_lock (
-    id         integer PRIMARY KEY CHECK (id = 1),
+    id         integer PRIMARY KEY CHECK (id OPERATOR(pg_catalog.=) 1),
     changed_at timestamptz,
     changed_by name
 );
@@ -101,17 +113,20 @@ SELECT coalesce(m.version, a.version) AS version,
        coalesce(m.kind, 'versioned') AS kind,
        CASE
            WHEN m.version_key IS NULL THEN 'missing'
-           WHEN a.version_key IS NOT NULL AND a.checksum = m.checksum THEN 'applied'
+           WHEN a.version_key IS NOT NULL AND a.checksum OPERATOR(pg_catalog.=) m.checksum THEN 'applied'
            WHEN m.failure IS NOT NULL THEN 'failed'
-           WHEN a.version_key IS NOT NULL AND m.kind = 'versioned' THEN 'changed'
+           WHEN a.version_key IS NOT NULL AND m.kind OPERATOR(pg_catalog.=) 'versioned' THEN 'changed'
            WHEN a.version_key IS NOT NULL THEN 'pending'
-           WHEN m.kind = 'versioned' AND m.transactional AND m.version_key < newest.key
+           WHEN m.kind OPERATOR(pg_catalog.=) 'versioned' AND m.transactional
+                AND m.version_key OPERATOR(pg_catalog.<) newest.key
                 AND NOT EXISTS (
                     -- it waits with a non-transactional migration it requires
                     SELECT FROM pg_catalog.unnest(m.requires) AS r(v)
-                      JOIN migrate.migrations d ON d.version_key = @extschema@.migrate_version_key(r.v)
+                      JOIN migrate.migrations d
+                        ON d.version_key OPERATOR(pg_catalog.=) @extschema@.migrate_version_key(r.v)
                      WHERE NOT d.transactional
-                       AND NOT EXISTS (SELECT FROM migrate.applied da WHERE da.version_key = d.version_key))
+                       AND NOT EXISTS (SELECT FROM migrate.applied da
+                                        WHERE da.version_key OPERATOR(pg_catalog.=) d.version_key))
                 THEN 'out of order'
            ELSE 'pending'
        END AS state,
@@ -124,8 +139,10 @@ SELECT coalesce(m.version, a.version) AS version,
        m.notes,
        coalesce(m.version_key, a.version_key) AS version_key
   FROM migrate.migrations m
-  FULL JOIN migrate.applied a ON a.version_key = m.version_key
- CROSS JOIN (SELECT max(version_key) AS key FROM migrate.applied WHERE version_key < '~') newest;
+  FULL JOIN migrate.applied a ON a.version_key OPERATOR(pg_catalog.=) m.version_key
+ CROSS JOIN (SELECT pg_catalog.max(version_key) AS key
+               FROM migrate.applied
+              WHERE version_key OPERATOR(pg_catalog.<) '~') newest;
 
 -- Functions.  They run with the caller's rights (SECURITY INVOKER); the C code
 -- switches to the catalog's owner only for its own catalog statements.
@@ -211,20 +228,21 @@ $$;
 -- owner may execute everything, read the catalog, and grant both onward.
 DO $$
 DECLARE
-    f regprocedure;
-    r text;
+    f pg_catalog.regprocedure;
+    r pg_catalog.text;
 BEGIN
     FOR f IN
-        SELECT d.objid::regprocedure
+        SELECT d.objid::pg_catalog.regprocedure
           FROM pg_catalog.pg_depend d
-         WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-           AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
-           AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'migrate')
-           AND d.deptype = 'e'
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                  WHERE e.extname OPERATOR(pg_catalog.=) 'migrate')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
-            IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
                 EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM %I', f, r);
                 EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA migrate FROM %I', r);
             END IF;

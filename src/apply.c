@@ -4,22 +4,26 @@
  *		caller's transaction, verifying each before the next starts.  All of
  *		them are kept or none: an error anywhere aborts the caller's
  *		transaction, and dry_run runs it all in a subtransaction that is rolled
- *		back on every path.
+ *		back on every path.  Given the checksum of a reviewed plan, it runs
+ *		nothing unless the plan is still that one.
  */
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "commands/prepare.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "libpq/libpq.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "nodes/value.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/timeout.h"
 #include "utils/tuplestore.h"
 
 #include "migrate.h"
@@ -56,20 +60,192 @@ progress_notice(const char *fmt_result, int step, int nsteps, Migration *m, doub
 }
 
 /*
+ * The session's prepared statements and cursors when a dry run began (NULL
+ * outside dry runs).  A dry run's subtransaction rollback drops the cursors
+ * it declared and forgets its LISTEN and UNLISTEN, but prepared statements
+ * outlive it, and a DEALLOCATE or CLOSE of what the session had cannot be
+ * rolled back.
+ */
+typedef struct SessionObjects
+{
+	List	   *prepared;		/* names, as String nodes */
+	List	   *cursors;
+} SessionObjects;
+
+static SessionObjects *dry_run_session = NULL;
+
+/* The names a query's first column returns. */
+static List *
+session_names(const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *names = NIL;
+
+	SPI_connect();
+	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list session objects: %s", sql);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+		MemoryContext spi_cxt = MemoryContextSwitchTo(cxt);
+
+		names = lappend(names, makeString(pstrdup(name)));
+		MemoryContextSwitchTo(spi_cxt);
+	}
+	SPI_finish();
+	return names;
+}
+
+static void
+session_objects(SessionObjects *so)
+{
+	so->prepared = session_names("SELECT name FROM pg_catalog.pg_prepared_statements");
+	so->cursors = session_names("SELECT name FROM pg_catalog.pg_cursors");
+}
+
+/*
+ * After a dry run: deallocate the prepared statements it made, so the
+ * session is as it was; warn about those of the session it deallocated in
+ * code migrate could not see (a DO block, a function).
+ */
+static void
+session_restore(SessionObjects *before)
+{
+	SessionObjects now;
+	ListCell   *lc;
+
+	session_objects(&now);
+	foreach(lc, now.prepared)
+		if (!list_member(before->prepared, lfirst(lc)))
+			DropPreparedStatement(strVal(lfirst(lc)), false);
+	foreach(lc, before->prepared)
+		if (!list_member(now.prepared, lfirst(lc)))
+			ereport(WARNING,
+					(errmsg("the dry run deallocated prepared statement \"%s\" of this session",
+							strVal(lfirst(lc))),
+					 errdetail("A DEALLOCATE is not undone by rolling back; the dry run rolled back everything else."),
+					 errhint("PREPARE it again if it is still needed.")));
+}
+
+/*
+ * In a dry run, refuse a DEALLOCATE or CLOSE of what the session had before
+ * it: rolling back cannot give it back.
+ */
+static void
+refuse_in_dry_run(Script *script, int i, const char *what)
+{
+	Node	   *stmt = script->stmts[i].parsetree;
+	const char *reason = NULL;
+
+	if (dry_run_session == NULL)
+		return;
+	if (IsA(stmt, DeallocateStmt))
+	{
+		char	   *name = ((DeallocateStmt *) stmt)->name;
+
+		if (name == NULL && dry_run_session->prepared != NIL)
+			reason = "DEALLOCATE ALL would deallocate the prepared statements of the session";
+		else if (name && list_member(dry_run_session->prepared, makeString(name)))
+			reason = psprintf("DEALLOCATE would deallocate prepared statement \"%s\" of the session", name);
+	}
+	else if (IsA(stmt, ClosePortalStmt))
+	{
+		char	   *name = ((ClosePortalStmt *) stmt)->portalname;
+
+		if (name == NULL && dry_run_session->cursors != NIL)
+			reason = "CLOSE ALL would close the cursors of the session";
+		else if (name && list_member(dry_run_session->cursors, makeString(name)))
+			reason = psprintf("CLOSE would close cursor \"%s\" of the session", name);
+	}
+	if (reason)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("statement %d cannot run in a dry run", i + 1),
+				 errdetail("%s, statement %d of %d, line %d: %s, and a dry run leaves the session as it found it: rolling back cannot undo that.",
+						   what, i + 1, script->nstmts, script->stmts[i].line, reason),
+				 errhint("Nothing was kept. Run it without dry_run, or deallocate or close it before the dry run.")));
+}
+
+/*
+ * A statement_timeout the migration set itself (SET statement_timeout),
+ * armed for one statement, as psql arms it for each statement of a file.
+ * The caller's own timeout, running since migrate_apply() started, still
+ * limits the whole call: the earlier deadline wins, and the caller's is put
+ * back after the statement.
+ */
+typedef struct StatementTimer
+{
+	bool		armed;
+	bool		outer_active;
+	TimestampTz outer_finish;
+} StatementTimer;
+
+static void
+statement_timer_start(StatementTimer *t, int start_timeout)
+{
+	TimestampTz finish;
+
+	t->armed = false;
+	if (StatementTimeout <= 0 || StatementTimeout == start_timeout)
+		return;
+	t->outer_active = get_timeout_active(STATEMENT_TIMEOUT);
+	t->outer_finish = t->outer_active ? get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
+	finish = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), StatementTimeout);
+	if (t->outer_active && t->outer_finish <= finish)
+		return;
+	enable_timeout_at(STATEMENT_TIMEOUT, finish);
+	t->armed = true;
+}
+
+static void
+statement_timer_stop(StatementTimer *t)
+{
+	if (!t->armed)
+		return;
+	if (t->outer_active)
+		enable_timeout_at(STATEMENT_TIMEOUT, t->outer_finish);
+	else
+		disable_timeout(STATEMENT_TIMEOUT, false);
+	t->armed = false;
+}
+
+/* Run statement i under the statement_timeout its script set, if any. */
+static void
+exec_statement_timed(Script *script, int i, const char *what, const char *hint, int start_timeout)
+{
+	StatementTimer timer;
+
+	statement_timer_start(&timer, start_timeout);
+	PG_TRY();
+	{
+		script_exec_stmt(script, i, what, hint, false);
+	}
+	PG_FINALLY();
+	{
+		statement_timer_stop(&timer);
+	}
+	PG_END_TRY();
+}
+
+/*
  * Run every statement of a script as the current user; add the relations
  * they write to *touched (resolved right after each statement: a later
- * rename keeps the OID).  Returns the rows they processed.
+ * rename keeps the OID).  Returns the rows they processed.  A
+ * statement_timeout the script sets applies to each of its following
+ * statements (lock_timeout needs nothing: each lock wait reads it).
  */
 int64
 run_statements(Script *script, const char *what, const char *hint, List **touched)
 {
 	int64		rows = 0;
+	int			start_timeout = StatementTimeout;
 
 	for (int i = 0; i < script->nstmts; i++)
 	{
 		ListCell   *lc;
 
-		script_exec_stmt(script, i, what, hint, false);
+		refuse_in_dry_run(script, i, what);
+		exec_statement_timed(script, i, what, hint, start_timeout);
 		rows += SPI_processed;
 		SPI_freetuptable(SPI_tuptable);
 		foreach(lc, stmt_written_relations(script->stmts[i].parsetree))
@@ -129,7 +305,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 					written = lappend_oid(written, relid);
 			}
 		}
-		expect_count_before(expectations, written);
+		expect_count_before(expectations, written, m->version);
 	}
 
 	/*
@@ -153,6 +329,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 	rec->duration_ms = INSTR_TIME_GET_MILLISEC(elapsed);
 	rec->counts = expect_counts_json(expectations);
 	rec->touched = touched_names(touched);
+	rec->touched_oids = touched_existing(touched);
 	rec->action = "apply";
 	catalog_record_applied(m, rec);
 	supabase_record_apply(m, script);
@@ -209,25 +386,19 @@ List *
 leave_non_transactional(List *steps, List **left, bool warn)
 {
 	List	   *runnable = NIL;
-	List	   *left_keys = NIL;
 	ListCell   *lc;
 
 	*left = NIL;
 	foreach(lc, steps)
 	{
 		PlanStep   *s = lfirst(lc);
-		const char *blocker = NULL;
-		ListCell   *r;
+		const char *blocker = s->blocker;	/* plan_pending() found it */
 
-		foreach(r, s->m->requires_keys)
-			if (list_member(left_keys, makeString(lfirst(r))))
-				blocker = list_nth(s->m->requires, foreach_current_index(r));
-		if (s->m->transactional && blocker == NULL)
+		if (!s->waits_worker)
 		{
 			runnable = lappend(runnable, s);
 			continue;
 		}
-		left_keys = lappend(left_keys, makeString(s->m->key));
 		*left = lappend(*left, s);
 		if (!warn)
 			continue;
@@ -240,7 +411,7 @@ leave_non_transactional(List *steps, List **left, bool warn)
 					(errmsg("migration %s was left pending: it cannot run in a transaction", s->m->version),
 					 errdetail("Migration %s \"%s\" %s.", s->m->version, s->m->name,
 							   non_transactional_reason(s->m)),
-					 errhint("It stays pending for the background worker, with the migrations that require it.")));
+					 errhint("Apply it, and the migrations that require it, with a background job: SELECT migrate_start();")));
 	}
 	return runnable;
 }
@@ -252,6 +423,7 @@ typedef struct ApplyCall
 	char	   *target_key;
 	bool		dry_run;
 	bool		out_of_order;
+	char	   *plan;			/* the reviewed plan checksum, or NULL */
 } ApplyCall;
 
 /* Plan, then apply each pending migration, adding a result row for each. */
@@ -271,8 +443,10 @@ apply_pending(void *arg)
 									 ALLOCSET_DEFAULT_SIZES);
 	catalog_lock();
 	cat = catalog_load(true);
-	steps = leave_non_transactional(plan_pending(cat, call->target_key, call->out_of_order, true),
-									&left, true);
+	steps = plan_pending(cat, call->target_key, call->out_of_order, true);
+	if (call->plan)
+		(void) plan_check_reviewed(steps, call->plan);
+	steps = leave_non_transactional(steps, &left, true);
 	nsteps = list_length(steps);
 
 	foreach(lc, steps)
@@ -323,13 +497,24 @@ migrate_apply(PG_FUNCTION_ARGS)
 	call.target_key = target ? version_key(target) : NULL;
 	call.dry_run = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 	call.out_of_order = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	call.plan = plan_checksum_arg(fcinfo, 3);
 	InitMaterializedSRF(fcinfo, 0);
 
 	if (call.dry_run)
 	{
-		/* everything in a subtransaction that is rolled back, whatever happens */
-		ErrorData  *edata = run_in_subtransaction(apply_pending, &call, false);
+		/*
+		 * everything in a subtransaction that is rolled back, whatever
+		 * happens; then the session is left as it was found
+		 */
+		SessionObjects before;
+		SessionObjects *outer = dry_run_session;
+		ErrorData  *edata;
 
+		session_objects(&before);
+		dry_run_session = &before;
+		edata = run_in_subtransaction(apply_pending, &call, false);
+		dry_run_session = outer;
+		session_restore(&before);
 		if (edata)
 			ReThrowError(edata);
 	}

@@ -16,6 +16,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -23,23 +24,27 @@
 
 #include "migrate.h"
 
-/* The advisory lock that serialises catalog writers: 'migrate' in ASCII. */
-#define MIGRATE_LOCK_KEY INT64CONST(0x6d696772617465)
-
 static Oid
 catalog_owner(void)
 {
 	Oid			nsp = get_namespace_oid("migrate", true);
 	Oid			rel = OidIsValid(nsp) ? get_relname_relid("migrations", nsp) : InvalidOid;
+	Oid			history = OidIsValid(nsp) ? get_relname_relid("history", nsp) : InvalidOid;
 	HeapTuple	tup;
 	Oid			owner;
 
-	if (!OidIsValid(rel))
+	if (!OidIsValid(rel) || !OidIsValid(history))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("the migrate catalog is missing"),
-				 errdetail("Table migrate.migrations does not exist."),
+				 errdetail("Table migrate.migrations or migrate.history does not exist."),
 				 errhint("Run CREATE EXTENSION migrate, or ALTER EXTENSION migrate UPDATE.")));
+	if (get_attnum(history, "hash") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the migrate catalog of this database is older than the migrate library"),
+				 errdetail("The library is version %s; the catalog is an earlier version.", MIGRATE_VERSION),
+				 errhint("Run ALTER EXTENSION migrate UPDATE as the extension's owner.")));
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for relation %u", rel);
@@ -150,21 +155,17 @@ lock_holder_description(void)
 	char	   *result = NULL;
 	int			rc;
 
-	rc = SPI_execute_with_args(
-		"SELECT pg_catalog.format('Process %s (role %s, application %s) holds it since %s.', "
-		"       a.pid, pg_catalog.quote_ident(a.usename::text), "
-		"       pg_catalog.quote_literal(a.application_name), a.xact_start) "
-		"  FROM pg_catalog.pg_locks l "
-		"  JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid "
-		" WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted "
-		"   AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database "
-		"        WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) "
-		"   AND l.classid OPERATOR(pg_catalog.=) $1 AND l.objid OPERATOR(pg_catalog.=) $2 "
-		"   AND l.objsubid OPERATOR(pg_catalog.=) 1",
-		2, (Oid[]) {OIDOID, OIDOID},
-		(Datum[]) {ObjectIdGetDatum((Oid) (MIGRATE_LOCK_KEY >> 32)),
-		ObjectIdGetDatum((Oid) (MIGRATE_LOCK_KEY & 0xFFFFFFFF))},
-		NULL, false, 1);
+	rc = SPI_execute("SELECT pg_catalog.format('Process %s (role %s, application %s) holds it since %s.', "
+					 "       a.pid, pg_catalog.quote_ident(a.usename::pg_catalog.text), "
+					 "       pg_catalog.quote_literal(a.application_name), a.xact_start) "
+					 "  FROM pg_catalog.pg_locks l "
+					 "  JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid "
+					 " WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.granted "
+					 "   AND l.mode OPERATOR(pg_catalog.=) 'ShareRowExclusiveLock' "
+					 "   AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() "
+					 "   AND l.relation OPERATOR(pg_catalog.=) "
+					 "       (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE n.nspname OPERATOR(pg_catalog.=) 'migrate' AND c.relname OPERATOR(pg_catalog.=) 'catalog_lock')",
+					 false, 1);
 	MemoryContextSwitchTo(cxt);
 	if (rc == SPI_OK_SELECT && SPI_processed > 0)
 		result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -172,10 +173,12 @@ lock_holder_description(void)
 }
 
 /*
- * Take the transaction-level migration lock, waiting at most lock_timeout,
- * then lock the catalog_lock row.  Under REPEATABLE READ and SERIALIZABLE,
- * locking that row fails if another writer changed the catalog after our
- * snapshot: we must not plan from a stale view of what is applied.
+ * Take the migration lock, waiting at most lock_timeout: a lock on the table
+ * migrate.catalog_lock that conflicts with itself, which no role but the
+ * catalog's owner can take (no advisory lock key that anyone could hold),
+ * then lock its row.  Under REPEATABLE READ and SERIALIZABLE, locking that
+ * row fails if another writer changed the catalog after our snapshot: we
+ * must not plan from a stale view of what is applied.
  *
  * Runs in a subtransaction so that a failure can be reported with who holds
  * the lock (pl_exec.c's exception-block pattern).
@@ -183,7 +186,8 @@ lock_holder_description(void)
 static void
 lock_catalog_rows(void *arg)
 {
-	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(MIGRATE_LOCK_KEY));
+	catalog_exec("LOCK TABLE migrate.catalog_lock IN SHARE ROW EXCLUSIVE MODE",
+				 0, NULL, NULL, NULL);
 	catalog_exec("SELECT 1 FROM migrate.catalog_lock WHERE id = 1 FOR UPDATE",
 				 0, NULL, NULL, NULL);
 }
@@ -257,6 +261,29 @@ gettextlist(HeapTuple tup, TupleDesc desc, int col)
 	return result;
 }
 
+/* A JSON string literal. */
+char *
+quote_json(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	escape_json(&buf, s);
+	return buf.data;
+}
+
+ArrayType *
+oid_list_to_array(List *oids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, oids)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
+}
+
 ArrayType *
 string_list_to_array(List *l)
 {
@@ -285,7 +312,7 @@ catalog_load(bool with_up_of_pending)
 				 "       CASE WHEN $1 AND (a.version_key IS NULL OR a.checksum <> m.checksum) THEN m.up END, "
 				 "       m.down, m.verify, m.expect::text, m.requires, m.transactional, m.checksum, "
 				 "       a.version_key IS NOT NULL, a.checksum, a.touched, "
-				 "       m.kind = 'repeatable', m.source, m.failure IS NOT NULL, m.notes "
+				 "       m.kind = 'repeatable', m.source, m.failure IS NOT NULL, m.notes, m.registered_by "
 				 "  FROM migrate.migrations m "
 				 "  LEFT JOIN migrate.applied a ON a.version_key = m.version_key "
 				 " ORDER BY m.version_key",
@@ -318,6 +345,7 @@ catalog_load(bool with_up_of_pending)
 		m->source = getstr(tup, desc, 15);
 		m->failed = getbool(tup, desc, 16);
 		m->notes = gettextlist(tup, desc, 17);
+		m->registered_by = getstr(tup, desc, 18);
 		cat->items[i] = m;
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -367,8 +395,8 @@ void
 catalog_record_applied(Migration *m, ApplyRecord *rec)
 {
 	char		duration[64];
-	Datum		values[12];
-	char		nulls[12];
+	Datum		values[13];
+	char		nulls[13];
 
 	snprintf(duration, sizeof(duration), "%.3f ms", rec->duration_ms);
 	memset(nulls, ' ', sizeof(nulls));
@@ -386,20 +414,21 @@ catalog_record_applied(Migration *m, ApplyRecord *rec)
 	values[10] = CStringGetTextDatum(rec->action);
 	values[11] = rec->detail ? CStringGetTextDatum(rec->detail) : (Datum) 0;
 	nulls[11] = rec->detail ? ' ' : 'n';
+	values[12] = PointerGetDatum(oid_list_to_array(rec->touched_oids));
 
 	catalog_exec("WITH a AS (INSERT INTO migrate.applied "
-				 "             (version_key, version, name, checksum, applied_by, touched) "
-				 "           VALUES ($1, $2, $3, $4, $5, $6) "
+				 "             (version_key, version, name, checksum, applied_by, touched, touched_tables) "
+				 "           VALUES ($1, $2, $3, $4, $5, $6, $13::pg_catalog.regclass[]) "
 				 "           ON CONFLICT (version_key) DO UPDATE SET checksum = EXCLUDED.checksum, "
 				 "             applied_by = EXCLUDED.applied_by, applied_at = EXCLUDED.applied_at, "
-				 "             touched = EXCLUDED.touched), "
+				 "             touched = EXCLUDED.touched, touched_tables = EXCLUDED.touched_tables), "
 				 "     f AS (UPDATE migrate.migrations SET failure = NULL "
 				 "            WHERE version_key = $1 AND failure IS NOT NULL) "
 				 "INSERT INTO migrate.history (version, version_key, name, action, checksum, "
 				 "       performed_by, duration, rows_affected, counts, checks, detail) "
 				 "VALUES ($2, $1, $3, $11, $4, $5, $7::interval, $8, $9::jsonb, $10, $12::jsonb)",
-				 12, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTARRAYOID,
-				 TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID},
+				 13, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID, TEXTARRAYOID,
+				 TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, OIDARRAYOID},
 				 values, nulls);
 }
 

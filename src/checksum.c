@@ -22,20 +22,41 @@ hash_update(pg_cryptohash_ctx *ctx, const char *data, size_t len)
 		elog(ERROR, "could not update SHA-256 checksum: %s", pg_cryptohash_error(ctx));
 }
 
+static pg_cryptohash_ctx *
+hash_begin(void)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "could not initialize SHA-256 checksum: %s", pg_cryptohash_error(ctx));
+	return ctx;
+}
+
+/* Finish a hash: its digest in lower-case hex. */
+static char *
+hash_end(pg_cryptohash_ctx *ctx)
+{
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char	   *hex;
+
+	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not finalize SHA-256 checksum: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+
+	hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
+	hex_encode((const char *) digest, PG_SHA256_DIGEST_LENGTH, hex);
+	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	return hex;
+}
+
 char *
 script_checksum(const char *text)
 {
-	pg_cryptohash_ctx *ctx;
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	char	   *hex;
+	pg_cryptohash_ctx *ctx = hash_begin();
 	const char *p = script_skip_bom(text);
 	const char *run;
 	const char *end;
 	static const char lf = '\n';
-
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (pg_cryptohash_init(ctx) < 0)
-		elog(ERROR, "could not initialize SHA-256 checksum: %s", pg_cryptohash_error(ctx));
 
 	/* hash runs of ordinary bytes; CRLF and lone CR become LF */
 	end = p + strlen(p);
@@ -47,15 +68,17 @@ script_checksum(const char *text)
 		run = (p[1] == '\n') ? p + 2 : p + 1;
 	}
 	hash_update(ctx, run, end - run);
+	return hash_end(ctx);
+}
 
-	if (pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-		elog(ERROR, "could not finalize SHA-256 checksum: %s", pg_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
+/* Hex SHA-256 of bytes as they are (no line-end folding). */
+char *
+sha256_hex(const char *data, size_t len)
+{
+	pg_cryptohash_ctx *ctx = hash_begin();
 
-	hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
-	hex_encode((const char *) digest, PG_SHA256_DIGEST_LENGTH, hex);
-	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
-	return hex;
+	hash_update(ctx, data, len);
+	return hash_end(ctx);
 }
 
 /* migrate_checksum(text) -> text: the checksum migrate_add() would record. */

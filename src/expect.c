@@ -5,6 +5,13 @@
  *		before and one after.  An unchanged ("=") table usually needs none:
  *		the transaction's statistics prove that no row was inserted or
  *		deleted.  A table that does not exist counts 0.
+ *
+ *		A name means one table for the whole check: it is resolved before the
+ *		migration with the caller's search_path, whatever the migration sets.
+ *		Before and after are compared only where other sessions' writes
+ *		cannot fall between them: under READ COMMITTED the tables of changes
+ *		and "=" are locked in SHARE mode; under REPEATABLE READ both counts
+ *		come from the transaction's snapshot.
  */
 #include "postgres.h"
 
@@ -30,8 +37,13 @@
 #include "utils/syscache.h"
 #include "pgstat.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 
 #include "migrate.h"
+
+static char *expected_text(Expectation *e);
 
 static void
 invalid_expectation(const char *table, const char *value, const char *why)
@@ -180,13 +192,134 @@ expect_parse(Jsonb *expect)
 	return result;
 }
 
-/* The table of an expectation, or InvalidOid when it does not exist. */
-static Oid
-expectation_relid(const char *table)
+/* An expectation's name as a RangeVar (checked by expect_parse). */
+static RangeVar *
+expectation_rangevar(const char *table)
 {
-	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(table));
+	return makeRangeVarFromNameList(stringToQualifiedNameList(table));
+}
 
-	return RangeVarGetRelid(rv, NoLock, true);
+/*
+ * Before an expectation's table is locked: the caller needs the right to
+ * read it and, for the SHARE lock of READ COMMITTED, the right LOCK TABLE
+ * ... IN SHARE MODE asks for, since that lock holds other writers back until
+ * the transaction ends.  (RangeVarGetRelidExtended's callback.)
+ */
+static void
+check_expectation_rights(const RangeVar *rv, Oid relid, Oid oldrelid, void *arg)
+{
+	Expectation *e = arg;
+
+	if (!OidIsValid(relid))
+		return;
+	/* counted or not, an expectation is checked with the caller's rights */
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(relid)),
+					   get_rel_name(relid));
+	if (e->kind != EXPECT_EXACT && !IsolationUsesXactSnapshot() &&
+		pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to lock table \"%s\" for its row count expectation", e->table),
+				 errdetail("Under READ COMMITTED, a \"%s\" expectation locks its table in SHARE mode until "
+						   "the transaction ends, which needs UPDATE, DELETE or TRUNCATE on it, as LOCK TABLE does.",
+						   e->kind == EXPECT_SAME ? "=" : "+n"),
+				 errhint("Apply under REPEATABLE READ, where the counts come from the transaction's snapshot "
+						 "and no lock is taken, or expect an exact count.")));
+}
+
+/*
+ * Resolve an expectation's name before the migration, and under READ
+ * COMMITTED lock the table of a change or "=" expectation in SHARE mode:
+ * other sessions' writes then cannot fall between the counts before and
+ * after (they wait for this transaction; it waits at most lock_timeout for
+ * theirs).  Under REPEATABLE READ or SERIALIZABLE every count comes from the
+ * transaction's snapshot, which leaves other sessions' commits out of both.
+ */
+static void
+resolve_before(Expectation *e, const char *version)
+{
+	RangeVar   *rv = expectation_rangevar(e->table);
+	bool		share = e->kind != EXPECT_EXACT && !IsolationUsesXactSnapshot();
+	/* an exact count is taken after the migration only: nothing to hold now */
+	LOCKMODE	mode = share ? ShareLock : e->kind == EXPECT_EXACT ? NoLock : AccessShareLock;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	e->relname = rv->relname;
+	PG_TRY();
+	{
+		e->relid = RangeVarGetRelidExtended(rv, mode, RVR_MISSING_OK, check_expectation_rights, e);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (!share || edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not lock table \"%s\" for its row count expectation within lock_timeout (%s)",
+						e->table, GetConfigOptionByName("lock_timeout", NULL, false)),
+				 errdetail("Migration %s expects \"%s\" of it; under READ COMMITTED the table is locked in "
+						   "SHARE mode from the count before the migration to the end of the transaction, "
+						   "and another session is writing it.", version, expected_text(e)),
+				 errhint("Nothing of this migration was kept. Rerun when that session is done, raise "
+						 "lock_timeout, or apply under REPEATABLE READ, which takes no such lock.")));
+	}
+	PG_END_TRY();
+	e->existed = OidIsValid(e->relid);
+	if (e->existed)
+		e->nspid = get_rel_namespace(e->relid);
+	else if (rv->schemaname == NULL)
+		e->search_path = pstrdup(namespace_search_path);
+}
+
+/*
+ * What the name means after the migration, found once: the table of that
+ * name in the schema it was found in before; for a table that did not exist,
+ * the name looked up as it was written, with the search_path of before.
+ */
+static Oid
+resolve_after(Expectation *e)
+{
+	RangeVar   *rv;
+	int			level;
+	Oid			relid;
+
+	if (OidIsValid(e->nspid))
+		return get_relname_relid(e->relname, e->nspid);
+	rv = expectation_rangevar(e->table);
+	if (e->search_path == NULL)
+		return RangeVarGetRelid(rv, NoLock, true);
+	level = NewGUCNestLevel();
+	(void) set_config_option("search_path", e->search_path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	AtEOXact_GUC(true, level);
+	return relid;
+}
+
+/*
+ * Whether a TRUNCATE could empty the table's file in place, keeping its
+ * relfilenode, which a snapshot taken before cannot see: it was created, or
+ * given a new file, in this transaction.
+ */
+static bool
+truncates_in_place(Oid relid)
+{
+	Relation	rel = RelationIdGetRelation(relid);
+	bool		result;
+
+	if (!RelationIsValid(rel))
+		return false;
+	result = rel->rd_createSubid != InvalidSubTransactionId ||
+		rel->rd_newRelfilenodeSubid != InvalidSubTransactionId ||
+		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId;
+	RelationClose(rel);
+	return result;
 }
 
 /*
@@ -253,57 +386,108 @@ xact_counts(Oid relid, int64 *inserted, int64 *deleted)
 }
 
 /*
- * Before the migration.  An exact count needs nothing now.  A delta needs
- * the count before.  An unchanged ("=") table is not counted: its
- * statistics and file are noted, and a snapshot is kept in case they show a
- * change; tables in `written` (those the statements may truncate, rewrite or
- * replace) are counted now.
+ * Whether this (sub)transaction level's statistics of a table say that it
+ * was truncated at this level: where a TRUNCATE empties a file in place.
+ */
+static bool
+truncated_at_this_level(Oid relid)
+{
+	PgStat_TableStatus *tab = find_tabstat_entry(relid);
+	int			level = GetCurrentTransactionNestLevel();
+
+	for (PgStat_TableXactStatus *t = tab ? tab->trans : NULL; t; t = t->upper)
+		if (t->nest_level == level)
+			return t->truncdropped;
+	return false;
+}
+
+/*
+ * A registered copy of a snapshot, frozen as it is now.  Under REPEATABLE
+ * READ the transaction's snapshot is registered already and its command id
+ * moves on with each statement: registered again, it would see the
+ * migration's own rows.
+ */
+static Snapshot
+snapshot_kept(Snapshot snapshot)
+{
+	Snapshot	copy;
+
+	PushCopiedSnapshot(snapshot);
+	copy = RegisterSnapshot(GetActiveSnapshot());
+	PopActiveSnapshot();
+	return copy;
+}
+
+/*
+ * Before the migration.  Every name is resolved (and, under READ COMMITTED,
+ * the tables of changes and "=" are locked; see resolve_before).  An exact
+ * count needs nothing more now.  A change needs the count before.  An
+ * unchanged ("=") table is not counted: its statistics and file are noted,
+ * and a snapshot is kept in case they show a change; it is counted now when
+ * it is in `written` (tables the statements may truncate, rewrite or
+ * replace) or when a TRUNCATE could empty its file in place, which no
+ * snapshot sees.
  */
 void
-expect_count_before(List *expectations, List *written)
+expect_count_before(List *expectations, List *written, const char *version)
 {
 	ListCell   *lc;
+	Snapshot	snapshot = NULL;
+
+	foreach(lc, expectations)
+		resolve_before(lfirst(lc), version);
 
 	foreach(lc, expectations)
 	{
 		Expectation *e = lfirst(lc);
 
-		e->relid = expectation_relid(e->table);
-		e->existed = OidIsValid(e->relid);
-		/* counted or not, an expectation is checked with the caller's rights */
-		if (e->existed && pg_class_aclcheck(e->relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(e->relid)),
-						   get_rel_name(e->relid));
 		if (e->kind == EXPECT_EXACT)
 			continue;
 		if (!e->existed)
 			e->before = 0;
 		else if (e->kind == EXPECT_DELTA || list_member_oid(written, e->relid) ||
-				 !stats_can_prove(e->relid))
+				 !stats_can_prove(e->relid) ||
+				 (truncates_in_place(e->relid) && truncated_at_this_level(e->relid)))
 			e->before = count_rows(e->relid, NULL);
 		else
 		{
 			e->deferred = true;
+			e->in_place = truncates_in_place(e->relid);
 			e->relfilenode = relation_file(e->relid);
 			xact_counts(e->relid, &e->inserted, &e->deleted);
-			if (e->snapshot == NULL)
+			/*
+			 * The snapshot a count would use now: the transaction's under
+			 * REPEATABLE READ (the one "after" is counted with), a new one
+			 * under READ COMMITTED, taken after the locks above.
+			 */
+			if (snapshot == NULL)
 			{
 				CommandCounterIncrement();
-				e->snapshot = RegisterSnapshot(GetLatestSnapshot());
+				snapshot = snapshot_kept(GetTransactionSnapshot());
+				e->snapshot = snapshot;
 			}
+			else
+				e->snapshot = RegisterSnapshot(snapshot);
 		}
 	}
 }
 
 /* Settle a deferred "=" expectation: proven by statistics, or counted both ways. */
 static void
-settle_deferred(Expectation *e)
+settle_deferred(Expectation *e, const char *version)
 {
-	Oid			relid = expectation_relid(e->table);
+	Oid			relid = e->relid_after;
 	int64		inserted,
 				deleted;
 
-	if (relid == e->relid && relation_file(relid) == e->relfilenode)
+	/*
+	 * A TRUNCATE that kept the file (of a table created or given a new file
+	 * at this level) shows only in the statistics: its counts start again
+	 * from 0, so they cannot prove anything, and the snapshot of before sees
+	 * the emptied file.
+	 */
+	if (relid == e->relid && relation_file(relid) == e->relfilenode &&
+		!(e->in_place && truncated_at_this_level(relid)))
 	{
 		xact_counts(relid, &inserted, &deleted);
 		if (inserted == e->inserted && deleted == e->deleted)
@@ -317,7 +501,8 @@ settle_deferred(Expectation *e)
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("cannot check the unchanged row count of table \"%s\"", e->table),
-			 errdetail("The migration dropped, truncated or rewrote it through statements migrate could not see (in a function or a DO block)."),
+			 errdetail("Migration %s dropped, truncated or rewrote it through statements migrate could not see (in a function or a DO block).",
+					   version),
 			 errhint("Expect an exact count for this table instead of \"=\".")));
 }
 
@@ -345,20 +530,19 @@ expect_check_after(List *expectations, const char *version)
 	foreach(lc, expectations)
 	{
 		Expectation *e = lfirst(lc);
-		Oid			relid;
 		int64		want = 0;
 
+		e->relid_after = resolve_after(e);
 		if (e->deferred)
 		{
-			settle_deferred(e);
+			settle_deferred(e, version);
 			if (e->proven)
 			{
 				passed++;
 				continue;
 			}
 		}
-		relid = expectation_relid(e->table);
-		e->after = OidIsValid(relid) ? count_rows(relid, NULL) : 0;
+		e->after = OidIsValid(e->relid_after) ? count_rows(e->relid_after, NULL) : 0;
 		switch (e->kind)
 		{
 			case EXPECT_EXACT:

@@ -45,6 +45,8 @@ typedef struct MigrationFile
 	char	   *version;
 	char	   *name;
 	bool		is_down;
+	bool		has_up;			/* a down file whose up file is registered with it */
+	struct ScriptSyntaxError *down_error;	/* a down file's syntax error */
 	/* outcome */
 	char	   *key;
 	const char *result;
@@ -211,6 +213,7 @@ find_markers(const char *text)
 
 	while (*p)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (line_start)
 		{
 			Marker	   *mk = marker_at(text, p, line);
@@ -433,7 +436,7 @@ split_sections(MigrationFile *f, Migration *m)
 		/* without an up marker, what stands before the first section is the up script */
 		if (m->up == NULL)
 			m->up = pnstrdup(clean, header_end);
-		else if (script_parse(pnstrdup(clean, header_end), psprintf("file \"%s\"", f->filename))->nstmts > 0)
+		else if (script_count(pnstrdup(clean, header_end), psprintf("file \"%s\"", f->filename)) > 0)
 			file_error(f, 1, "statements stand before the -- migrate:up section");
 	}
 	else
@@ -487,12 +490,17 @@ json_object_1(const char *key, const char *value)
 	return buf.data;
 }
 
-/* Set the down script of a registered migration that has no up file here. */
+/*
+ * Set the down script of a registered migration that has no up file here
+ * (checked by register_files() before the catalog lock, as migrate_add()
+ * checks a down script).
+ */
 static const char *
 register_down_only(Catalog *cat, MigrationFile *down)
 {
 	Migration  *m = catalog_find(cat, down->key);
-	Datum		values[3];
+	List	   *notes = NIL;
+	Datum		values[4];
 
 	if (m == NULL)
 		ereport(ERROR,
@@ -502,11 +510,28 @@ register_down_only(Catalog *cat, MigrationFile *down)
 				 errhint("Register the migration's up script with it.")));
 	if (m->down && strcmp(m->down, down->content) == 0)
 		return "unchanged";
+	if (down->down_error)
+	{
+		warn_down_unparsed(m->version, psprintf("file \"%s\"", down->filename), down->down_error);
+		notes = lappend(notes, down_unparsed_note(down->down_error));
+	}
+	/* a new down script of an applied migration is a note, as in register_migration() */
+	if (m->applied)
+		notes = lappend(notes,
+						psprintf(CHANGED_AFTER_APPLY_NOTE "down script by %s: checksum %s, now %s",
+								 current_user_name(), m->down ? script_checksum(m->down) : "none",
+								 script_checksum(down->content)));
 	values[0] = CStringGetTextDatum(m->key);
 	values[1] = CStringGetTextDatum(down->content);
-	values[2] = CStringGetTextDatum(down->filename);
-	catalog_exec("UPDATE migrate.migrations SET down = $2 WHERE version_key = $1",
-				 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}, values, NULL);
+	values[2] = PointerGetDatum(string_list_to_array(notes));
+	values[3] = CStringGetTextDatum(DOWN_UNPARSED_NOTE);
+	/* the flag of the down script replaced goes with it */
+	catalog_exec("UPDATE migrate.migrations "
+				 "   SET down = $2, "
+				 "       notes = pg_catalog.array_cat(ARRAY(SELECT u.n FROM pg_catalog.unnest(notes) WITH ORDINALITY AS u(n, i) "
+				 "                  WHERE NOT pg_catalog.starts_with(u.n, $4) ORDER BY u.i), $3) "
+				 " WHERE version_key = $1",
+				 4, (Oid[]) {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID}, values, NULL);
 	catalog_history(m->version, m->key, m->name, "update", m->checksum,
 					json_object_1("down_file", down->filename));
 	return "updated";
@@ -597,11 +622,30 @@ register_files(List *files, bool strict)
 									   f->filename, d->filename),
 							 errhint("Keep one of them.")));
 				m->down = d->content;
+				m->down_where = psprintf("file \"%s\"", d->filename);
+				d->has_up = true;
 			}
 		}
+		if (m->down && m->down_where == NULL)
+			m->down_where = psprintf("the down section of file \"%s\"", f->filename);
 		migration_prepare(m);
 		error_context_stack = errcb.previous;
 		ups = lappend(ups, list_make2(f, m));
+	}
+	/* down files on their own: the same checks as a down script given with its migration */
+	foreach(lc, files)
+	{
+		MigrationFile *f = lfirst(lc);
+		ErrorContextCallback errcb;
+
+		if (f->key == NULL || !f->is_down || f->has_up)
+			continue;
+		errcb.callback = file_error_context;
+		errcb.arg = f;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
+		f->down_error = check_down_script(f->content, psprintf("file \"%s\"", f->filename));
+		error_context_stack = errcb.previous;
 	}
 
 	SPI_connect();
@@ -696,7 +740,7 @@ migrate_add_script(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the file name and the script must not be null")));
 	f->filename = base_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	f->content = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	f->content = text_arg_cstring(fcinfo, 1);
 	InitMaterializedSRF(fcinfo, 0);
 	put_file_rows(fcinfo, register_files(list_make1(f), true));
 	return (Datum) 0;
@@ -778,6 +822,23 @@ read_text_file(const char *path, const char *filename)
 	return buf.data;
 }
 
+/* A file name with every byte outside ASCII written as \xNN, to show one that is not valid text. */
+static char *
+escaped_file_name(const char *name)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (const unsigned char *p = (const unsigned char *) name; *p; p++)
+	{
+		if (*p < 0x80 && *p >= 0x20)
+			appendStringInfoChar(&buf, (char) *p);
+		else
+			appendStringInfo(&buf, "\\x%02x", *p);
+	}
+	return buf.data;
+}
+
 static int
 filename_cmp(const ListCell *a, const ListCell *b)
 {
@@ -823,6 +884,22 @@ migrate_load(PG_FUNCTION_ARGS)
 		path = psprintf("%s/%s", dir, de->d_name);
 		f = palloc0(sizeof(MigrationFile));
 		f->filename = pstrdup(de->d_name);
+		/* a name that is not text in the database's encoding is never stored nor shown */
+		if (!pg_verify_mbstr(GetDatabaseEncoding(), f->filename, strlen(f->filename), true))
+		{
+			f->filename = escaped_file_name(de->d_name);
+			if (ends_with(de->d_name, ".sql"))
+				ereport(ERROR,
+						(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+						 errmsg("the name of file \"%s\" is not valid %s", f->filename,
+								GetDatabaseEncodingName()),
+						 errdetail("Bytes that are not valid are shown as \\xNN; versions and names come from file names."),
+						 errhint("Rename the file.")));
+			f->result = "skipped";
+			f->detail = "not a migration: its name is not valid text in the database encoding";
+			files = lappend(files, f);
+			continue;
+		}
 		if (stat(path, &st) < 0)
 			ereport(ERROR,
 					(errcode_for_file_access(),

@@ -6,45 +6,397 @@
  *		And keeping Supabase's table in step: what migrate applies or reverts
  *		is written there too, so `supabase migration list` agrees.
  *
- *		The other tools' tables are read and written with the caller's rights.
+ *		The other tools' tables are read and written with the caller's rights,
+ *		so whatever is attached to them runs with the caller's rights too: a
+ *		trigger, a default, a policy, the function behind a view.  They are
+ *		found by name (Supabase's in a schema anyone with CREATE on the
+ *		database could have created first, the others through search_path),
+ *		so they are used only when trusted (foreign_history_trusted): the
+ *		sync skips any other with a WARNING, the import refuses it (42501).
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/transam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 #include "migrate.h"
 
 PG_FUNCTION_INFO_V1(migrate_import_history);
 
-/* A JSON string literal. */
-static char *
-quote_json(const char *s)
-{
-	StringInfoData buf;
+/* ---- which of the other tools' tables may be used ---- */
 
-	initStringInfo(&buf);
-	escape_json(&buf, s);
-	return buf.data;
+/*
+ * Whose code may run with the caller's rights: the caller's own, and a
+ * superuser's (who could do anything anyway).  Not that of a role the caller
+ * is a member of: its code would gain the caller's other rights.
+ */
+static bool
+trusted_role(Oid role)
+{
+	/* pg_database_owner (owner of schema public) stands for the database's owner */
+	if (role == ROLE_PG_DATABASE_OWNER)
+	{
+		HeapTuple	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for database %u", MyDatabaseId);
+		role = ((Form_pg_database) GETSTRUCT(tup))->datdba;
+		ReleaseSysCache(tup);
+	}
+	return role == GetUserId() || superuser_arg(role);
+}
+
+static char *
+role_text(Oid role)
+{
+	char	   *name = GetUserNameFromId(role, true);
+
+	return name ? psprintf("\"%s\"", name) : psprintf("%u (dropped)", role);
+}
+
+static const char *
+relkind_text(char relkind)
+{
+	switch (relkind)
+	{
+		case RELKIND_VIEW:
+			return "a view";
+		case RELKIND_MATVIEW:
+			return "a materialized view";
+		case RELKIND_PARTITIONED_TABLE:
+			return "a partitioned table";
+		case RELKIND_FOREIGN_TABLE:
+			return "a foreign table";
+		case RELKIND_SEQUENCE:
+			return "a sequence";
+		case RELKIND_COMPOSITE_TYPE:
+			return "a composite type";
+		case RELKIND_INDEX:
+		case RELKIND_PARTITIONED_INDEX:
+			return "an index";
+		default:
+			return "another kind of relation";
+	}
+}
+
+/*
+ * What is attached to a table and runs when it is read or written (triggers,
+ * row-security policies, defaults, constraints, indexes, the types of its
+ * columns and their domain constraints) and what each of them uses: every
+ * function (an operator's too), type and relation, with its owner.  Rules
+ * come last, with no owner: a rule may turn a write into anything.  Runs as
+ * the catalog owner, for the pinned search_path (and a kept plan).
+ */
+static const char *const attached_code_sql =
+	"WITH attached (classid, objid, what) AS ("
+	"      SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass::pg_catalog.oid, t.oid, "
+	"             pg_catalog.format('trigger \"%s\"', t.tgname) "
+	"        FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 "
+	"   UNION ALL "
+	"      SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass::pg_catalog.oid, p.oid, "
+	"             pg_catalog.format('policy \"%s\"', p.polname) "
+	"        FROM pg_catalog.pg_policy p WHERE p.polrelid OPERATOR(pg_catalog.=) $1 "
+	"   UNION ALL "
+	"      SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass::pg_catalog.oid, d.oid, "
+	"             pg_catalog.format('default of column \"%s\"', a.attname) "
+	"        FROM pg_catalog.pg_attrdef d "
+	"        JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) d.adrelid "
+	"                                      AND a.attnum OPERATOR(pg_catalog.=) d.adnum "
+	"       WHERE d.adrelid OPERATOR(pg_catalog.=) $1 "
+	"   UNION ALL "
+	"      SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass::pg_catalog.oid, c.oid, "
+	"             pg_catalog.format('constraint \"%s\"', c.conname) "
+	"        FROM pg_catalog.pg_constraint c WHERE c.conrelid OPERATOR(pg_catalog.=) $1 "
+	"   UNION ALL "
+	"      SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass::pg_catalog.oid, c.oid, "
+	"             pg_catalog.format('column \"%s\" (constraint \"%s\" of its type)', a.attname, c.conname) "
+	"        FROM pg_catalog.pg_attribute a "
+	"        JOIN pg_catalog.pg_constraint c ON c.contypid OPERATOR(pg_catalog.=) a.atttypid "
+	"       WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 "
+	"         AND NOT a.attisdropped "
+	"   UNION ALL "
+	"      SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid, i.indexrelid, "
+	"             pg_catalog.format('index \"%s\"', c.relname) "
+	"        FROM pg_catalog.pg_index i "
+	"        JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid "
+	"       WHERE i.indrelid OPERATOR(pg_catalog.=) $1), "
+	"uses (what, classid, objid) AS ("
+	"      SELECT a.what, d.refclassid, d.refobjid "
+	"        FROM attached a "
+	"        JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) a.classid "
+	"                                   AND d.objid OPERATOR(pg_catalog.=) a.objid "
+	"       WHERE d.refclassid OPERATOR(pg_catalog.=) ANY ('{pg_catalog.pg_proc, pg_catalog.pg_operator, "
+	"                                                  pg_catalog.pg_type, pg_catalog.pg_class}'::pg_catalog.regclass[]) "
+	"         AND NOT (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+	"                  AND d.refobjid OPERATOR(pg_catalog.=) $1) "
+	"   UNION "		/* built-in functions and types have no pg_depend rows */
+	"      SELECT pg_catalog.format('trigger \"%s\"', t.tgname), "
+	"             'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid, t.tgfoid "
+	"        FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 "
+	"   UNION "
+	"      SELECT pg_catalog.format('column \"%s\"', a.attname), "
+	"             'pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid, a.atttypid "
+	"        FROM pg_catalog.pg_attribute a "
+	"       WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 "
+	"         AND NOT a.attisdropped), "
+	"runs (what, classid, objid) AS ("
+	"      SELECT * FROM uses "
+	"   UNION "
+	"      SELECT u.what, 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid, o.oprcode::pg_catalog.oid "
+	"        FROM uses u JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) u.objid "
+	"       WHERE u.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass) "
+	"SELECT r.what, pg_catalog.pg_describe_object(r.classid, r.objid, 0), "
+	"       COALESCE(p.proowner, o.oprowner, t.typowner, c.relowner), false "
+	"  FROM runs r "
+	"  LEFT JOIN pg_catalog.pg_proc p ON r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass "
+	"                                AND p.oid OPERATOR(pg_catalog.=) r.objid "
+	"  LEFT JOIN pg_catalog.pg_operator o ON r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass "
+	"                                    AND o.oid OPERATOR(pg_catalog.=) r.objid "
+	"  LEFT JOIN pg_catalog.pg_type t ON r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass "
+	"                                AND t.oid OPERATOR(pg_catalog.=) r.objid "
+	"  LEFT JOIN pg_catalog.pg_class c ON r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+	"                                 AND c.oid OPERATOR(pg_catalog.=) r.objid "
+	"UNION ALL "
+	"SELECT pg_catalog.format('rule \"%s\"', w.rulename), NULL, NULL, true "
+	"  FROM pg_catalog.pg_rewrite w WHERE w.ev_class OPERATOR(pg_catalog.=) $1 "
+	" ORDER BY 4, 1, 2";
+
+/*
+ * Whether nothing is attached to the table that could run code: no trigger,
+ * rule, row security, CHECK constraint, default or generated column, no index
+ * on an expression or with a predicate, and only columns of built-in types.
+ * The usual case (a table as its tool created it), decided from the relcache
+ * without a query.  The table must be locked.
+ */
+static bool
+nothing_attached(Oid relid)
+{
+	Relation	rel = relation_open(relid, NoLock);
+	Form_pg_class form = RelationGetForm(rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		bare = !form->relhastriggers && !form->relhasrules && !form->relrowsecurity &&
+		form->relchecks == 0;
+	List	   *indexes;
+	ListCell   *lc;
+
+	for (int i = 0; bare && i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		bare = att->attisdropped ||
+			(!att->atthasdef && att->attgenerated == '\0' && att->atttypid < FirstNormalObjectId);
+	}
+	indexes = bare ? RelationGetIndexList(rel) : NIL;
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for index %u", lfirst_oid(lc));
+		bare &= heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(tup, Anum_pg_index_indpred, NULL);
+		ReleaseSysCache(tup);
+	}
+	relation_close(rel, NoLock);
+	return bare;
+}
+
+/*
+ * Whether another tool's table may be read or written with the caller's
+ * rights: a plain table owned by the caller or a superuser, in a schema owned
+ * by the caller or a superuser, with no rule, and nothing attached to it that
+ * uses a function, operator, type or relation of another role (one level
+ * deep: what a trusted function calls in turn is its owner's business).
+ * With `attached` false, only the first part (the kind and the two owners):
+ * what can be checked without a lock.  When not, *detail names the table, its
+ * owner and what is wrong, and *hint the way out.
+ */
+static bool
+foreign_history_trusted(Oid relid, bool attached, char **detail, char **hint)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class rel;
+	char	   *table;
+	char	   *owner;
+	const char *me = quote_identifier(current_user_name());
+	Oid			nspowner;
+	char		relkind;
+	bool		relispartition;
+	Oid			relowner;
+	Oid			nsp;
+	bool		trusted = true;
+
+	if (!HeapTupleIsValid(tup))
+	{
+		*detail = psprintf("Relation %u was dropped while it was being checked.", relid);
+		*hint = pstrdup("Try again.");
+		return false;
+	}
+	rel = (Form_pg_class) GETSTRUCT(tup);
+	relkind = rel->relkind;
+	relispartition = rel->relispartition;
+	relowner = rel->relowner;
+	nsp = rel->relnamespace;
+	table = quote_qualified_identifier(get_namespace_name(nsp), NameStr(rel->relname));
+	ReleaseSysCache(tup);
+	owner = role_text(relowner);
+
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	nspowner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+
+	if (!trusted_role(relowner))
+	{
+		*detail = psprintf("Table %s is owned by role %s, which is neither you nor a superuser: "
+						   "what runs when it is read or written would run with your rights.",
+						   table, owner);
+		*hint = psprintf("If it really is the tool's table, have a superuser check it and run "
+						 "ALTER TABLE %s OWNER TO %s; otherwise drop it.", table, me);
+		trusted = false;
+	}
+	else if (!trusted_role(nspowner))
+	{
+		*detail = psprintf("Table %s (owned by role %s) is in schema %s, owned by role %s, "
+						   "which is neither you nor a superuser: that role may replace the table at will.",
+						   table, owner, quote_identifier(get_namespace_name(nsp)), role_text(nspowner));
+		*hint = psprintf("If it really is the tool's schema, have a superuser check it and run "
+						 "ALTER SCHEMA %s OWNER TO %s; otherwise drop it.",
+						 quote_identifier(get_namespace_name(nsp)), me);
+		trusted = false;
+	}
+	else if (relkind != RELKIND_RELATION || relispartition)
+	{
+		*detail = psprintf("Relation %s (owned by role %s) is %s, not a plain table.", table, owner,
+						   relispartition ? "a partition" : relkind_text(relkind));
+		*hint = psprintf("Only a plain table is read or written there: drop %s, or rename it.", table);
+		trusted = false;
+	}
+	else if (attached && !nothing_attached(relid))
+	{
+		catalog_exec(attached_code_sql, 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, NULL);
+		for (uint64 i = 0; trusted && i < SPI_processed; i++)
+		{
+			HeapTuple	row = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			bool		no_owner;
+			bool		rule = DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
+			Oid			uses_owner = DatumGetObjectId(SPI_getbinval(row, desc, 3, &no_owner));
+			char	   *what = SPI_getvalue(row, desc, 1);
+
+			if (rule)
+			{
+				*detail = psprintf("Table %s (owned by role %s) has %s, which may turn what is written "
+								   "into any other statement.", table, owner, what);
+				*hint = psprintf("Drop the rules on %s.", table);
+				trusted = false;
+			}
+			else if (no_owner || !trusted_role(uses_owner))
+			{
+				char	   *uses = SPI_getvalue(row, desc, 2);
+
+				if (uses == NULL)
+					uses = "an object that no longer exists";
+
+				*detail = psprintf("Table %s is owned by role %s, but its %s uses %s, owned by role %s, "
+								   "which is neither you nor a superuser: it would run with your rights.",
+								   table, owner, what, uses, no_owner ? "(none)" : role_text(uses_owner));
+				*hint = psprintf("Drop its %s, or have a superuser check %s and take it over "
+								 "(ALTER ... OWNER TO).", what, uses);
+				trusted = false;
+			}
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	return trusted;
+}
+
+/*
+ * Find another tool's table by name and lock it (lockmode, for the rest of
+ * the transaction) once trusted, so that it stays what was checked: nothing
+ * is attached to a table, nor is it dropped or given away, without a lock
+ * that conflicts.  Returns InvalidOid when there is no such relation;
+ * otherwise its OID, with *detail and *hint set when it may not be used.  An
+ * untrusted table is not locked: its owner's locks must not stall us.
+ */
+static Oid
+foreign_history_open(RangeVar *rv, LOCKMODE lockmode, char **detail, char **hint)
+{
+	Oid			relid;
+
+	*detail = *hint = NULL;
+	for (;;)
+	{
+		relid = RangeVarGetRelid(rv, NoLock, true);
+		if (!OidIsValid(relid))
+			return InvalidOid;
+		if (!foreign_history_trusted(relid, false, detail, hint))
+			return relid;
+		LockRelationOid(relid, lockmode);
+		/* while we waited, the name may have gone, or gone to another relation */
+		if (RangeVarGetRelid(rv, NoLock, true) == relid)
+			break;
+		UnlockRelationOid(relid, lockmode);
+		CHECK_FOR_INTERRUPTS();
+	}
+	(void) foreign_history_trusted(relid, true, detail, hint);
+	return relid;
 }
 
 /* ---- Supabase's table, kept in step ---- */
 
+/*
+ * Whether Supabase's table is there to be kept in step.  One that may not be
+ * used is skipped, with a WARNING the first time in a transaction.
+ */
 static bool
-supabase_table_exists(void)
+supabase_table_usable(void)
 {
-	Oid			nsp = get_namespace_oid("supabase_migrations", true);
+	static LocalTransactionId warned = InvalidLocalTransactionId;
+	char	   *detail;
+	char	   *hint;
+	Oid			relid = foreign_history_open(makeRangeVar("supabase_migrations", "schema_migrations", -1),
+											 RowExclusiveLock, &detail, &hint);
 
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid("schema_migrations", nsp));
+	if (!OidIsValid(relid))
+		return false;
+	if (detail == NULL)
+		return true;
+	if (warned != MyProc->lxid)
+	{
+		warned = MyProc->lxid;
+		ereport(WARNING,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("skipping Supabase's history table supabase_migrations.schema_migrations"),
+				 errdetail_internal("%s", detail),
+				 errhint("%s", hint)));
+	}
+	return false;
 }
 
 /* Run a statement on another tool's table as the caller; raises on SPI failure. */
@@ -64,13 +416,13 @@ supabase_record_apply(Migration *m, Script *script)
 {
 	List	   *statements = NIL;
 
-	if (m->repeatable || !supabase_table_exists())
+	if (m->repeatable || !supabase_table_usable())
 		return;
 	/* a migration that was not run here (baseline, import) has no statements to show */
 	for (int i = 0; script && i < script->nstmts; i++)
 		statements = lappend(statements, script->stmts[i].sql);
 	exec_as_caller("INSERT INTO supabase_migrations.schema_migrations (version, name, statements) "
-				   "SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT FROM supabase_migrations.schema_migrations "
+				   "SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT FROM ONLY supabase_migrations.schema_migrations "
 				   "                                     WHERE version OPERATOR(pg_catalog.=) $1)",
 				   3, (Oid[]) {TEXTOID, TEXTOID, TEXTARRAYOID},
 				   (Datum[]) {CStringGetTextDatum(m->version), CStringGetTextDatum(m->name),
@@ -80,14 +432,25 @@ supabase_record_apply(Migration *m, Script *script)
 void
 supabase_record_revert(Migration *m)
 {
-	if (m->repeatable || !supabase_table_exists())
+	if (m->repeatable || !supabase_table_usable())
 		return;
-	exec_as_caller("DELETE FROM supabase_migrations.schema_migrations "
+	exec_as_caller("DELETE FROM ONLY supabase_migrations.schema_migrations "
 				   " WHERE version OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(m->version)});
 }
 
 /* ---- migrate_import_history ---- */
+
+/* The relation's name, schema-qualified and quoted. */
+static char *
+qualified_table(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+
+	if (rel == NULL)
+		return psprintf("(dropped relation %u)", relid);
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel);
+}
 
 /* A version another tool recorded as applied. */
 typedef struct ForeignVersion
@@ -96,17 +459,30 @@ typedef struct ForeignVersion
 	char	   *name;
 } ForeignVersion;
 
+/*
+ * The tool's table, locked for reading; only a trusted one (see
+ * foreign_history_trusted): what it says decides what is marked applied, and
+ * reading it (a view, a policy) may run code with the caller's rights.
+ */
 static Oid
 require_table(const char *qualified, const char *tool)
 {
 	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(qualified));
-	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+	char	   *detail;
+	char	   *hint;
+	Oid			relid = foreign_history_open(rv, AccessShareLock, &detail, &hint);
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("%s's history table %s does not exist", tool, qualified),
 				 errhint("Connect to the database %s migrated, with its schema in search_path.", tool)));
+	if (detail != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("refusing to read %s's history table %s", tool, qualified_table(relid)),
+				 errdetail_internal("%s", detail),
+				 errhint("%s", hint)));
 	return relid;
 }
 
@@ -201,9 +577,10 @@ migrate_import_history(PG_FUNCTION_ARGS)
 
 	if (strcmp(source, "supabase") == 0)
 	{
-		require_table("supabase_migrations.schema_migrations", "Supabase CLI");
-		theirs = foreign_versions("SELECT version, name FROM supabase_migrations.schema_migrations "
-								  " ORDER BY version");
+		Oid			relid = require_table("supabase_migrations.schema_migrations", "Supabase CLI");
+
+		theirs = foreign_versions(psprintf("SELECT version, name FROM ONLY %s ORDER BY version",
+										   qualified_table(relid)));
 	}
 	else if (strcmp(source, "flyway") == 0)
 	{
@@ -220,15 +597,14 @@ migrate_import_history(PG_FUNCTION_ARGS)
 			"  SELECT DISTINCT ON (v) v, description, type, success, installed_rank FROM ("
 			"    SELECT coalesce(version, 'R__' OPERATOR(pg_catalog.||) "
 			"                    pg_catalog.replace(description, ' ', '_')) AS v, * "
-			"      FROM %s "
+			"      FROM ONLY %s "
 			"     WHERE type OPERATOR(pg_catalog.~~) ANY (ARRAY['SQL', 'JDBC', 'SPRING_JDBC', 'SCRIPT', "
 			"                                                   'UNDO_%%', 'DELETE'])) r "
 			"   ORDER BY v, installed_rank DESC) latest "
 			" WHERE success AND type OPERATOR(pg_catalog.!~~) 'UNDO_%%' "
 			"   AND type OPERATOR(pg_catalog.<>) 'DELETE' "
 			" ORDER BY installed_rank",
-			quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									   get_rel_name(relid))));
+			qualified_table(relid)));
 	}
 	else if (strcmp(source, "dbmate") == 0)
 	{
@@ -239,15 +615,13 @@ migrate_import_history(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 					 errmsg("schema_migrations has a \"dirty\" column: it is golang-migrate's, not dbmate's"),
 					 errhint("Call migrate_import_history('golang-migrate').")));
-		theirs = foreign_versions(psprintf("SELECT version::text, NULL FROM %s ORDER BY 1",
-										   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-																	  get_rel_name(relid))));
+		theirs = foreign_versions(psprintf("SELECT version::pg_catalog.text, NULL FROM ONLY %s ORDER BY 1",
+										   qualified_table(relid)));
 	}
 	else if (strcmp(source, "golang-migrate") == 0)
 	{
 		Oid			relid = require_table("schema_migrations", "golang-migrate");
-		char	   *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-													   get_rel_name(relid));
+		char	   *table = qualified_table(relid);
 		MemoryContext cxt = CurrentMemoryContext;
 
 		if (!has_column(relid, "dirty"))
@@ -256,7 +630,7 @@ migrate_import_history(PG_FUNCTION_ARGS)
 					 errmsg("schema_migrations has no \"dirty\" column: it is not golang-migrate's"),
 					 errhint("For dbmate's table, call migrate_import_history('dbmate').")));
 		/* golang-migrate keeps one row: the current version, and whether it is dirty */
-		if (SPI_execute(psprintf("SELECT version::text, dirty FROM %s", table), true, 0) != SPI_OK_SELECT)
+		if (SPI_execute(psprintf("SELECT version::pg_catalog.text, dirty FROM ONLY %s", table), true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read %s", table);
 		MemoryContextSwitchTo(cxt);
 		if (SPI_processed > 0)

@@ -3,7 +3,9 @@
  *		The lifecycle commands of a mature migration tool:
  *		migrate_run()      apply with a commit after each migration, a failure
  *		                   recorded durably;
- *		migrate_rollback() run down scripts newest first, in one transaction;
+ *		migrate_rollback() run down scripts, the migration applied last first
+ *		                   and dependents before their requirements, in one
+ *		                   transaction;
  *		migrate_baseline() adopt an existing database: mark migrations applied;
  *		migrate_repair()   accept an intended edit, clear failures.
  */
@@ -13,8 +15,10 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "lib/binaryheap.h"
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
+#include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -64,9 +68,11 @@ run_step_body(void *arg)
 /*
  * Record a failed run of m: its failure state and a history row, in the
  * transaction that still holds the catalog lock; the caller commits it.
+ * extra_json: more fields for the history row's detail ("\"job\": 7, ..."),
+ * or NULL.
  */
-static void
-record_failure(Migration *m, ErrorData *edata)
+void
+record_failure(Migration *m, ErrorData *edata, const char *extra_json)
 {
 	StringInfoData json;
 	Datum		values[6];
@@ -77,6 +83,8 @@ record_failure(Migration *m, ErrorData *edata)
 	json_field(&json, "message", edata->message);
 	json_field(&json, "detail", edata->detail);
 	json_field(&json, "hint", edata->hint);
+	if (extra_json)
+		appendStringInfo(&json, ", %s", extra_json);
 	appendStringInfoChar(&json, '}');
 
 	values[0] = CStringGetTextDatum(m->key);
@@ -94,9 +102,10 @@ record_failure(Migration *m, ErrorData *edata)
 }
 
 /*
- * CALL migrate_run(target, out_of_order): apply pending migrations one
+ * CALL migrate_run(target, out_of_order, plan): apply pending migrations one
  * transaction each.  What succeeded stays; a failure is recorded and
- * committed, then raised.
+ * committed, then raised.  With a reviewed plan checksum, the first plan
+ * must be that plan, and each later step one of its steps, unchanged.
  */
 Datum
 migrate_run(PG_FUNCTION_ARGS)
@@ -104,6 +113,8 @@ migrate_run(PG_FUNCTION_ARGS)
 	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		out_of_order = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 	char	   *target_key = target ? version_key(target) : NULL;
+	char	   *plan = plan_checksum_arg(fcinfo, 2);
+	List	   *reviewed = NIL;
 	bool		nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
 	MemoryContext step_cxt;
@@ -136,10 +147,17 @@ migrate_run(PG_FUNCTION_ARGS)
 		catalog_lock();
 		cat = catalog_load(true);
 		steps = plan_pending(cat, target_key, out_of_order, true);
+		if (plan && total < 0)
+		{
+			/* checked once, before the first commit; kept across commits */
+			MemoryContextSwitchTo(saved);
+			reviewed = plan_check_reviewed(steps, plan);
+			MemoryContextSwitchTo(step_cxt);
+		}
 		steps = leave_non_transactional(steps, &left, total < 0);
 		if (total < 0)
 			total = list_length(steps);
-		if (steps == NIL)
+		if (steps == NIL || (plan && !plan_next_step_reviewed(reviewed, steps, done)))
 		{
 			MemoryContextSwitchTo(saved);
 			break;
@@ -150,7 +168,7 @@ migrate_run(PG_FUNCTION_ARGS)
 		edata = run_in_subtransaction(run_step_body, &rs, true);
 		if (edata)
 		{
-			record_failure(rs.m, edata);
+			record_failure(rs.m, edata, NULL);
 			SPI_commit();
 			ReThrowError(edata);
 		}
@@ -223,7 +241,153 @@ refuse_non_transactional_downs(List *steps)
 	}
 }
 
-/* migrate_rollback(target): revert applied migrations newer than target, newest first. */
+/* Order of reverting: the migration applied last first (larger rank), then the newer version. */
+static int
+revert_cmp(Datum a, Datum b, void *arg)
+{
+	const int  *rank = arg;
+	int			ia = DatumGetInt32(a),
+				ib = DatumGetInt32(b);
+
+	if (rank[ia] != rank[ib])
+		return rank[ia] < rank[ib] ? -1 : 1;
+	return ia < ib ? -1 : ia > ib ? 1 : 0;
+}
+
+/*
+ * The applied versioned migrations newer than target_key, in the order to
+ * revert them: the reverse of the order in which they were applied (their
+ * latest apply, baseline or import row in migrate.history), and in any case
+ * each before the migrations it requires (Kahn's algorithm over the
+ * requirements among them, the one applied last first).  Refuses (55000)
+ * when a migration that stays applied requires one of them.  Those without
+ * a down script are appended to *missing.
+ */
+static List *
+revert_order(Catalog *cat, const char *target, const char *target_key, StringInfo missing)
+{
+	ReqGraph   *g = plan_graph(cat);
+	int			n = cat->n;
+	bool	   *revert = palloc0(sizeof(bool) * Max(n, 1));
+	int		   *rank = palloc0(sizeof(int) * Max(n, 1));
+	int		   *dependents = palloc0(sizeof(int) * Max(n, 1));
+	binaryheap *ready = binaryheap_allocate(Max(n, 1), revert_cmp, rank);
+	List	   *steps = NIL;
+	int			nrevert = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		Migration  *m = cat->items[i];
+
+		revert[i] = m->applied && !m->repeatable && strcmp(m->key, target_key) > 0;
+		nrevert += revert[i];
+	}
+
+	/* what stays applied keeps its requirements */
+	for (int i = 0; i < n; i++)
+	{
+		Migration  *m = cat->items[i];
+
+		CHECK_FOR_INTERRUPTS();
+		if (!m->applied || revert[i])
+			continue;
+		for (int e = g->off[i]; e < g->off[i + 1]; e++)
+		{
+			Migration  *r;
+
+			if (g->to[e] < 0 || !revert[g->to[e]])
+				continue;
+			r = cat->items[g->to[e]];
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot roll back to %s: migration %s requires %s", target, m->version, r->version),
+					 errdetail("Migration %s \"%s\" stays applied, and the rollback would revert %s \"%s\", which it requires.",
+							   m->version, m->name, r->version, r->name),
+					 m->repeatable
+					 ? errhint("Register %s again without the requirement, or roll back to %s or a later version.",
+							   m->version, r->version)
+					 : errhint("Roll back to a version older than %s, so that it is reverted too, or to %s or a later version.",
+							   m->version, r->version)));
+		}
+	}
+	if (nrevert == 0)
+		return NIL;
+
+	/* the order in which they were applied: 1 for the first */
+	catalog_exec("SELECT a.version_key "
+				 "  FROM migrate.applied a "
+				 " WHERE a.version_key > $1 AND a.version_key < '~' "
+				 " ORDER BY (SELECT max(h.id) FROM migrate.history h "
+				 "            WHERE h.version_key = a.version_key AND h.outcome = 'ok' "
+				 "              AND h.action IN ('apply', 'baseline', 'import')) NULLS FIRST, "
+				 "          a.applied_at, a.version_key",
+				 1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(target_key)}, NULL);
+	for (uint64 k = 0; k < SPI_processed; k++)
+	{
+		int			i = catalog_find_index(cat, SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1));
+
+		CHECK_FOR_INTERRUPTS();
+		if (i >= 0)
+			rank[i] = (int) k + 1;
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/* a migration is reverted once none that requires it is left applied */
+	for (int i = 0; i < n; i++)
+		if (revert[i])
+			for (int e = g->off[i]; e < g->off[i + 1]; e++)
+				if (g->to[e] >= 0 && revert[g->to[e]])
+					dependents[g->to[e]]++;
+	for (int i = 0; i < n; i++)
+		if (revert[i] && dependents[i] == 0)
+			binaryheap_add_unordered(ready, Int32GetDatum(i));
+	binaryheap_build(ready);
+	while (!binaryheap_empty(ready))
+	{
+		int			i = DatumGetInt32(binaryheap_remove_first(ready));
+		Migration  *m = cat->items[i];
+
+		CHECK_FOR_INTERRUPTS();
+		if (m->down == NULL)
+			appendStringInfo(missing, "%s%s", missing->len > 0 ? ", " : "", m->version);
+		else
+		{
+			PlanStep   *s = palloc0(sizeof(PlanStep));
+
+			s->m = m;
+			steps = lappend(steps, s);
+		}
+		nrevert--;
+		for (int e = g->off[i]; e < g->off[i + 1]; e++)
+			if (g->to[e] >= 0 && revert[g->to[e]] && --dependents[g->to[e]] == 0)
+				binaryheap_add(ready, Int32GetDatum(g->to[e]));
+	}
+	if (nrevert > 0)
+	{
+		/* only a catalog edited by hand has a cycle */
+		int		   *left = palloc(sizeof(int) * Max(n, 1));
+		int			nleft = 0;
+		List	   *cycles;
+
+		for (int i = 0; i < n; i++)
+			if (revert[i] && dependents[i] > 0)
+				left[nleft++] = i;
+		cycles = plan_find_cycles(cat, left, nleft, false);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("requirements of migration %s form a cycle",
+						cycles ? cat->items[linitial_int(linitial(cycles))]->version : cat->items[left[0]]->version),
+				 cycles ? errdetail("The chain is %s (each requires the next).",
+									plan_cycle_chain(cat, linitial(cycles))) : 0,
+				 errhint("Remove one of the requirements in the chain.")));
+	}
+	return steps;
+}
+
+/*
+ * migrate_rollback(target): revert the applied migrations newer than target,
+ * the one applied last first, each before those it requires.
+ */
 Datum
 migrate_rollback(PG_FUNCTION_ARGS)
 {
@@ -258,22 +422,7 @@ migrate_rollback(PG_FUNCTION_ARGS)
 	if (SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))
 		appendStringInfoString(&missing, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 
-	for (int i = cat->n - 1; i >= 0; i--)
-	{
-		Migration  *m = cat->items[i];
-
-		if (!m->applied || m->repeatable || strcmp(m->key, target_key) <= 0)
-			continue;
-		if (m->down == NULL)
-			appendStringInfo(&missing, "%s%s", missing.len > 0 ? ", " : "", m->version);
-		else
-		{
-			PlanStep   *s = palloc0(sizeof(PlanStep));
-
-			s->m = m;
-			revert = lappend(revert, s);
-		}
-	}
+	revert = revert_order(cat, target, target_key, &missing);
 	if (missing.len > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -281,6 +430,7 @@ migrate_rollback(PG_FUNCTION_ARGS)
 				 errdetail("Without a down script: %s.", missing.data),
 				 errhint("Register their down scripts (migrate_add(..., down => ...), a U<version>__ or .down.sql file), or roll back to a later version.")));
 	refuse_non_transactional_downs(revert);
+	refuse_unparsed_downs(revert);
 
 	foreach(lc, revert)
 	{
@@ -289,6 +439,7 @@ migrate_rollback(PG_FUNCTION_ARGS)
 		Datum		values[6];
 		bool		nulls[6] = {false, false, false, false, false, false};
 
+		CHECK_FOR_INTERRUPTS();
 		revert_one(m, &rec);
 		progress_notice("reverted", foreach_current_index(lc) + 1, list_length(revert), m, rec.duration_ms);
 		values[0] = CStringGetTextDatum(m->version);
@@ -307,13 +458,19 @@ migrate_rollback(PG_FUNCTION_ARGS)
 
 /* ---- migrate_baseline ---- */
 
-/* migrate_baseline(version): mark registered migrations up to version applied, unrun. */
+/*
+ * migrate_baseline(version): mark registered migrations up to version
+ * applied, unrun, in the order migrate_apply(target => version) would run
+ * them; refused, as that is, when one requires a migration beyond version.
+ */
 Datum
 migrate_baseline(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *key;
 	Catalog    *cat;
+	List	   *steps;
+	ListCell   *lc;
 	int			marked = 0;
 
 	if (PG_ARGISNULL(0))
@@ -326,14 +483,16 @@ migrate_baseline(PG_FUNCTION_ARGS)
 	SPI_connect();
 	catalog_lock();
 	cat = catalog_load(false);
-	for (int i = 0; i < cat->n; i++)
+	steps = plan_pending(cat, key, true, false);
+	foreach(lc, steps)
 	{
-		Migration  *m = cat->items[i];
+		Migration  *m = ((PlanStep *) lfirst(lc))->m;
 		ApplyRecord rec = {0};
 		Datum		values[3];
 		bool		nulls[3] = {false, false, false};
 
-		if (m->applied || m->repeatable || strcmp(m->key, key) > 0)
+		CHECK_FOR_INTERRUPTS();
+		if (m->applied || m->repeatable)
 			continue;
 		rec.action = "baseline";
 		catalog_record_applied(m, &rec);

@@ -8,6 +8,7 @@
 
 #include "access/xact.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -41,6 +42,10 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("migrate");
+
+	/* preloaded: a launcher resumes, after every start, the jobs that lost their worker */
+	if (process_shared_preload_libraries_in_progress)
+		launcher_register();
 }
 
 /*

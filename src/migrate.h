@@ -5,21 +5,28 @@
  * One file per concern:
  *	 migrate.c	 module load, GUCs, the error context of a running migration
  *	 version.c	 version text -> order key (the order people mean)
- *	 checksum.c  SHA-256 of normalised script text
+ *	 checksum.c  SHA-256 of normalised script text, and of plans
  *	 script.c	 splitting scripts into statements with PostgreSQL's parser
  *	 catalog.c	 reading and writing the migrate.* catalog as its owner
  *	 expect.c	 row-count expectations: parsing and counting
- *	 plan.c		 which pending migrations run, and in what order
+ *	 plan.c		 the requirement graph and its walks; which pending
+ *				 migrations run, and in what order; the plan checksum that
+ *				 migrate_apply/migrate_run check
  *	 register.c  migrate_add()
  *	 apply.c	 migrate_apply(): the statement executor
  *	 verify.c	 verify queries, constraint re-checks, migrate_verify/check
- *	 validate.c  migrate_validate()
+ *	 validate.c  migrate_validate(), and the state of every migration
+ *				 (the migrate.status view, migrate_status())
+ *	 history.c	 the hash chain of migrate.history
+ *	 jobs.c		 background jobs seen from a session: start, list, wait, steer
+ *	 worker.c	 the job's background worker, and the launcher
  */
 #ifndef MIGRATE_H
 #define MIGRATE_H
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -52,36 +59,60 @@ extern char *migration_key_or_null(const char *version);
 
 /* Hex SHA-256 of text with CRLF/CR folded to LF and a leading BOM removed. */
 extern char *script_checksum(const char *text);
+/* Hex SHA-256 of bytes as they are. */
+extern char *sha256_hex(const char *data, size_t len);
 
 /* ---- script.c ---- */
 
 typedef struct ScriptStmt
 {
 	Node	   *parsetree;		/* raw parse tree of the statement */
-	char	   *sql;			/* its text */
+	char	   *sql;			/* its text (len bytes, NUL-terminated) */
+	int			len;
 	int			line;			/* line of its first token in the script */
 	int			offset;			/* byte offset of its text in the script */
+	int			index;			/* 0-based place in the script */
 } ScriptStmt;
 
 typedef struct Script
 {
 	const char *text;
 	int			nstmts;
+	int			allocated;
 	ScriptStmt *stmts;
 } Script;
 
+/* A syntax error that script_walk() was asked to return. */
+typedef struct ScriptSyntaxError
+{
+	int			sqlerrcode;
+	int			line;
+	char	   *message;
+} ScriptSyntaxError;
+
+typedef void (*ScriptStmtCallback) (ScriptStmt *st, void *arg);
+
 /*
- * Split a script into statements; a syntax error becomes an ERROR naming
- * what (e.g. "migration 001 up script") and the line.
+ * Split a script into statements, in linear time, interruptibly, with
+ * standard_conforming_strings on whatever the session says.  script_walk()
+ * hands each statement to a callback and keeps nothing (memory for one
+ * statement at a time); script_parse() keeps them all.  A syntax error
+ * becomes an ERROR naming what (e.g. "the up script of migration 001") and
+ * the line, or with `soft` is returned.
  */
+extern ScriptSyntaxError *script_walk(const char *input, const char *what, bool soft,
+									  ScriptStmtCallback callback, void *arg);
 extern Script *script_parse(const char *input, const char *what);
+extern int	script_count(const char *input, const char *what);
 extern const char *script_skip_bom(const char *text);
-extern int	script_line_at(const char *text, int offset);
+extern int	script_stmt_line_at(ScriptStmt *st, int offset);
 extern const char *skip_block_comment(const char *p, int *lines);
+extern void script_refuse_stmt(const char *what, int line, const char *reason, const char *hint)
+			pg_attribute_noreturn();
 
 /* Relations a statement writes or alters, as RangeVars (may be empty). */
 extern List *stmt_written_relations(Node *parsetree);
-extern const char *stmt_forbidden_reason(Node *parsetree);
+extern const char *stmt_forbidden_reason(Node *parsetree, const char **hint);
 extern const char *stmt_absorbed(Node *parsetree);
 extern const char *stmt_non_transactional(Node *parsetree);
 extern const char *stmt_new_enum_value(Node *parsetree);
@@ -105,11 +136,16 @@ typedef struct Migration
 	bool		transactional;
 	char	   *checksum;
 	char	   *source;			/* "migrate_add" or a file name */
+	char	   *registered_by;	/* the role whose text it is (loaded ones) */
 	List	   *notes;			/* what registration found worth saying */
 	List	   *warnings;		/* (message, detail, hint) to give if registered */
+	const char *down_where;		/* where the down script comes from, for messages */
+	struct ScriptSyntaxError *down_error;	/* its syntax error, when it does not parse */
 	bool		failed;			/* a durable failure is recorded */
 	bool		applied;
 	char	   *applied_checksum;
+	bool		explained;		/* the history records its applying (history_scan) */
+	bool		history_applied;	/* the history says it is applied (history_scan) */
 	List	   *touched;		/* qualified table names, for applied ones */
 } Migration;
 
@@ -122,6 +158,7 @@ typedef struct Catalog
 	int			n;
 	Migration **items;			/* in version order */
 	char	   *newest_applied_key; /* of versioned ones, or NULL */
+	struct ReqGraph *graph;		/* its requirements by index: plan_graph() */
 } Catalog;
 
 /* Run catalog queries as the catalog's owner with a pinned search_path. */
@@ -156,6 +193,7 @@ typedef struct ApplyRecord
 	int			checks;
 	char	   *counts;			/* jsonb text or NULL */
 	List	   *touched;		/* qualified names */
+	List	   *touched_oids;	/* the same tables' OIDs */
 	char	   *detail;			/* jsonb text for history, or NULL */
 } ApplyRecord;
 
@@ -165,10 +203,27 @@ extern void catalog_history(const char *version, const char *key,
 							const char *checksum, const char *detail_json);
 extern char *current_user_name(void);
 extern ArrayType *string_list_to_array(List *l);
+extern ArrayType *oid_list_to_array(List *oids);
+extern char *quote_json(const char *s);
 
 /* ---- register.c ---- */
 
+/* Notes that say a part of an applied migration was registered anew. */
+#define CHANGED_AFTER_APPLY_NOTE "changed after it was applied: "
+
+/* The longest version and name (bytes): longer ones could not be indexed in the catalog. */
+#define MIGRATE_VERSION_MAX_BYTES 500
+#define MIGRATE_NAME_MAX_BYTES 1000
+
+/* The note that flags a down script registered although it does not parse. */
+#define DOWN_UNPARSED_NOTE "down script does not parse: "
+
+extern char *text_arg_cstring(FunctionCallInfo fcinfo, int argno);
 extern void migration_prepare(Migration *m);
+extern struct ScriptSyntaxError *check_down_script(const char *text, const char *where);
+extern char *down_unparsed_note(struct ScriptSyntaxError *e);
+extern void warn_down_unparsed(const char *version, const char *where, struct ScriptSyntaxError *e);
+extern void refuse_unparsed_downs(List *steps);
 extern const char *register_migration(Catalog *cat, Migration *m);
 extern void registered_check_requirements(List *migrations);
 
@@ -188,11 +243,23 @@ typedef struct Expectation
 	int64		n;				/* exact count or delta */
 	int64		before;			/* -1 when not counted */
 	int64		after;
+	/*
+	 * The name is resolved once, before the migration, with the search_path
+	 * in force then (the caller's): a table that exists is pinned to its
+	 * schema; one that does not is looked up after the migration with that
+	 * same search_path.  The migration's own SET search_path never changes
+	 * which table the name means.
+	 */
+	char	   *relname;
+	Oid			nspid;			/* the schema it was found in, or InvalidOid */
+	char	   *search_path;	/* the caller's, for a table made by the migration */
+	Oid			relid_after;	/* what the name means after the migration */
 	/* the table before the migration, and what proves "=" without counting */
 	Oid			relid;
 	bool		existed;
 	bool		deferred;		/* "=": settle after the migration */
 	bool		proven;			/* "=": no row inserted or deleted */
+	bool		in_place;		/* "=": a TRUNCATE could keep its file */
 	Oid			relfilenode;
 	int64		inserted;		/* this transaction's counts before */
 	int64		deleted;
@@ -201,7 +268,7 @@ typedef struct Expectation
 
 /* Parse and validate an expect jsonb; ereports naming table and value. */
 extern List *expect_parse(Jsonb *expect);
-extern void expect_count_before(List *expectations, List *written);
+extern void expect_count_before(List *expectations, List *written, const char *version);
 /* Count after; returns number passed or ereports on the first mismatch. */
 extern int	expect_check_after(List *expectations, const char *version);
 extern char *expect_counts_json(List *expectations);
@@ -212,14 +279,75 @@ typedef struct PlanStep
 {
 	Migration  *m;
 	const char *reason;
+	/* filled by plan_checksum() */
+	char	   *verify_checksum;	/* script_checksum() of the verify query, or NULL */
+	char	   *down_checksum;	/* of the down script, or NULL */
+	char	   *text;			/* what the step adds to the plan checksum */
+	/* filled by plan_pending() */
+	bool		waits_worker;	/* non-transactional, or requires one that waits */
+	const char *blocker;		/* the requirement (as written) it waits with, or NULL */
 } PlanStep;
 
+/* A step as it was reviewed: kept by runners that plan again after each commit. */
+typedef struct ReviewedStep
+{
+	char	   *key;
+	char	   *text;
+} ReviewedStep;
+
+/*
+ * The requirement graph of a loaded catalog, by index into cat->items: the
+ * requirements of item i are to[off[i]] .. to[off[i + 1] - 1], in the order
+ * written (the k-th is m->requires_keys' k-th), -1 for one not registered.
+ * Every walk over it is iterative and linear in nodes plus edges.
+ */
+typedef struct ReqGraph
+{
+	int			n;
+	int		   *off;			/* n + 1 offsets into to[] */
+	int		   *to;
+} ReqGraph;
+
+extern ReqGraph *plan_graph(Catalog *cat);
+/*
+ * Cycles reachable from the given items (all when roots is NULL), each as
+ * an int List of indexes v0, v1, ..., vk: v0 requires v1, ..., vk requires
+ * v0.  With all = false, the first one found (or NIL).
+ */
+extern List *plan_find_cycles(Catalog *cat, const int *roots, int nroots, bool all);
+/* "a -> b -> a" for a cycle of plan_find_cycles() */
+extern char *plan_cycle_chain(Catalog *cat, List *cycle);
+/*
+ * For every item: pending and cannot run in a transaction, or requires a
+ * pending one that waits (directly or not): it waits for the background worker.
+ */
+extern bool *plan_waits_for_worker(Catalog *cat);
+/* Pending, versioned, older than the newest applied one, and not waiting for the worker. */
+extern bool plan_out_of_order(Catalog *cat, Migration *m, bool waits);
 /* Pending migrations up to target_key (NULL: all), ordered; ereports on bad plans. */
 extern List *plan_pending(Catalog *cat, const char *target_key, bool out_of_order,
 						  bool check_out_of_order);
-extern bool waits_for_worker(Catalog *cat, Migration *m, int depth);
-/* ereports if adding `m` to the graph makes a cycle or an unknown requirement. */
-extern void plan_check_requirements(Catalog *cat, Migration *m);
+/*
+ * ereports if the requirements of these migrations (of cat) name one that is
+ * not registered, or close a cycle.
+ */
+extern void plan_check_requirements(Catalog *cat, List *migrations);
+
+/*
+ * Reviewed plans.  migrate_plan() shows plan_checksum(steps); a runner given
+ * that checksum (the `plan` argument of migrate_apply and migrate_run; a job
+ * stores it in its row) plans under the catalog lock, then calls
+ * plan_check_reviewed() before running anything.  A runner that commits
+ * between steps and plans again each time also calls
+ * plan_next_step_reviewed() before each step.
+ */
+extern char *plan_checksum(List *steps);
+/* The `plan` argument (number argno) if given: 64 hex digits, lower-cased; else NULL. */
+extern char *plan_checksum_arg(FunctionCallInfo fcinfo, int argno);
+/* Refuse (55000) a plan whose checksum is not `reviewed`; returns its ReviewedSteps. */
+extern List *plan_check_reviewed(List *steps, const char *reviewed);
+/* Refuse (55000) a next step that was not reviewed; false when the reviewed ones are done. */
+extern bool plan_next_step_reviewed(List *reviewed, List *steps, int done);
 
 /* ---- apply.c ---- */
 
@@ -233,10 +361,93 @@ extern const char *non_transactional_reason(Migration *m);
 #define NON_TRANSACTIONAL_NOTE "cannot run in a transaction: "
 extern Interval *ms_interval(double ms);
 
+/* ---- lifecycle.c ---- */
+
+/* Record a failed run durably: the migration's failure and a history row. */
+extern void record_failure(Migration *m, ErrorData *edata, const char *extra_json);
+
 /* ---- import.c ---- */
 
 extern void supabase_record_apply(Migration *m, Script *script);
 extern void supabase_record_revert(Migration *m);
+
+/* ---- jobs.c ---- */
+
+#include "postmaster/bgworker.h"
+#include "storage/lock.h"
+
+typedef struct Job
+{
+	int64		id;
+	char	   *role;
+	Oid			role_oid;
+	char	   *target;
+	bool		out_of_order;
+	char	   *plan;
+	List	   *settings;		/* "name=value" */
+	char	   *state;
+	char	   *request;		/* "pause", "cancel" or NULL */
+	char	   *version;
+	int			statement;
+	int			steps_done;
+	int			steps_total;	/* -1 when unknown */
+	int			worker_pid;
+	char	   *error;			/* jsonb text or NULL */
+	int			attempts;		/* workers started since the last progress */
+	bool		starting;		/* a worker was just started for it and has not begun */
+} Job;
+
+/* What a job's worker is given when it is started (bgw_extra). */
+typedef struct JobWorkerArgs
+{
+	Oid			dboid;
+	Oid			role;
+	TransactionId wait_xid;		/* the transaction that queued the job, or invalid */
+} JobWorkerArgs;
+
+extern void job_locktag(LOCKTAG *tag, Oid dboid, int64 job);
+extern bool job_worker_alive(int64 job);
+extern Job *job_read(int64 id, bool for_update);
+extern bool job_finished(const char *state);
+extern void job_update(int64 id, const char *state, const char *request_or_clear, const char *version,
+					   int statement, int steps_done, int steps_total, const char *error_json);
+extern char *job_error_json(ErrorData *edata, const char *version, int statement, int line);
+extern void job_wake_waiters(int64 id);
+extern void job_progressed(int64 id);
+extern bool job_launch(int64 id, Oid role, TransactionId wait_xid);
+extern int	jobs_recover(void);
+extern void jobs_recover_if_needed(void);
+
+/* ---- worker.c ---- */
+
+extern void launcher_register(void);
+extern void bgworker_init(BackgroundWorker *worker, const char *function, const char *type);
+
+/* ---- history.c ---- */
+
+typedef struct HistoryBreak
+{
+	int64		id;				/* the first row that does not follow */
+	char	   *version;
+	char	   *name;
+} HistoryBreak;
+
+extern HistoryBreak *history_scan(Catalog *cat);
+
+/* ---- validate.c ---- */
+
+/* What the history says that is wrong: a broken hash chain, applied rows it does not explain. */
+typedef struct HistoryFinding
+{
+	char	   *problem;		/* "history" or "unrecorded" */
+	char	   *version;
+	char	   *name;
+	char	   *detail;
+} HistoryFinding;
+
+extern List *history_findings(Catalog *cat, const char *only_key);
+/* The state migrate.status shows for a registered migration (waits: plan_waits_for_worker()). */
+extern const char *migration_state(Catalog *cat, Migration *m, bool waits);
 
 /* ---- verify.c ---- */
 
@@ -247,6 +458,7 @@ typedef struct CheckResult
 	char	   *check;			/* "checksum", "verify", "foreign key", ... */
 	char	   *object;
 	bool		ok;
+	bool		info;			/* a note, not a check (e.g. a table dropped since) */
 	char		sqlstate[6];
 	char	   *message;		/* for failures */
 	char	   *detail;
@@ -259,6 +471,6 @@ extern int	verify_query_raise(const char *verify, const char *version);
 /* Add relations (and their partition ancestors) to a list of OIDs. */
 extern List *touched_add(List *reloids, Oid relid);
 extern List *touched_names(List *reloids);
-extern List *touched_resolve(List *names);
+extern List *touched_existing(List *reloids);
 
 #endif							/* MIGRATE_H */

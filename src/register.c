@@ -12,11 +12,14 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/acl.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 
 #include "migrate.h"
 
 PG_FUNCTION_INFO_V1(migrate_add);
+
 
 static bool
 str_equal(const char *a, const char *b)
@@ -38,120 +41,233 @@ list_equal_strings(List *a, List *b)
 	return true;
 }
 
-/* Parse a script at registration so that syntax errors show now, with the line. */
-static Script *
-check_script(const char *text, const char *what)
+/*
+ * What registration checks in a script, statement by statement (none is kept,
+ * so a big script needs memory for one statement at a time): statements that
+ * cannot run in a migration are refused; for the up script, what its
+ * statements say about the migration is gathered too.
+ */
+typedef struct EnumAdd
 {
-	Script	   *script = script_parse(text, what);
+	char	   *quoted;			/* 'value' */
+	int			line;
+	int			used_line;		/* first later statement that mentions it, or 0 */
+} EnumAdd;
 
-	for (int i = 0; i < script->nstmts; i++)
+typedef struct ScriptCheck
+{
+	const char *what;
+	bool		up;
+	StringInfoData absorbed;
+	const char *non_tx;
+	int			non_tx_line;
+	int			others;
+	List	   *enum_adds;
+} ScriptCheck;
+
+static void
+check_statement(ScriptStmt *st, void *arg)
+{
+	ScriptCheck *c = arg;
+	const char *hint;
+	const char *reason = stmt_forbidden_reason(st->parsetree, &hint);
+	const char *absorbed;
+	const char *enum_value;
+	ListCell   *lc;
+
+	if (reason)
+		script_refuse_stmt(c->what, st->line, reason, hint);
+	if (!c->up)
+		return;
+
+	/*
+	 * Transaction control that is absorbed, statements that cannot run in a
+	 * transaction block (the migration becomes non-transactional), and uses
+	 * of an enum value added earlier in the same migration.
+	 */
+	if ((absorbed = stmt_absorbed(st->parsetree)) != NULL)
 	{
-		const char *reason = stmt_forbidden_reason(script->stmts[i].parsetree);
-
-		if (reason)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("%s contains a statement that cannot run in a migration", what),
-					 errdetail("Line %d: %s.", script->stmts[i].line, reason),
-					 errhint("Remove it: the whole migration commits or rolls back as one.")));
+		appendStringInfo(&c->absorbed, "%s%s at line %d", c->absorbed.len ? ", " : "", absorbed, st->line);
+		return;
 	}
-	return script;
+	if (c->non_tx == NULL && (c->non_tx = stmt_non_transactional(st->parsetree)) != NULL)
+		c->non_tx = pstrdup(c->non_tx), c->non_tx_line = st->line;
+	else
+		c->others++;
+	foreach(lc, c->enum_adds)
+	{
+		EnumAdd    *e = lfirst(lc);
+
+		if (e->used_line == 0 && strstr(st->sql, e->quoted))
+			e->used_line = st->line;
+	}
+	if ((enum_value = stmt_new_enum_value(st->parsetree)) != NULL)
+	{
+		EnumAdd    *e = palloc0(sizeof(EnumAdd));
+
+		e->quoted = psprintf("'%s'", enum_value);
+		e->line = st->line;
+		c->enum_adds = lappend(c->enum_adds, e);
+	}
 }
 
 /*
- * What the up script's statements say about the migration: transaction
- * control that is absorbed, statements that cannot run in a transaction
- * block (the migration becomes non-transactional), and uses of an enum value
- * added in the same migration.  Unsafe mixes are kept as warnings, given
- * when the text is registered (not again for text already registered).
+ * Check the up script; what its statements say about the migration become
+ * notes, and unsafe mixes warnings, given when the text is registered (not
+ * again for text already registered).
  */
 static void
-classify_up_script(Migration *m, Script *script)
+check_up_script(Migration *m)
 {
-	StringInfoData absorbed;
-	const char *non_tx = NULL;
-	int			non_tx_line = 0;
-	int			others = 0;
+	ScriptCheck c = {0};
+	ListCell   *lc;
 
-	initStringInfo(&absorbed);
-	for (int i = 0; i < script->nstmts; i++)
+	c.what = psprintf("the up script of migration %s", m->version);
+	c.up = true;
+	initStringInfo(&c.absorbed);
+	(void) script_walk(m->up, c.what, false, check_statement, &c);
+
+	foreach(lc, c.enum_adds)
 	{
-		ScriptStmt *st = &script->stmts[i];
-		const char *what = stmt_absorbed(st->parsetree);
-		const char *enum_value = stmt_new_enum_value(st->parsetree);
+		EnumAdd    *e = lfirst(lc);
+		char	   *note;
 
-		if (what)
-		{
-			appendStringInfo(&absorbed, "%s%s at line %d", absorbed.len ? ", " : "", what, st->line);
+		if (e->used_line == 0)
 			continue;
-		}
-		if (non_tx == NULL && (non_tx = stmt_non_transactional(st->parsetree)) != NULL)
-			non_tx_line = st->line;
-		else
-			others++;
-		if (enum_value)
-		{
-			char	   *quoted = psprintf("'%s'", enum_value);
-
-			for (int j = i + 1; j < script->nstmts; j++)
-				if (strstr(script->stmts[j].sql, quoted))
-				{
-					char	   *note = psprintf("unsafe: enum value %s is added at line %d and used at line %d; "
-											   "PostgreSQL refuses a new enum value before its transaction commits",
-											   quoted, st->line, script->stmts[j].line);
-
-					m->warnings = lappend(m->warnings,
-										  list_make3(psprintf("migration %s uses a new enum value in the transaction that adds it",
-															  m->version),
-													 note, "Move the use into a later migration."));
-					m->notes = lappend(m->notes, note);
-					break;
-				}
-		}
+		note = psprintf("unsafe: enum value %s is added at line %d and used at line %d; "
+						"PostgreSQL refuses a new enum value before its transaction commits",
+						e->quoted, e->line, e->used_line);
+		m->warnings = lappend(m->warnings,
+							  list_make3(psprintf("migration %s uses a new enum value in the transaction that adds it",
+												  m->version),
+										 note, "Move the use into a later migration."));
+		m->notes = lappend(m->notes, note);
 	}
-	if (absorbed.len > 0)
+	if (c.absorbed.len > 0)
 		m->notes = lappend(m->notes,
-						   psprintf("skipped at apply, migrate controls transactions: %s", absorbed.data));
-	if (non_tx)
+						   psprintf("skipped at apply, migrate controls transactions: %s", c.absorbed.data));
+	if (c.non_tx)
 	{
 		m->transactional = false;
 		m->notes = lappend(m->notes,
-						   psprintf(NON_TRANSACTIONAL_NOTE "%s at line %d", non_tx, non_tx_line));
-		if (others > 0)
+						   psprintf(NON_TRANSACTIONAL_NOTE "%s at line %d", c.non_tx, c.non_tx_line));
+		if (c.others > 0)
 		{
 			char	   *note = psprintf("unsafe: %s at line %d stands with %d other statement%s, so the migration cannot be atomic",
-										non_tx, non_tx_line, others, others == 1 ? "" : "s");
+										c.non_tx, c.non_tx_line, c.others, c.others == 1 ? "" : "s");
 
 			m->warnings = lappend(m->warnings,
-								  list_make3(psprintf("migration %s mixes %s with other statements", m->version, non_tx),
-											 note, psprintf("Put %s in a migration of its own.", non_tx)));
+								  list_make3(psprintf("migration %s mixes %s with other statements", m->version, c.non_tx),
+											 note, psprintf("Put %s in a migration of its own.", c.non_tx)));
 			m->notes = lappend(m->notes, note);
 		}
 	}
 }
 
+/* Check a script other than the up script: a syntax error is an ERROR, or with `soft` returned. */
+static ScriptSyntaxError *
+check_other_script(const char *text, const char *what, bool soft)
+{
+	ScriptCheck c = {0};
+
+	c.what = what;
+	return script_walk(text, what, soft, check_statement, &c);
+}
+
 /*
- * Check a migration before it is registered: its scripts parse, its
- * expectations are valid (normalised to jsonb text), its requirements are
- * versions.  Fills m->key, m->checksum, m->requires_keys.
+ * Check a down script.  Statements that cannot run in a migration are
+ * refused; a syntax error does not keep the migration from being registered
+ * (a broken down script must not block the up scripts): it is returned, to
+ * be given as a warning and kept as a note, and migrate_rollback() refuses
+ * to run the script.  `where` names it ("file \"003_x.down.sql\"").
+ */
+ScriptSyntaxError *
+check_down_script(const char *text, const char *where)
+{
+	return check_other_script(text, where, true);
+}
+
+/* The note that flags a down script that does not parse. */
+char *
+down_unparsed_note(ScriptSyntaxError *e)
+{
+	return psprintf(DOWN_UNPARSED_NOTE "line %d: %s", e->line, e->message);
+}
+
+/* The warning for a down script that does not parse, when it is registered. */
+void
+warn_down_unparsed(const char *version, const char *where, ScriptSyntaxError *e)
+{
+	ereport(WARNING,
+			(errmsg("the down script of migration %s does not parse", version),
+			 errdetail("In %s, line %d: %s.", where, e->line, e->message),
+			 errhint("The migration is registered, but migrate_rollback() refuses to run this down script; "
+					 "correct it and register it again.")));
+}
+
+/* Refuse a rollback whose down scripts were registered not parsing (see check_down_script). */
+void
+refuse_unparsed_downs(List *steps)
+{
+	ListCell   *lc;
+
+	foreach(lc, steps)
+	{
+		Migration  *m = ((PlanStep *) lfirst(lc))->m;
+		ListCell   *ln;
+
+		foreach(ln, m->notes)
+		{
+			const char *note = lfirst(ln);
+
+			if (strncmp(note, DOWN_UNPARSED_NOTE, strlen(DOWN_UNPARSED_NOTE)) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the down script of migration %s does not parse", m->version),
+						 errdetail("Migration %s \"%s\": %s.", m->version, m->name, note),
+						 errhint("Correct the down script and register it again (migrate_add(..., down => ...), "
+								 "a U<version>__ or .down.sql file); nothing was rolled back.")));
+		}
+	}
+}
+
+/* Refuse an argument longer than `limit` bytes: it could not be stored or indexed. */
+static void
+check_length(const char *value, const char *argname, const char *what, int limit)
+{
+	size_t		len = strlen(value);
+
+	if (len > (size_t) limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too long (%zu bytes)", argname, len),
+				 errdetail("%s has at most %d bytes.", what, limit),
+				 errhint("Choose a shorter one.")));
+}
+
+/*
+ * Check a migration before it is registered: its arguments' lengths, its
+ * requirements are versions, its expectations are valid (normalised to
+ * jsonb text), its scripts parse.  Fills m->key, m->checksum,
+ * m->requires_keys.
  */
 void
 migration_prepare(Migration *m)
 {
 	ListCell   *lc;
 
+	/* the cheap checks first, before any script is read */
 	m->key = migration_key(m->version);
 	m->repeatable = (m->key[0] == REPEATABLE_KEY_CHAR);
 	if (m->repeatable && m->name == NULL)
 		m->name = pstrdup(m->version + strlen(REPEATABLE_PREFIX));
-	m->checksum = script_checksum(m->up);
-	m->notes = NIL;
-	m->warnings = NIL;
-	classify_up_script(m, check_script(m->up, psprintf("the up script of migration %s", m->version)));
-	if (m->down)
-		check_script(m->down, psprintf("the down script of migration %s", m->version));
-	if (m->verify)
-		check_script(m->verify, psprintf("the verify query of migration %s", m->version));
+	check_length(m->name, "the name", "A migration's name", MIGRATE_NAME_MAX_BYTES);
+	m->requires_keys = NIL;
+	foreach(lc, m->requires)
+	{
+		check_length(lfirst(lc), "a required version", "A version", MIGRATE_VERSION_MAX_BYTES);
+		m->requires_keys = lappend(m->requires_keys, version_key(lfirst(lc)));
+	}
 	if (m->expect)
 	{
 		Jsonb	   *expect = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(m->expect)));
@@ -159,11 +275,53 @@ migration_prepare(Migration *m)
 		(void) expect_parse(expect);
 		m->expect = JsonbToCString(NULL, &expect->root, VARSIZE(expect));
 	}
-	m->requires_keys = NIL;
-	foreach(lc, m->requires)
-		m->requires_keys = lappend(m->requires_keys, version_key(lfirst(lc)));
+
+	m->checksum = script_checksum(m->up);
+	m->notes = NIL;
+	m->warnings = NIL;
+	check_up_script(m);
+	m->down_error = NULL;
+	if (m->down)
+	{
+		if (m->down_where == NULL)
+			m->down_where = psprintf("the down script of migration %s", m->version);
+		if ((m->down_error = check_down_script(m->down, m->down_where)) != NULL)
+			m->notes = lappend(m->notes, down_unparsed_note(m->down_error));
+	}
+	if (m->verify)
+		(void) check_other_script(m->verify, psprintf("the verify query of migration %s", m->version), false);
 	if (m->source == NULL)
 		m->source = "migrate_add";
+}
+
+static const char *
+checksum_or_none(const char *text)
+{
+	return text ? script_checksum(text) : "none";
+}
+
+/*
+ * Record that part of an applied migration (its verify query or down script)
+ * is registered with new text: a note with both checksums, and the same in
+ * the history row's detail.
+ */
+static void
+changed_part_after_apply(Migration *m, const char *part, const char *was, const char *now,
+						 StringInfo detail)
+{
+	const char *from;
+	const char *to;
+
+	if (str_equal(was, now))
+		return;
+	from = checksum_or_none(was);
+	to = checksum_or_none(now);
+	m->notes = lappend(m->notes,
+					   psprintf(CHANGED_AFTER_APPLY_NOTE "%s by %s: checksum %s, now %s",
+								part, current_user_name(), from, to));
+	appendStringInfo(detail, "%s\"%s\": {\"from\": \"%s\", \"to\": \"%s\"}",
+					 detail->len ? ", " : "", strcmp(part, "verify query") == 0 ? "verify" : "down",
+					 from, to);
 }
 
 /*
@@ -176,6 +334,7 @@ register_migration(Catalog *cat, Migration *m)
 {
 	Migration  *old = catalog_find(cat, m->key);
 	const char *action;
+	StringInfoData detail;
 	Datum		values[14];
 	char		nulls[14];
 
@@ -202,6 +361,7 @@ register_migration(Catalog *cat, Migration *m)
 				 errhint("Register a new migration for the change. If the edit of the applied script is intended, "
 						 "accept it with migrate_repair(version => '%s', up => ...).", m->version)));
 
+	initStringInfo(&detail);
 	if (old == NULL)
 		action = "register";
 	else if (strcmp(old->checksum, m->checksum) != 0)
@@ -210,9 +370,39 @@ register_migration(Catalog *cat, Migration *m)
 			 !str_equal(old->expect, m->expect) || !list_equal_strings(old->requires, m->requires) ||
 			 old->transactional != m->transactional)
 		action = "update";
+	else if (!OidIsValid(get_role_oid(old->registered_by, true)))
+	{
+		/*
+		 * The same text, whose registrant was dropped: the role registering
+		 * it now adopts it (its verify query runs as that role from now on).
+		 */
+		action = "update";
+		appendStringInfo(&detail, "\"registered_by\": {\"from\": %s, \"to\": %s}",
+						 quote_json(old->registered_by), quote_json(current_user_name()));
+	}
 	else
 		return "unchanged";
 
+	/*
+	 * A new verify query or down script for an applied migration changes
+	 * what later runs in its name (migrate_verify, migrate_rollback): keep
+	 * both checksums in history and a note that migrate_status() shows.
+	 * Notes of earlier such changes are kept.
+	 */
+	if (old && old->applied)
+	{
+		ListCell   *lc;
+
+		foreach(lc, old->notes)
+			if (strncmp(lfirst(lc), CHANGED_AFTER_APPLY_NOTE, strlen(CHANGED_AFTER_APPLY_NOTE)) == 0)
+				m->notes = lappend(m->notes, lfirst(lc));
+		changed_part_after_apply(m, "verify query", old->verify, m->verify, &detail);
+		changed_part_after_apply(m, "down script", old->down, m->down, &detail);
+	}
+
+	/* a new down script that does not parse: said whenever that text is registered */
+	if (m->down_error && (old == NULL || !str_equal(old->down, m->down)))
+		warn_down_unparsed(m->version, m->down_where, m->down_error);
 	if (strcmp(action, "update") != 0)
 	{
 		ListCell   *lc;
@@ -260,9 +450,10 @@ register_migration(Catalog *cat, Migration *m)
 				 14, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTARRAYOID},
 				 values, nulls);
+	if (strcmp(action, "replace") == 0)
+		appendStringInfo(&detail, "%s\"previous_checksum\": \"%s\"", detail.len ? ", " : "", old->checksum);
 	catalog_history(m->version, m->key, m->name, action, m->checksum,
-					strcmp(action, "replace") == 0
-					? psprintf("{\"previous_checksum\": \"%s\"}", old->checksum) : NULL);
+					detail.len ? psprintf("{%s}", detail.data) : NULL);
 	return strcmp(action, "register") == 0 ? "new" :
 		strcmp(action, "replace") == 0 ? "changed" : "updated";
 }
@@ -275,16 +466,23 @@ register_migration(Catalog *cat, Migration *m)
 void
 registered_check_requirements(List *migrations)
 {
-	Catalog    *cat = catalog_load(false);
-	ListCell   *lc;
+	plan_check_requirements(catalog_load(false), migrations);
+}
 
-	foreach(lc, migrations)
-	{
-		Migration  *m = catalog_find(cat, ((Migration *) lfirst(lc))->key);
+/*
+ * A text argument as a C string, without keeping its detoasted copy: a big
+ * script is then in memory once less.
+ */
+char *
+text_arg_cstring(FunctionCallInfo fcinfo, int argno)
+{
+	Datum		d = PG_GETARG_DATUM(argno);
+	text	   *t = (text *) PG_DETOAST_DATUM_PACKED(d);
+	char	   *s = text_to_cstring(t);
 
-		if (m)
-			plan_check_requirements(cat, m);
-	}
+	if ((Pointer) t != DatumGetPointer(d))
+		pfree(t);
+	return s;
 }
 
 static char *
@@ -296,7 +494,7 @@ required_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s of a migration must not be null", argname)));
-	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	s = text_arg_cstring(fcinfo, argno);
 	if (s[strspn(s, " \t\r\n")] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -317,8 +515,8 @@ migrate_add(PG_FUNCTION_ARGS)
 	m->version = required_text_arg(fcinfo, 0, "the version");
 	m->name = required_text_arg(fcinfo, 1, "the name");
 	m->up = required_text_arg(fcinfo, 2, "the up script");
-	m->down = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	m->verify = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	m->down = PG_ARGISNULL(3) ? NULL : text_arg_cstring(fcinfo, 3);
+	m->verify = PG_ARGISNULL(4) ? NULL : text_arg_cstring(fcinfo, 4);
 	if (!PG_ARGISNULL(5))
 	{
 		Jsonb	   *expect = PG_GETARG_JSONB_P(5);

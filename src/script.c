@@ -7,23 +7,71 @@
 #include "postgres.h"
 
 #include "commands/defrem.h"
+#include "common/keywords.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "parser/scanner.h"
+#include "parser/gram.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "migrate.h"
 
-/* 1-based line of a byte offset in text. */
-int
-script_line_at(const char *text, int offset)
-{
-	int			line = 1;
+/*
+ * How a script is split.  PostgreSQL's scanner reads the text once, token by
+ * token, and a statement ends at a ';' outside parentheses and outside a
+ * BEGIN ATOMIC body (where CASE ... END nests); each statement is then
+ * parsed on its own by raw_parser().  So the time is linear in the text, an
+ * interrupt is seen between any two tokens, and a caller that does not keep
+ * the statements needs memory for one statement at a time, not for the
+ * parse trees of the whole script.
+ *
+ * Every script is split with standard_conforming_strings on, whatever the
+ * session's setting, so that a script means the same statements for everyone
+ * who registers, applies or reverts it; statements run with it on as well
+ * (script_exec_stmt), and a statement that turns it off is refused.
+ */
 
-	for (int i = 0; i < offset && text[i]; i++)
-		if (text[i] == '\n')
-			line++;
-	return line;
+/* Newlines in the first len bytes of p. */
+static int
+count_lines(const char *p, int len)
+{
+	const char *end = p + len;
+	int			n = 0;
+
+	while (p < end && (p = memchr(p, '\n', end - p)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		n++;
+		p++;
+	}
+	return n;
+}
+
+/* Line numbers of offsets asked in increasing order: each is counted on from the last. */
+typedef struct LineCounter
+{
+	const char *text;
+	int			pos;
+	int			line;
+} LineCounter;
+
+static int
+line_of(LineCounter *lc, int offset)
+{
+	if (offset < lc->pos)
+	{
+		lc->pos = 0;
+		lc->line = 1;
+	}
+	lc->line += count_lines(lc->text + lc->pos, offset - lc->pos);
+	lc->pos = offset;
+	return lc->line;
 }
 
 /* Byte offset of the 1-based character position `cursorpos` in text. */
@@ -33,8 +81,18 @@ char_to_byte_offset(const char *text, int cursorpos)
 	const char *p = text;
 
 	for (int i = 1; i < cursorpos && *p; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
 		p += pg_mblen(p);
+	}
 	return p - text;
+}
+
+/* Line of a byte offset inside a statement of a script. */
+int
+script_stmt_line_at(ScriptStmt *st, int offset)
+{
+	return st->line + count_lines(st->sql, Min(offset, st->len));
 }
 
 /*
@@ -49,6 +107,7 @@ skip_block_comment(const char *p, int *lines)
 	p += 2;
 	while (*p && depth > 0)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (p[0] == '/' && p[1] == '*')
 			depth++, p += 2;
 		else if (p[0] == '*' && p[1] == '/')
@@ -67,6 +126,7 @@ skip_blanks_and_comments(const char *text, int offset)
 
 	for (;;)
 	{
+		CHECK_FOR_INTERRUPTS();
 		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f')
 			p++;
 		if (p[0] == '-' && p[1] == '-')
@@ -82,10 +142,10 @@ skip_blanks_and_comments(const char *text, int offset)
 }
 
 /*
- * Error context callback around raw_parser(): keep the syntax error's position
- * for ourselves.  Otherwise, when migrate_add() is itself called through SPI
- * (a DO block, a deploy function, pgTAP), the outer query's callback would
- * turn it into a position in the outer query's text.
+ * Error context callback around the scanner and raw_parser(): keep the
+ * syntax error's position for ourselves.  Otherwise, when migrate_add() is
+ * itself called through SPI (a DO block, a deploy function, pgTAP), the outer
+ * query's callback would turn it into a position in the outer query's text.
  */
 static void
 parse_position_callback(void *arg)
@@ -110,72 +170,302 @@ script_skip_bom(const char *text)
 	return text;
 }
 
-/* raw_parser(), with a syntax error rethrown naming `what` and the line. */
-static List *
-parse_with_line(const char *text, const char *what)
+/* An error the parser may give for a script that is not valid SQL (not a resource error). */
+static bool
+is_parse_error(int sqlerrcode)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	List	   *raw = NIL;
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION ||
+		category == ERRCODE_DATA_EXCEPTION ||
+		sqlerrcode == ERRCODE_FEATURE_NOT_SUPPORTED;
+}
+
+/* Whether a line "\." (the end of COPY data) follows offset `from`. */
+static bool
+copy_data_end_follows(const char *text, int from)
+{
+	const char *p = text + from;
+
+	while ((p = strstr(p, "\n\\.")) != NULL)
+	{
+		p += 3;
+		if (*p == '\n' || *p == '\r' || *p == '\0')
+			return true;
+	}
+	return false;
+}
+
+/* Refuse a statement that cannot stand in a migration, naming `what` and its line. */
+void
+script_refuse_stmt(const char *what, int line, const char *reason, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s contains a statement that cannot run in a migration", what),
+			 errdetail("Line %d: %s.", line, reason),
+			 errhint("%s", hint)));
+}
+
+/* What a walk over a script's statements needs. */
+typedef struct ScriptWalk
+{
+	const char *text;
+	const char *what;
+	ScriptStmtCallback callback;
+	void	   *arg;
+	MemoryContext caller_cxt;
+	MemoryContext stmt_cxt;		/* reset after each statement */
+	LineCounter lines;
+	int			nstmts;
+	/* where the parse is, for an error's line */
+	volatile int phase;			/* 0 nothing, 1 scanning the script, 2 parsing a statement */
+	int			chunk_start;
+	int			chunk_line;
+	char	   *chunk;
+} ScriptWalk;
+
+/* Parse the text from offset start to end (one statement) and hand it to the callback. */
+static void
+walk_statement(ScriptWalk *w, int start, int end)
+{
+	List	   *raw;
+	ListCell   *lc;
+	int			nraw;
+
+	w->chunk_start = start;
+	w->chunk_line = line_of(&w->lines, start);
+	MemoryContextSwitchTo(w->stmt_cxt);
+	w->chunk = pnstrdup(w->text + start, end - start);
+	w->phase = 2;
+	raw = raw_parser(w->chunk, RAW_PARSE_DEFAULT);
+	w->phase = 0;
+	nraw = list_length(raw);
+	foreach(lc, raw)
+	{
+		RawStmt    *rs = lfirst_node(RawStmt, lc);
+		ScriptStmt	st;
+		int			s = rs->stmt_location < 0 ? 0 : rs->stmt_location;
+		int			e = rs->stmt_len > 0 ? s + rs->stmt_len : end - start;
+
+		/* the statement's text ends before its ';' */
+		if (nraw == 1)
+			w->chunk[e] = '\0';
+
+		CHECK_FOR_INTERRUPTS();
+		/* the statement's text starts at its first token */
+		s = Min(skip_blanks_and_comments(w->chunk, s), e);
+		st.parsetree = rs->stmt;
+		st.offset = start + s;
+		st.len = e - s;
+		st.sql = (nraw == 1 && s == 0) ? w->chunk : pnstrdup(w->chunk + s, e - s);
+		st.line = w->chunk_line + count_lines(w->chunk, s);
+		st.index = w->nstmts++;
+
+		/*
+		 * COPY FROM STDIN is refused here, before the rows that may follow it
+		 * (a pg_dump data block) are read as SQL.
+		 */
+		if (IsA(st.parsetree, CopyStmt) && ((CopyStmt *) st.parsetree)->is_from &&
+			((CopyStmt *) st.parsetree)->filename == NULL)
+			script_refuse_stmt(w->what, st.line,
+							   "COPY ... FROM STDIN reads rows from the client, and a migration has no client",
+							   copy_data_end_follows(w->text, end)
+							   ? "This is a pg_dump data block (COPY ... FROM stdin; rows; \\.): dump the data as INSERT "
+							   "statements (pg_dump --inserts), or load it with COPY FROM a file on the server."
+							   : "Load the rows with INSERT statements, or with COPY FROM a file on the server.");
+		MemoryContextSwitchTo(w->caller_cxt);
+		w->callback(&st, w->arg);
+	}
+	MemoryContextReset(w->stmt_cxt);
+}
+
+/* Split the script into statements, handing each to the callback; see above. */
+static void
+walk_script(ScriptWalk *w, MemoryContext token_cxt)
+{
+	core_yy_extra_type yyextra;
+	core_yyscan_t scanner;
+	int			start = -1;		/* offset of the current statement's first token */
+	int			parens = 0;
+	int			atomic = 0;		/* depth of BEGIN ATOMIC ... END, and CASE ... END in it */
+	int			prev = 0;
+
+	/* the scanner's copy of the text goes with the walk's context */
+	MemoryContextSwitchTo(MemoryContextGetParent(token_cxt));
+	scanner = scanner_init(w->text, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	yyextra.standard_conforming_strings = true;
+	for (;;)
+	{
+		core_YYSTYPE lval;
+		int			loc;
+		int			tok;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(token_cxt);
+		w->phase = 1;
+		tok = core_yylex(&lval, &loc, scanner);
+		w->phase = 0;
+		MemoryContextSwitchTo(w->caller_cxt);
+		if (tok == 0)
+			break;
+		if (start < 0)
+		{
+			if (tok == ';')
+				continue;		/* an empty statement */
+			start = loc;
+			parens = atomic = prev = 0;
+		}
+		if (tok == '(')
+			parens++;
+		else if (tok == ')' && parens > 0)
+			parens--;
+		else if (parens == 0 && prev != AS && prev != '.')
+		{
+			/* "AS end", "t.end": a label, not a keyword that nests */
+			if (tok == ATOMIC && prev == BEGIN_P)
+				atomic++;
+			else if (tok == CASE && atomic > 0)
+				atomic++;
+			else if (tok == END_P && atomic > 0)
+				atomic--;
+		}
+		if (tok == ';' && parens == 0 && atomic == 0)
+		{
+			/* with its ';', for the parser's messages ("at or near ";"") */
+			walk_statement(w, start, loc + 1);
+			MemoryContextReset(token_cxt);
+			start = -1;
+		}
+		prev = tok;
+	}
+	if (start >= 0)
+		walk_statement(w, start, strlen(w->text));
+	scanner_finish(scanner);
+}
+
+/*
+ * Hand each statement of a script to `callback`, in order; see above.  The
+ * statement (its parse tree and text) lasts only for the callback, which
+ * runs in the caller's memory context.  A syntax error is an ERROR naming `what` (e.g. "the up script of
+ * migration 001") and the line, or with `soft` is returned instead (the
+ * statements before it were handed over).  Statements refused wherever they
+ * stand (COPY FROM STDIN) are always an ERROR.
+ */
+ScriptSyntaxError *
+script_walk(const char *input, const char *what, bool soft,
+			ScriptStmtCallback callback, void *arg)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	MemoryContext walk_cxt = AllocSetContextCreate(caller_cxt, "migrate script",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext token_cxt = AllocSetContextCreate(walk_cxt, "migrate script tokens",
+													ALLOCSET_DEFAULT_SIZES);
+	ScriptWalk	w = {0};
+	volatile bool saved_scs = standard_conforming_strings;
+	volatile int error_pos = 0;
 	ErrorContextCallback errcb;
-	int			error_pos = 0;
+	ScriptSyntaxError *result = NULL;
+
+	w.text = script_skip_bom(input);
+	w.what = what;
+	w.callback = callback;
+	w.arg = arg;
+	w.caller_cxt = caller_cxt;
+	w.stmt_cxt = AllocSetContextCreate(walk_cxt, "migrate script statement", ALLOCSET_DEFAULT_SIZES);
+	w.lines.text = w.text;
+	w.lines.line = 1;
 
 	errcb.callback = parse_position_callback;
-	errcb.arg = &error_pos;
+	errcb.arg = (void *) &error_pos;
 	errcb.previous = error_context_stack;
 	PG_TRY();
 	{
+		/* raw_parser() reads the setting itself */
+		standard_conforming_strings = true;
 		error_context_stack = &errcb;
-		raw = raw_parser(text, RAW_PARSE_DEFAULT);
+		walk_script(&w, token_cxt);
 		error_context_stack = errcb.previous;
+		standard_conforming_strings = saved_scs;
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		int			line = 0;
+		int			line;
 
-		MemoryContextSwitchTo(cxt);
+		standard_conforming_strings = saved_scs;
+		if (w.phase == 0)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(caller_cxt);
 		edata = CopyErrorData();
+		if (!is_parse_error(edata->sqlerrcode))
+			PG_RE_THROW();
 		FlushErrorState();
-		if (error_pos > 0)
-			line = script_line_at(text, char_to_byte_offset(text, error_pos));
-		ereport(ERROR,
-				(errcode(edata->sqlerrcode),
-				 errmsg("%s", edata->message),
-				 line > 0 ? errdetail("In %s, line %d.", what, line)
-				 : errdetail("In %s.", what),
-				 errhint("Correct the script and register it again.")));
+		if (w.phase == 2)
+			line = w.chunk_line + (error_pos > 0
+								   ? count_lines(w.chunk, char_to_byte_offset(w.chunk, error_pos)) : 0);
+		else
+			line = error_pos > 0 ? line_of(&w.lines, char_to_byte_offset(w.text, error_pos))
+				: w.lines.line;
+		if (!soft)
+			ereport(ERROR,
+					(errcode(edata->sqlerrcode),
+					 errmsg("%s", edata->message),
+					 errdetail("In %s, line %d.", what, line),
+					 errhint("Correct the script and register it again.")));
+		result = palloc(sizeof(ScriptSyntaxError));
+		result->sqlerrcode = edata->sqlerrcode;
+		result->message = edata->message;
+		result->line = line;
 	}
 	PG_END_TRY();
-	return raw;
+	MemoryContextDelete(walk_cxt);
+	return result;
 }
 
+static void
+keep_statement(ScriptStmt *st, void *arg)
+{
+	Script	   *script = arg;
+
+	if (script->nstmts == script->allocated)
+	{
+		script->allocated *= 2;
+		script->stmts = repalloc(script->stmts, sizeof(ScriptStmt) * script->allocated);
+	}
+	script->stmts[script->nstmts] = *st;
+	script->stmts[script->nstmts].parsetree = copyObject(st->parsetree);
+	script->stmts[script->nstmts].sql = pnstrdup(st->sql, st->len);
+	script->nstmts++;
+}
+
+/* All statements of a script, kept (see script_walk); a syntax error is an ERROR. */
 Script *
 script_parse(const char *input, const char *what)
 {
-	const char *text = script_skip_bom(input);
 	Script	   *script = palloc0(sizeof(Script));
-	List	   *raw = parse_with_line(text, what);
-	ListCell   *lc;
-	int			i = 0;
 
-	script->text = text;
-	script->nstmts = list_length(raw);
-	script->stmts = palloc0(sizeof(ScriptStmt) * Max(script->nstmts, 1));
-	foreach(lc, raw)
-	{
-		RawStmt    *rs = lfirst_node(RawStmt, lc);
-		ScriptStmt *st = &script->stmts[i++];
-		int			start = rs->stmt_location < 0 ? 0 : rs->stmt_location;
-		int			end = rs->stmt_len > 0 ? start + rs->stmt_len : (int) strlen(text);
-
-		/* the statement's text starts at its first token */
-		start = Min(skip_blanks_and_comments(text, start), end);
-		st->parsetree = rs->stmt;
-		st->offset = start;
-		st->sql = pnstrdup(text + start, end - start);
-		st->line = script_line_at(text, start);
-	}
+	script->text = script_skip_bom(input);
+	script->allocated = 16;
+	script->stmts = palloc(sizeof(ScriptStmt) * script->allocated);
+	(void) script_walk(input, what, false, keep_statement, script);
 	return script;
+}
+
+static void
+count_statement(ScriptStmt *st, void *arg)
+{
+	(*(int *) arg)++;
+}
+
+/* How many statements a script has; a syntax error is an ERROR. */
+int
+script_count(const char *input, const char *what)
+{
+	int			n = 0;
+
+	(void) script_walk(input, what, false, count_statement, &n);
+	return n;
 }
 
 /* Append the DML targets of a WITH clause's data-modifying CTEs. */
@@ -328,12 +618,158 @@ stmt_absorbed(Node *parsetree)
 	return NULL;
 }
 
-/* Why a statement may not stand in a migration script, or NULL. */
+/* n, or the expression a cast is applied to. */
+static Node *
+uncast(Node *n)
+{
+	while (n && IsA(n, TypeCast))
+		n = ((TypeCast *) n)->arg;
+	return n;
+}
+
+/* A string constant naming standard_conforming_strings. */
+static bool
+names_scs(Node *n)
+{
+	n = uncast(n);
+	return n && IsA(n, A_Const) && !((A_Const *) n)->isnull &&
+		IsA(&((A_Const *) n)->val, String) &&
+		pg_strcasecmp(strVal(&((A_Const *) n)->val), "standard_conforming_strings") == 0;
+}
+
+/* A constant that a boolean setting reads as true (on, true, yes, 1). */
+static bool
+is_true_const(Node *n)
+{
+	A_Const    *c;
+	bool		value;
+
+	n = uncast(n);
+	if (n == NULL || !IsA(n, A_Const) || ((A_Const *) n)->isnull)
+		return false;
+	c = (A_Const *) n;
+	if (IsA(&c->val, String))
+		return parse_bool(strVal(&c->val), &value) && value;
+	if (IsA(&c->val, Integer))
+		return intVal(&c->val) == 1;
+	if (IsA(&c->val, Boolean))
+		return boolVal(&c->val);
+	return false;
+}
+
+/* A SET (or RESET) that may leave standard_conforming_strings off. */
+static bool
+variable_set_scs_off(VariableSetStmt *vs)
+{
+	if (vs == NULL || vs->name == NULL ||
+		pg_strcasecmp(vs->name, "standard_conforming_strings") != 0)
+		return false;
+	/* RESET and SET ... TO DEFAULT give the default of the session, which may be off */
+	return vs->kind != VAR_SET_VALUE || list_length(vs->args) != 1 || !is_true_const(linitial(vs->args));
+}
+
+/*
+ * Calls of set_config('standard_conforming_strings', <not on>, ...), and
+ * with *context true (an UPDATE of pg_settings), any mention of the setting.
+ */
+static bool
+scs_off_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncCall))
+	{
+		FuncCall   *fc = (FuncCall *) node;
+
+		if (strcmp(strVal(llast(fc->funcname)), "set_config") == 0 && list_length(fc->args) >= 2 &&
+			names_scs(linitial(fc->args)) && !is_true_const(lsecond(fc->args)))
+			return true;
+	}
+	if (*(bool *) context && names_scs(node))
+		return true;
+	return raw_expression_tree_walker(node, scs_off_walker, context);
+}
+
+/* How a statement turns standard_conforming_strings off, as far as its parse tree shows, or NULL. */
+static const char *
+stmt_turns_scs_off(Node *parsetree)
+{
+	bool		pg_settings = false;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_VariableSetStmt:
+			if (!variable_set_scs_off((VariableSetStmt *) parsetree))
+				return NULL;
+			switch (((VariableSetStmt *) parsetree)->kind)
+			{
+				case VAR_SET_VALUE:
+					return "SET standard_conforming_strings to a value other than on";
+				case VAR_SET_DEFAULT:
+					return "SET standard_conforming_strings TO DEFAULT";
+				default:
+					return "RESET standard_conforming_strings";
+			}
+		case T_AlterRoleSetStmt:
+			return variable_set_scs_off(((AlterRoleSetStmt *) parsetree)->setstmt)
+				? "ALTER ROLE ... SET standard_conforming_strings" : NULL;
+		case T_AlterDatabaseSetStmt:
+			return variable_set_scs_off(((AlterDatabaseSetStmt *) parsetree)->setstmt)
+				? "ALTER DATABASE ... SET standard_conforming_strings" : NULL;
+		case T_AlterSystemStmt:
+			return variable_set_scs_off(((AlterSystemStmt *) parsetree)->setstmt)
+				? "ALTER SYSTEM SET standard_conforming_strings" : NULL;
+		case T_UpdateStmt:
+			pg_settings = strcmp(((UpdateStmt *) parsetree)->relation->relname, "pg_settings") == 0;
+			return scs_off_walker(parsetree, &pg_settings)
+				? (pg_settings ? "UPDATE pg_settings" : "set_config('standard_conforming_strings', ...)") : NULL;
+		case T_SelectStmt:
+		case T_InsertStmt:
+		case T_DeleteStmt:
+		case T_MergeStmt:
+			return scs_off_walker(parsetree, &pg_settings)
+				? "set_config('standard_conforming_strings', ...)" : NULL;
+		case T_CallStmt:
+			return scs_off_walker((Node *) ((CallStmt *) parsetree)->funccall, &pg_settings)
+				? "set_config('standard_conforming_strings', ...)" : NULL;
+		case T_ExplainStmt:
+			return stmt_turns_scs_off(((ExplainStmt *) parsetree)->query);
+		case T_CreateTableAsStmt:
+			return stmt_turns_scs_off(((CreateTableAsStmt *) parsetree)->query);
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * Why a statement may not stand in a migration script, or NULL; *hint (when
+ * given) says what to do instead.
+ */
 const char *
-stmt_forbidden_reason(Node *parsetree)
+stmt_forbidden_reason(Node *parsetree, const char **hint)
 {
 	const char *what;
+	const char *dummy;
 
+	if (hint == NULL)
+		hint = &dummy;
+	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->filename == NULL)
+	{
+		if (((CopyStmt *) parsetree)->is_from)
+		{
+			*hint = "Load the rows with INSERT statements, or with COPY FROM a file on the server.";
+			return "COPY ... FROM STDIN reads rows from the client, and a migration has no client";
+		}
+		*hint = "Write the rows to a file on the server (COPY ... TO 'file'), or select them in a query.";
+		return "COPY ... TO STDOUT writes rows to the client, and a migration has no client";
+	}
+	if ((what = stmt_turns_scs_off(parsetree)) != NULL)
+	{
+		*hint = "Remove the statement, and write string literals as standard_conforming_strings = on reads them: "
+			"E'...' for backslash escapes, '' for a quote.";
+		return psprintf("%s would change how the statements after it are read, but migrate splits and runs "
+						"every script with standard_conforming_strings on", what);
+	}
 	if (!IsA(parsetree, TransactionStmt) || stmt_absorbed(parsetree) != NULL)
 		return NULL;
 	switch (((TransactionStmt *) parsetree)->kind)
@@ -360,6 +796,7 @@ stmt_forbidden_reason(Node *parsetree)
 			what = "ROLLBACK PREPARED";
 			break;
 	}
+	*hint = "Remove it: the whole migration commits or rolls back as one.";
 	return psprintf("%s cannot stand in a migration, whose transaction migrate controls "
 					"(BEGIN and COMMIT are skipped)", what);
 }
@@ -470,7 +907,7 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ScriptStmt *st = &script->stmts[i];
-	const char *reason = stmt_forbidden_reason(st->parsetree);
+	const char *reason = stmt_forbidden_reason(st->parsetree, NULL);
 	const char *absorbed = stmt_absorbed(st->parsetree);
 	int			rc = 0;
 
@@ -494,7 +931,22 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 
 	PG_TRY();
 	{
-		rc = SPI_execute(st->sql, read_only, 0);
+		/*
+		 * The statement was split with standard_conforming_strings on; it
+		 * runs so too, or SPI would read it as other statements.  Its own
+		 * settings outlast it, as function SET clauses do.
+		 */
+		if (!standard_conforming_strings)
+		{
+			int			guc_level = NewGUCNestLevel();
+
+			(void) set_config_option("standard_conforming_strings", "on", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			rc = SPI_execute(st->sql, read_only, 0);
+			AtEOXact_GUC(true, guc_level);
+		}
+		else
+			rc = SPI_execute(st->sql, read_only, 0);
 	}
 	PG_CATCH();
 	{
@@ -508,8 +960,7 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 		/* a position inside the statement gives the exact line */
 		if (edata->internalpos > 0 && edata->internalquery &&
 			strcmp(edata->internalquery, st->sql) == 0)
-			line = script_line_at(script->text,
-								  st->offset + char_to_byte_offset(st->sql, edata->internalpos));
+			line = script_stmt_line_at(st, char_to_byte_offset(st->sql, edata->internalpos));
 		edata->detail = psprintf("%s, statement %d of %d, line %d.%s%s",
 								 what, i + 1, script->nstmts, line,
 								 edata->detail ? " " : "",
@@ -530,8 +981,10 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 	if (rc < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("statement %d cannot run in a migration: %s",
-						i + 1, SPI_result_code_string(rc)),
+				 errmsg("statement %d cannot run in a migration: %s", i + 1,
+						rc == SPI_ERROR_COPY ? "COPY to or from the client" :
+						rc == SPI_ERROR_TRANSACTION ? "transaction control" :
+						"a statement that SPI does not run"),
 				 errdetail("%s, statement %d of %d, line %d.", what, i + 1, script->nstmts, st->line),
 				 errhint("Remove the statement and register the migration again.")));
 	return rc;

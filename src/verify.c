@@ -10,6 +10,7 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
@@ -17,17 +18,20 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
+#include "catalog/pg_type_d.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/ruleutils.h"
 #include "utils/regproc.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
@@ -75,37 +79,21 @@ touched_names(List *reloids)
 	return names;
 }
 
-/* Relations of stored names that still exist. */
+/* The relations that still exist, in order (parallel to touched_names()). */
 List *
-touched_resolve(List *names)
+touched_existing(List *reloids)
 {
-	List	   *reloids = NIL;
+	List	   *result = NIL;
 	ListCell   *lc;
 
-	foreach(lc, names)
-	{
-		RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(lfirst(lc)));
-		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
-
-		if (OidIsValid(relid))
-			reloids = touched_add(reloids, relid);
-	}
-	return reloids;
+	foreach(lc, reloids)
+		if (get_rel_name(lfirst_oid(lc)) != NULL)
+			result = lappend_oid(result, lfirst_oid(lc));
+	return result;
 }
 
 /* ---- constraint checks ---- */
 
-static Datum
-oid_list_to_array(List *oids)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
-	int			i = 0;
-	ListCell   *lc;
-
-	foreach(lc, oids)
-		elems[i++] = ObjectIdGetDatum(lfirst_oid(lc));
-	return PointerGetDatum(construct_array(elems, i, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-}
 
 /*
  * Run a query that reads pg_catalog and returns one oid column.  It runs
@@ -115,7 +103,7 @@ oid_list_to_array(List *oids)
 static List *
 oid_query(const char *sql, List *reloids)
 {
-	Datum		arg = oid_list_to_array(reloids);
+	Datum		arg = PointerGetDatum(oid_list_to_array(reloids));
 	List	   *result = NIL;
 
 	catalog_exec(sql, 1, (Oid[]) {OIDARRAYOID}, &arg, NULL);
@@ -147,6 +135,7 @@ constraints_to_check(List *reloids, bool all)
 						 "   AND r.relkind IN ('r', 'p') AND $1 IS NOT NULL "
 						 "   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'migrate') "
 						 "   AND n.nspname NOT LIKE 'pg\\_toast%' "
+						 "   AND (r.relpersistence <> 't' OR n.oid = pg_my_temp_schema()) "
 						 " ORDER BY c.conrelid, c.conname", reloids);
 	if (reloids == NIL)
 		return NIL;
@@ -278,9 +267,134 @@ offending_keys(const char *sql, List *colnames)
 	return buf.data;
 }
 
-/* Re-check one constraint over every row; raises when a row violates it. */
+/*
+ * Code that belongs to a table (its CHECK expressions, the equality operators
+ * of its foreign keys) runs as the table's owner in a security-restricted
+ * operation, with search_path pinned, as VACUUM and ANALYZE run index and
+ * constraint code: never with the rights of whoever asked for the check.
+ */
+typedef struct AsOwner
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} AsOwner;
+
+static Oid
+rel_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+static void
+as_owner_enter(AsOwner *scope, Oid owner)
+{
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
+	SetUserIdAndSecContext(owner, scope->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
+	scope->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+static void
+as_owner_leave(AsOwner *scope)
+{
+	/* what the table's code set is not kept (as PostgreSQL's own checks do) */
+	AtEOXact_GUC(false, scope->save_nestlevel);
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+}
+
+/*
+ * Whether re-checking a foreign key runs no code but PostgreSQL's own: its
+ * equality operators are built in, over built-in types (or domains over them,
+ * or enums).  A scan runs no user code; row-level security is off for it.
+ */
+static bool
+foreign_key_runs_builtin_code_only(HeapTuple tup, Form_pg_constraint con)
+{
+	int			nop;
+	int			nkey;
+	Oid		   *ops = constraint_array(tup, Anum_pg_constraint_conpfeqop, &nop);
+	int16	   *keys = constraint_array(tup, Anum_pg_constraint_conkey, &nkey);
+
+	for (int i = 0; i < nop; i++)
+		if (ops[i] >= FirstNormalObjectId)
+			return false;
+	for (int i = 0; i < nkey; i++)
+	{
+		Oid			type = getBaseType(get_atttype(con->conrelid, keys[i]));
+
+		if (type >= FirstNormalObjectId && get_typtype(type) != TYPTYPE_ENUM)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Whose rights re-check a foreign key: the referencing table's owner, who
+ * must be able to read both tables; else the referenced table's owner, if
+ * that one can.  Else, when the check runs no user code, the caller (as it
+ * always did).  Otherwise the check cannot be made without lending one role's
+ * rights to another's code: refuse it.
+ */
+static Oid
+foreign_key_checker(HeapTuple tup, Form_pg_constraint con)
+{
+	Oid			fk_owner = rel_owner(con->conrelid);
+	Oid			pk_owner = rel_owner(con->confrelid);
+
+	if (pg_class_aclcheck(con->confrelid, fk_owner, ACL_SELECT) == ACLCHECK_OK)
+		return fk_owner;
+	if (pg_class_aclcheck(con->conrelid, pk_owner, ACL_SELECT) == ACLCHECK_OK)
+		return pk_owner;
+	if (foreign_key_runs_builtin_code_only(tup, con))
+		return GetUserId();
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot re-check foreign key constraint \"%s\" on table \"%s\"",
+					NameStr(con->conname), get_rel_name(con->conrelid)),
+			 errdetail("Constraints are re-checked as a table's owner: role %s (owner of \"%s\") cannot read \"%s\", "
+					   "and role %s (owner of \"%s\") cannot read \"%s\".",
+					   GetUserNameFromId(fk_owner, false), get_rel_name(con->conrelid),
+					   get_rel_name(con->confrelid), GetUserNameFromId(pk_owner, false),
+					   get_rel_name(con->confrelid), get_rel_name(con->conrelid)),
+			 errhint("GRANT SELECT on one table to the other table's owner: the key's equality runs code that is not built in.")));
+	return InvalidOid;			/* keep the compiler quiet */
+}
+
+static void check_constraint_as_owner(Oid conoid, const char *version);
+
+/* Re-check one constraint over every row as the owner of its table; raises when a row violates it. */
 static void
 check_constraint(Oid conoid, const char *version)
+{
+	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	Form_pg_constraint con;
+	Oid			checker;
+	AsOwner		scope;
+
+	if (!HeapTupleIsValid(tup))
+		return;					/* dropped meanwhile: nothing to check */
+	con = (Form_pg_constraint) GETSTRUCT(tup);
+	checker = con->contype == CONSTRAINT_FOREIGN ? foreign_key_checker(tup, con) : rel_owner(con->conrelid);
+	ReleaseSysCache(tup);
+
+	as_owner_enter(&scope, checker);
+	check_constraint_as_owner(conoid, version);
+	as_owner_leave(&scope);
+}
+
+/* Re-check one constraint over every row; raises when a row violates it. */
+static void
+check_constraint_as_owner(Oid conoid, const char *version)
 {
 	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
 	Form_pg_constraint con;
@@ -314,13 +428,26 @@ check_constraint(Oid conoid, const char *version)
 		{
 			const char *fcol = quote_identifier(get_attname(con->conrelid, fk[i], false));
 			const char *pcol = quote_identifier(get_attname(con->confrelid, pk[i], false));
+			Oid			fk_type,
+						pk_type,
+						fk_coll,
+						pk_coll;
+			int32		typmod;
 
+			/*
+			 * Keys of different collations compare under the referenced
+			 * key's, as PostgreSQL's own foreign key checks do.
+			 */
+			get_atttypetypmodcoll(con->conrelid, fk[i], &fk_type, &typmod, &fk_coll);
+			get_atttypetypmodcoll(con->confrelid, pk[i], &pk_type, &typmod, &pk_coll);
 			cols = lappend(cols, get_attname(con->conrelid, fk[i], false));
 			appendStringInfo(&sql, "%sfk.%s", i > 0 ? ", " : "", fcol);
 			appendStringInfo(&notnull, "%sfk.%s IS NOT NULL", i > 0 ? " AND " : "", fcol);
 			appendStringInfo(&anynull, "%sfk.%s IS NOT NULL", i > 0 ? " OR " : "", fcol);
-			appendStringInfo(&join, "%spk.%s %s fk.%s", i > 0 ? " AND " : "", pcol,
-							 qualified_operator(ops[i]), fcol);
+			appendStringInfo(&join, "%spk.%s %s fk.%s%s%s", i > 0 ? " AND " : "", pcol,
+							 qualified_operator(ops[i]), fcol,
+							 OidIsValid(pk_coll) && pk_coll != fk_coll ? " COLLATE " : "",
+							 OidIsValid(pk_coll) && pk_coll != fk_coll ? generate_collation_name(pk_coll) : "");
 		}
 		/* MATCH SIMPLE: a key with a null is not checked; MATCH FULL: all or none null */
 		appendStringInfo(&sql, " FROM %s fk WHERE ", scan_target(con->conrelid));
@@ -377,7 +504,7 @@ check_constraint(Oid conoid, const char *version)
 static void
 check_indexes(List *reloids, const char *version)
 {
-	Datum		arg = oid_list_to_array(reloids);
+	Datum		arg = PointerGetDatum(oid_list_to_array(reloids));
 
 	catalog_exec("SELECT i.indexrelid::pg_catalog.regclass::text, "
 							   "       i.indrelid::pg_catalog.regclass::text "
@@ -406,7 +533,9 @@ tables_for_mode(List *touched)
 						 "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace "
 						 " WHERE r.relkind IN ('r', 'p') AND $1 IS NOT NULL "
 						 "   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'migrate') "
-						 "   AND n.nspname NOT LIKE 'pg\\_toast%' ORDER BY r.oid", touched);
+						 "   AND n.nspname NOT LIKE 'pg\\_toast%' "
+						 "   AND (r.relpersistence <> 't' OR n.oid = pg_my_temp_schema()) "
+						 " ORDER BY r.oid", touched);
 	return touched;
 }
 
@@ -511,9 +640,44 @@ typedef struct GuardedCheck
 	GuardedKind kind;
 	const char *version;
 	const char *verify;
+	const char *registered_by;
 	Oid			conoid;
 	List	   *tables;
 } GuardedCheck;
+
+/*
+ * Re-run a verify query with no more rights than the role that registered
+ * it, as a security-restricted operation: text that one role registered
+ * never runs with another role's rights.  Only that role, its members and
+ * superusers may re-run it (anyone else would lend it their search_path).
+ */
+static void
+verify_query_as_registrant(const char *verify, const char *version, const char *registered_by)
+{
+	Oid			role = get_role_oid(registered_by, true);
+	Oid			save_userid;
+	int			save_sec_context;
+
+	if (!OidIsValid(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the verify query of migration %s was registered by role %s, which no longer exists",
+						version, quote_identifier(registered_by)),
+				 errhint("Register the migration again as an existing role to re-run its verify query.")));
+	if (!has_privs_of_role(GetUserId(), role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the verify query of migration %s runs as role %s, whose privileges you do not have",
+						version, quote_identifier(registered_by)),
+				 errdetail("A verify query re-runs as the role that registered it."),
+				 errhint("Run migrate_verify() as %s, a member of it, or a superuser.",
+						 quote_identifier(registered_by))));
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	verify_query_raise(verify, version);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
 
 static void
 guarded_check_body(void *arg)
@@ -521,7 +685,7 @@ guarded_check_body(void *arg)
 	GuardedCheck *g = arg;
 
 	if (g->kind == GUARDED_VERIFY)
-		verify_query_raise(g->verify, g->version);
+		verify_query_as_registrant(g->verify, g->version, g->registered_by);
 	else if (g->kind == GUARDED_CONSTRAINT)
 		check_constraint(g->conoid, g->version);
 	else
@@ -530,10 +694,10 @@ guarded_check_body(void *arg)
 
 /* Run one check in a subtransaction that leaves no trace; an error is a failed result. */
 static void
-run_guarded(GuardedKind kind, const char *version, const char *verify, Oid conoid,
-			List *tables, CheckResult *res)
+run_guarded(GuardedKind kind, const char *version, const char *verify, const char *registered_by,
+			Oid conoid, List *tables, CheckResult *res)
 {
-	GuardedCheck g = {kind, version, verify, conoid, tables};
+	GuardedCheck g = {kind, version, verify, registered_by, conoid, tables};
 	ErrorData  *edata = run_in_subtransaction(guarded_check_body, &g, false);
 
 	res->ok = (edata == NULL);
@@ -575,6 +739,57 @@ constraint_label(Oid conoid)
 }
 
 /*
+ * The tables an applied migration touched, by OID: those that still exist,
+ * with their partition ancestors.  A table dropped since, or a different
+ * table that now has the name, is reported (never checked in its place).
+ */
+static List *
+touched_tables(HeapTuple row, TupleDesc desc, Datum names_d, List **results,
+			   const char *version, const char *name)
+{
+	bool		isnull;
+	Datum		oids_d = SPI_getbinval(row, desc, 7, &isnull);
+	List	   *reloids = NIL;
+	Datum	   *oids;
+	Datum	   *names;
+	bool	   *nulls;
+	int			noids;
+	int			nnames;
+
+	if (isnull || names_d == (Datum) 0)
+		return NIL;
+	/* touched (names as they were) and touched_tables (OIDs) are parallel */
+	deconstruct_array(DatumGetArrayTypeP(oids_d), OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &oids, &nulls, &noids);
+	deconstruct_array(DatumGetArrayTypeP(names_d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &names, &nulls, &nnames);
+	for (int e = 0; e < noids; e++)
+	{
+		Oid			relid = DatumGetObjectId(oids[e]);
+		char	   *table;
+		Oid			now;
+		CheckResult *res;
+
+		if (get_rel_name(relid) != NULL)
+		{
+			reloids = touched_add(reloids, relid);
+			continue;
+		}
+		table = e < nnames ? TextDatumGetCString(names[e]) : psprintf("with OID %u", relid);
+		now = e < nnames ? RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(table)),
+											NoLock, true) : InvalidOid;
+		res = new_result(results, version, name, "table", table);
+		res->ok = true;
+		res->info = true;
+		res->message = OidIsValid(now)
+			? psprintf("table %s was dropped since migration %s was applied; the table of that name now, owned by %s, is another one: not checked",
+					   table, version, GetUserNameFromId(rel_owner(now), false))
+			: psprintf("table %s was dropped since migration %s was applied: not checked", table, version);
+	}
+	return reloids;
+}
+
+/*
  * Every check of the applied migrations (or of one version): the registered
  * text against the checksum that was applied, the verify query, and the
  * constraints and indexes of the tables each migration touched.
@@ -589,7 +804,8 @@ check_applied(const char *version)
 	HeapTuple  *rows;
 	TupleDesc	desc;
 
-	catalog_exec("SELECT a.version, coalesce(m.name, a.name), a.checksum, m.checksum, m.verify, a.touched "
+	catalog_exec("SELECT a.version, coalesce(m.name, a.name), a.checksum, m.checksum, m.verify, a.touched, "
+				 "       a.touched_tables::pg_catalog.oid[], m.registered_by "
 				 "  FROM migrate.applied a "
 				 "  LEFT JOIN migrate.migrations m ON m.version_key = a.version_key "
 				 " WHERE $1 IS NULL OR a.version_key = $1 "
@@ -610,6 +826,27 @@ check_applied(const char *version)
 				 errmsg("migration %s is not applied", version),
 				 errhint("migrate_status() lists every migration and its state.")));
 
+	/* the history itself: its hash chain, and an applied row it does not explain */
+	{
+		ListCell   *lc;
+
+		foreach(lc, history_findings(catalog_load(false), version ? migration_key(version) : NULL))
+		{
+			HistoryFinding *f = lfirst(lc);
+			CheckResult *res = new_result(&results, f->version, f->name, "history",
+										  strcmp(f->problem, "history") == 0 ? "hash chain" : "applied row");
+
+			res->ok = false;
+			strlcpy(res->sqlstate, unpack_sql_state(ERRCODE_DATA_CORRUPTED), sizeof(res->sqlstate));
+			res->message = strcmp(f->problem, "history") == 0
+				? pstrdup("the history of migrations was changed outside migrate")
+				: strcmp(f->problem, "lost") == 0
+				? psprintf("migration %s is applied by the history's account but not marked applied", f->version)
+				: psprintf("migration %s is marked applied without a history row that records it", f->version);
+			res->detail = f->detail;
+		}
+	}
+
 	for (int i = 0; i < n; i++)
 	{
 		char	   *v = SPI_getvalue(rows[i], desc, 1);
@@ -617,9 +854,9 @@ check_applied(const char *version)
 		char	   *applied_sum = SPI_getvalue(rows[i], desc, 3);
 		char	   *registered_sum = SPI_getvalue(rows[i], desc, 4);
 		char	   *verify = SPI_getvalue(rows[i], desc, 5);
+		char	   *registered_by = SPI_getvalue(rows[i], desc, 8);
 		bool		isnull;
 		Datum		touched_d = SPI_getbinval(rows[i], desc, 6, &isnull);
-		List	   *names = NIL;
 		List	   *tables;
 		CheckResult *res;
 		ListCell   *lc;
@@ -639,23 +876,13 @@ check_applied(const char *version)
 		}
 
 		if (verify)
-			run_guarded(GUARDED_VERIFY, v, verify, InvalidOid, NIL,
+			run_guarded(GUARDED_VERIFY, v, verify, registered_by, InvalidOid, NIL,
 						new_result(&results, v, name, "verify", "verify query"));
 
 		if (migrate_verify_constraints == VERIFY_CONSTRAINTS_OFF)
 			continue;
-		if (!isnull)
-		{
-			Datum	   *elems;
-			bool	   *enulls;
-			int			ne;
-
-			deconstruct_array(DatumGetArrayTypeP(touched_d), TEXTOID, -1, false, TYPALIGN_INT,
-							  &elems, &enulls, &ne);
-			for (int e = 0; e < ne; e++)
-				names = lappend(names, TextDatumGetCString(elems[e]));
-		}
-		tables = tables_for_mode(touched_resolve(names));
+		tables = tables_for_mode(touched_tables(rows[i], desc, isnull ? (Datum) 0 : touched_d,
+												&results, v, name));
 		foreach(lc, constraints_to_check(tables, migrate_verify_constraints == VERIFY_CONSTRAINTS_ALL))
 		{
 			Oid			conoid = lfirst_oid(lc);
@@ -666,12 +893,12 @@ check_applied(const char *version)
 				continue;
 			fk = ((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN;
 			ReleaseSysCache(tup);
-			run_guarded(GUARDED_CONSTRAINT, v, NULL, conoid, NIL,
+			run_guarded(GUARDED_CONSTRAINT, v, NULL, NULL, conoid, NIL,
 						new_result(&results, v, name, fk ? "foreign key" : "check constraint",
 								   constraint_label(conoid)));
 		}
 		if (tables != NIL)
-			run_guarded(GUARDED_INDEXES, v, NULL, InvalidOid, tables,
+			run_guarded(GUARDED_INDEXES, v, NULL, NULL, InvalidOid, tables,
 						new_result(&results, v, name, "indexes",
 								   psprintf("indexes of %d table%s", list_length(tables),
 											list_length(tables) == 1 ? "" : "s")));
@@ -696,6 +923,8 @@ migrate_verify(PG_FUNCTION_ARGS)
 	{
 		CheckResult *res = lfirst(lc);
 
+		if (res->info)
+			continue;
 		if (res->ok)
 			passed++;
 		else if (failed++ == 0)
@@ -740,8 +969,8 @@ migrate_check(PG_FUNCTION_ARGS)
 		values[4] = BoolGetDatum(res->ok);
 		values[5] = res->ok ? (Datum) 0 : CStringGetTextDatum(res->sqlstate);
 		nulls[5] = res->ok;
-		values[6] = res->ok ? (Datum) 0 : CStringGetTextDatum(res->message);
-		nulls[6] = res->ok;
+		values[6] = res->message ? CStringGetTextDatum(res->message) : (Datum) 0;
+		nulls[6] = res->message == NULL;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();

@@ -46,6 +46,23 @@ invalid_version(const char *version, const char *why)
 					 "such as 001, 1.2.10, 2025-10-08_18 or 20240103000001.")));
 }
 
+/*
+ * Refuse a version longer than MIGRATE_VERSION_MAX_BYTES, whatever the
+ * function it is given to: its key could not be indexed in the catalog.
+ */
+static void
+check_version_length(const char *version)
+{
+	size_t		len = strlen(version);
+
+	if (len > MIGRATE_VERSION_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the version is too long (%zu bytes)", len),
+				 errdetail("A version has at most %d bytes.", MIGRATE_VERSION_MAX_BYTES),
+				 errhint("Choose a shorter one.")));
+}
+
 /* Does the group of `len` digits at `s` read as YYYYMMDD[hh[mm[ss]]]? */
 static bool
 is_timestamp_group(const char *s, int len)
@@ -71,6 +88,7 @@ version_key(const char *version)
 	int			group = 0;
 	int			keep_len = 0;	/* key length up to the last non-zero group */
 
+	check_version_length(version);
 	if (version[0] == '\0')
 		invalid_version(version, "The version is empty.");
 
@@ -136,6 +154,7 @@ version_key(const char *version)
 char *
 migration_key(const char *version)
 {
+	check_version_length(version);
 	if (strncmp(version, REPEATABLE_PREFIX, strlen(REPEATABLE_PREFIX)) == 0)
 	{
 		const char *name = version + strlen(REPEATABLE_PREFIX);

@@ -22,10 +22,15 @@
 #   MIGRATE_KEEP_TMP=1     keep the temp directory even when everything passed
 #                          (it is always kept when something failed)
 #   MIGRATE_TEST_PORT      port of the pgTAP cluster (default 54329; unix socket only)
+#   MIGRATE_ONLY=PATTERN   run only the tests whose name contains PATTERN
+#   PG_CONFIG              the pg_config of the PostgreSQL 15 to build and test
+#                          against (default /usr/lib/postgresql/15/bin/pg_config;
+#                          a relocated copy of it keeps parallel work apart)
 set -euo pipefail
 
-PG_BIN=/usr/lib/postgresql/15/bin
-PGXS_DIR=/usr/lib/postgresql/15/lib/pgxs
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PG_BIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")")")
 PG_REGRESS=$PGXS_DIR/src/test/regress/pg_regress
 # pg_isolation_regress finds isolationtester next to itself (find_other_exec
 # on its own argv[0] directory), so it must be run by this absolute path.
@@ -124,6 +129,13 @@ discover() {
 		done
 		;;
 	esac
+	if [[ -n "${MIGRATE_ONLY:-}" ]]; then
+		local -a kept=()
+		for f in "${found[@]}"; do
+			[[ "$f" == *"$MIGRATE_ONLY"* ]] && kept+=("$f")
+		done
+		found=("${kept[@]}")
+	fi
 	if ((${#found[@]})); then
 		mapfile -t TESTS < <(printf '%s\n' "${found[@]}" | LC_ALL=C sort)
 	fi
@@ -136,7 +148,7 @@ if [[ "${MIGRATE_SKIP_BUILD:-}" != 1 ]]; then
 	bash "$REPO/test/deps.sh" || build_ok=0
 	if ((build_ok)); then
 		echo "== build"
-		(cd "$REPO" && make -j"$(nproc)" && make install) || build_ok=0
+		(cd "$REPO" && make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" && make install PG_CONFIG="$PG_CONFIG") || build_ok=0
 	fi
 	if ((!build_ok)); then
 		# Nothing can run: count every discovered test (at least 1) as failed.
@@ -155,7 +167,8 @@ else
 fi
 
 # ---------------------------------------------------------------- temp dir
-# Layout:  $TMP/src         copy of sql/ expected/ test/ (readable by postgres)
+# Layout:  $TMP/src         copy of sql/ expected/ test/ bin/ src/ (readable by postgres;
+#                           test/t/006 reads the SQL of src/*.c)
 #          $TMP/temp.conf   extra postgresql.conf lines for every test cluster
 #          $TMP/results/    per-tier counts;  $TMP/<tier>/  tier outputs and logs
 # Always under /tmp: root's $TMPDIR may not be reachable by postgres, and
@@ -164,7 +177,7 @@ TMP=$(mktemp -d /tmp/migrate-test.XXXXXX)
 SRC=$TMP/src
 RESULTS=$TMP/results
 mkdir -p "$SRC" "$RESULTS"
-for d in sql expected test bin; do
+for d in sql expected test bin src; do
 	if [[ -d "$REPO/$d" ]]; then
 		cp -a "$REPO/$d" "$SRC/"
 	else

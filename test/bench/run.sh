@@ -28,19 +28,32 @@
 #                  CONSTRAINT; also migrate_verify() of that migration.
 #   5 checksums    MB/s of migrate_add() (parse + checksum + store) and of
 #                  migrate_checksum() on a 5 MB seed script.
+#   6 graph        requirement graphs: a chain (each migration requires the
+#                  next) of 10k and 100k, a dense graph (each requires the
+#                  previous two or three) of 1k and 10k: one
+#                  migrate_add_scripts() call, migrate_plan(), migrate_apply();
+#                  time per migration, and growth (exponent 1 is linear).
+#   7 parse        migrate_add() of 5k, 10k and 20k one-line INSERTs (the
+#                  growth must be linear) and of a 50 MB script, vs psql -f
+#                  of the same file.
+#   8 job          the migrations of benchmark 1 applied by a background job
+#                  (migrate_start() + CALL migrate_wait()) vs CALL migrate_run().
 #
-# --quick uses smaller sizes and fewer repetitions (a smoke run, under a
-# minute; the full run takes about 2 minutes on 2 cores).  Output: a table on stdout, also written as Markdown to
+# --quick uses smaller sizes and fewer repetitions (a smoke run, about a
+# minute and a half, half of it psql -f of the 50 MB script; the full run
+# takes about 4 minutes on 2 cores).  Output: a table on stdout, also written as Markdown to
 # test/bench/results.md.  Times never fail the run: the exit status is 0
 # unless something is broken.
 #
 # Environment:
 #   MIGRATE_BENCH_PORT   port of the cluster (default 54339; unix socket only)
 #   MIGRATE_KEEP_TMP=1   keep the temp directory (cluster, generated files, logs)
+#   PG_CONFIG            pg_config of the PostgreSQL 15 to use (default: the system one)
 set -euo pipefail
 export LC_ALL=C
 
-PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PG_BIN=$("$PG_CONFIG" --bindir)
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BENCH_DIR=$REPO/test/bench
 RESULTS_MD=$BENCH_DIR/results.md
@@ -62,17 +75,21 @@ for arg in "$@"; do
 done
 
 if [[ $MODE == full ]]; then
-	APPLY_N=500 APPLY_REPS=9
+	APPLY_N=500 APPLY_REPS=9 JOB_REPS=5
 	STATUS_SIZES=(1000 10000 50000) STATUS_CALLS=15
 	EXP_ROWS=5000000 EXP_INSERT=100000 EXP_REPS=7
 	FK_CHILD=2000000 FK_PARENT=200000 FK_REPS=7
 	SEED_BYTES=$((5 * 1024 * 1024)) SEED_REPS=7
+	GRAPH_CHAIN=(10000 100000) GRAPH_DENSE=(1000 10000)
+	PARSE_BIG_BYTES=$((50 * 1024 * 1024)) PARSE_REPS=7 PARSE_BIG_REPS=3
 else
-	APPLY_N=100 APPLY_REPS=3
+	APPLY_N=100 APPLY_REPS=3 JOB_REPS=2
 	STATUS_SIZES=(1000 5000 10000) STATUS_CALLS=5
 	EXP_ROWS=500000 EXP_INSERT=10000 EXP_REPS=3
 	FK_CHILD=200000 FK_PARENT=20000 FK_REPS=3
 	SEED_BYTES=$((1024 * 1024)) SEED_REPS=3
+	GRAPH_CHAIN=(2000 20000) GRAPH_DENSE=(500 5000)
+	PARSE_BIG_BYTES=$((50 * 1024 * 1024)) PARSE_REPS=3 PARSE_BIG_REPS=1
 fi
 
 # ---------------------------------------------------------------- cluster
@@ -199,9 +216,10 @@ q bench_tpl "CREATE EXTENSION migrate" >/dev/null
 as_pg "${PSQL[@]}" -d bench_tpl -f "$BENCH_DIR/lib.sql" >/dev/null
 MIGRATE_VERSION=$(q bench_tpl "SELECT extversion FROM pg_extension WHERE extname = 'migrate'")
 MIGRATE_SO=$(as_pg pg_config --pkglibdir)/migrate.so
-MIGRATE_SQL=$(as_pg pg_config --sharedir)/extension/migrate--$MIGRATE_VERSION.sql
+MIGRATE_SQL_DIR=$(as_pg pg_config --sharedir)/extension
 # every session loads migrate.so anew: a reinstall during the run mixes builds
-install_stamp() { stat -c '%Y %s' "$MIGRATE_SO" "$MIGRATE_SQL" 2>/dev/null | tr '\n' ' '; }
+# (the install script and the upgrade chain: a version may be installed through it)
+install_stamp() { stat -c '%Y %s' "$MIGRATE_SO" "$MIGRATE_SQL_DIR"/migrate--*.sql 2>/dev/null | tr '\n' ' '; }
 INSTALL_STAMP=$(install_stamp)
 MIGRATE_BUILD="migrate.so of $(date -u -r "$MIGRATE_SO" '+%Y-%m-%d %H:%M UTC')"
 if git -C "$REPO" rev-parse --short HEAD >/dev/null 2>&1; then
@@ -579,12 +597,185 @@ EOF
 	NOTES+=("5: ratio = throughput of migrate / throughput of the baseline (migrate_add: baseline is INSERT of the text with sha256(); migrate_checksum: baseline is sha256(convert_to(s, 'UTF8'))); medians $(fmt "$am") ms for migrate_add, $(fmt "$sm") ms for migrate_checksum.")
 }
 
+# ================================================================ 6. graph
+# requires_sql KIND N: SQL for the requirements of migration g (NULL: none)
+requires_sql() {
+	case $1 in
+	chain) echo "CASE WHEN g < $2 THEN (g + 1)::text END" ;;
+	dense) echo "CASE WHEN g > 3 THEN concat_ws(', ', g - 1, g - 2, CASE WHEN g % 2 = 0 THEN g - 3 END) END" ;;
+	esac
+}
+bench_graph() {
+	local kind size part e name s1 s2
+	local -a t=()
+	local -A ms=()
+	echo "== 6. graph: chains of ${GRAPH_CHAIN[*]}, dense graphs of ${GRAPH_DENSE[*]}: register, plan, apply"
+	per() { awk -v t="$1" -v n="$2" 'BEGIN { printf "%.1f us/migration", t * 1000 / n }'; }
+	for kind in chain dense; do
+		local -n sizes=GRAPH_${kind^^}
+		for size in "${sizes[@]}"; do
+			fresh_db b6
+			checkpoint
+			psql_timed b6 "$TMP/out/b6.out" >/dev/null <<EOF
+SET client_min_messages = warning;
+\\timing on
+SELECT count(*) FROM migrate_add_scripts(
+    ARRAY(SELECT format('V%s__m%s.sql', g, g) FROM generate_series(1, $size) g),
+    ARRAY(SELECT coalesce('-- migrate:requires ' || $(requires_sql $kind $size) || E'\\n', '') || format('SELECT %s;', g)
+            FROM generate_series(1, $size) g));
+SELECT count(*) FROM migrate_plan();
+SELECT count(*) FROM migrate_apply();
+\\timing off
+EOF
+			mapfile -t t < <(timings "$TMP/out/b6.out")
+			[[ $(q b6 "SELECT count(*) FROM migrate.applied") == "$size" ]]
+			(($(q b6 "SELECT count(*) FROM migrate.migrations WHERE requires <> '{}'") >= size - 3))
+			drop_db b6
+			ms[$kind.reg.$size]=${t[0]} ms[$kind.plan.$size]=${t[1]} ms[$kind.apply.$size]=${t[2]}
+			row "6 graph, $kind: migrate_add_scripts()" "$size migrations" "$(fmt "${t[0]}") ms ($(per "${t[0]}" "$size"))" "-" "-" "info" ""
+			row "6 graph, $kind: migrate_plan()" "$size migrations" "$(fmt "${t[1]}") ms ($(per "${t[1]}" "$size"))" "-" "-" "info" ""
+			row "6 graph, $kind: migrate_apply()" "$size migrations" "$(fmt "${t[2]}") ms ($(per "${t[2]}" "$size"))" "-" "-" "info" ""
+		done
+		s1=${sizes[0]} s2=${sizes[-1]}
+		for part in reg plan apply; do
+			name=$part
+			[[ $part != reg ]] || name=register
+			e=$(awk -v a="${ms[$kind.$part.$s1]}" -v b="${ms[$kind.$part.$s2]}" -v n1="$s1" -v n2="$s2" \
+				'BEGIN { printf "%.2f", log(b / a) / log(n2 / n1) }')
+			verdict "graph, $kind: $name growth not quadratic (exponent $s1->$s2 < 1.5)" "$e" 1.5 "exponent $e"
+			row "6 graph, $kind: $name growth" "$s1->$s2" "x$(ratio "${ms[$kind.$part.$s2]}" "${ms[$kind.$part.$s1]}")" \
+				"(sizes x$((s2 / s1)))" "exp $e" "not quadratic" "$V"
+		done
+		unset -n sizes
+	done
+}
+# ================================================================ 7. parse
+# Registering scripts of many statements: migrate_add() of 5k, 10k and 20k
+# one-line INSERTs (the growth must be linear) and of a big script, against
+# psql -f of the same file (which sends each statement to the server and runs
+# it); the registration itself runs none of them.
+bench_parse() {
+	local n r f big=$PARSE_BIG_BYTES reg base
+	local -a sizes=(5000 10000 20000)
+	echo "== 7. parse: registering ${sizes[*]} one-line INSERTs and a $((big / 1048576)) MiB script, $PARSE_REPS/$PARSE_BIG_REPS repetitions"
+	fresh_db b6
+	q b6 "CREATE TABLE src (k text PRIMARY KEY, s text); ALTER TABLE src ALTER s SET STORAGE EXTERNAL;
+	      CREATE TABLE parse_t (id int, name text, note text);" >/dev/null
+	for n in "${sizes[@]}"; do
+		f=$TMP/gen/parse_$n.sql
+		as_pg awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf "INSERT INTO parse_t VALUES (%d, '\''row %d'\'');\n", i, i }' >"$f"
+		q b6 "INSERT INTO src SELECT '$n', pg_read_file('$f')" >/dev/null
+	done
+	f=$TMP/gen/parse_big.sql
+	as_pg awk -v bytes="$big" 'BEGIN {
+		for (i = 1; n < bytes; i++) {
+			line = sprintf("INSERT INTO parse_t VALUES (%d, '\''row %d'\'', '\''a note that makes this statement about a hundred bytes long %d'\'');", i, i, i * 7)
+			print line
+			n += length(line) + 1
+		}
+	}' >"$f"
+	q b6 "INSERT INTO src SELECT 'big', pg_read_file('$f')" >/dev/null
+	local big_bytes big_n
+	big_bytes=$(stat -c %s "$f")
+	big_n=$(wc -l <"$f")
+	for n in "${sizes[@]}" big; do
+		local -a reg_ms=() base_ms=()
+		f=$TMP/gen/parse_$n.sql
+		# the big script needs no warm-up repetition of its own: the small ones were one
+		local first=0 reps=$PARSE_REPS
+		[[ $n != big ]] || first=1 reps=$PARSE_BIG_REPS
+		for ((r = first; r <= reps; r++)); do
+			# alternate which side goes first
+			if ((r % 2)); then
+				q b6 "TRUNCATE parse_t" >/dev/null
+				base=$(wall "$TMP/out/b6_psql.out" "${PSQL[@]}" -d b6 -f "$f")
+			fi
+			# the session's first call loads the library and plans the catalog
+			# statements: it is not timed
+			reg=$(psql_timed b6 "$TMP/out/b6.out" <<EOF
+BEGIN;
+SELECT length(migrate_add('1', 'parse', s)) FROM src WHERE k = '5000';
+ROLLBACK;
+BEGIN;
+\\timing on
+SELECT length(migrate_add('1', 'parse', s)) FROM src WHERE k = '$n';
+\\timing off
+ROLLBACK;
+EOF
+			)
+			if ((r % 2 == 0)); then
+				q b6 "TRUNCATE parse_t" >/dev/null
+				base=$(wall "$TMP/out/b6_psql.out" "${PSQL[@]}" -d b6 -f "$f")
+			fi
+			((r > 0)) || continue # warm-up
+			reg_ms+=("$reg") base_ms+=("$base")
+		done
+		PARSE_MS[$n]=$(printf '%s\n' "${reg_ms[@]}" | median)
+		PSQL_MS[$n]=$(printf '%s\n' "${base_ms[@]}" | median)
+	done
+	drop_db b6
+	for n in "${sizes[@]}"; do
+		row "7 migrate_add() of one-line INSERTs" "$n statements" "$(fmt "${PARSE_MS[$n]}") ms" "$(fmt "${PSQL_MS[$n]}") ms" \
+			"$(ratio "${PARSE_MS[$n]}" "${PSQL_MS[$n]}")" "info" ""
+	done
+	local s1=${sizes[0]} s2=${sizes[1]} s3=${sizes[2]} e
+	e=$(awk -v a="${PARSE_MS[$s1]}" -v b="${PARSE_MS[$s3]}" -v n1="$s1" -v n3="$s3" 'BEGIN { printf "%.2f", log(b / a) / log(n3 / n1) }')
+	verdict "migrate_add() time linear in the statements (exponent $s1->$s3 <= 1.2)" "$e" 1.2 "exponent $e"
+	row "7 migrate_add() growth" "${s1}->${s2}->${s3}" \
+		"x$(ratio "${PARSE_MS[$s2]}" "${PARSE_MS[$s1]}"), x$(ratio "${PARSE_MS[$s3]}" "${PARSE_MS[$s2]}")" \
+		"(sizes x2, x2)" "exp $e" "linear" "$V"
+	row "7 migrate_add() of a big script" "$(awk -v b="$big_bytes" 'BEGIN { printf "%.0f MiB", b / 1048576 }'), $big_n statements" \
+		"$(fmt "${PARSE_MS[big]}") ms" "$(fmt "${PSQL_MS[big]}") ms" "$(ratio "${PARSE_MS[big]}" "${PSQL_MS[big]}")" "info" ""
+	NOTES+=("7: migrate = migrate_add() of the script stored in a table (split, checks, checksum, catalog row) in a transaction rolled back, timed by psql's \\timing; baseline = \`psql -f\` of the same file, end to end (it sends and runs every statement, each its own transaction). ratio = migrate / baseline: lower is better. Growth: exponent = log(t3/t1)/log(n3/n1), 1 is linear, 2 quadratic; before the linear split, 5k/10k/20k took 0.57/2.14/8.48 s (exponent 1.95) and a 50 MB script ran for minutes.")
+}
+declare -A PARSE_MS=() PSQL_MS=()
+# ================================================================ 8. job
+# The same n small migrations as benchmark 1 (registered the same way), applied
+# by a job (SELECT migrate_start(); CALL migrate_wait(id)) vs CALL migrate_run(),
+# which also commits after each migration; both end to end from psql.
+bench_job() {
+	local n=$APPLY_N dir=$TMP/gen/apply r t
+	local -a j_e2e=() r_e2e=()
+	echo "== 8. job: $n migrations x $JOB_REPS repetitions"
+	printf '%s\n' 'SET client_min_messages = warning;' 'SELECT migrate_start() AS job \gset' \
+		'CALL migrate_wait(:job);' >"$dir/job.sql"
+	chmod 644 "$dir/job.sql"
+	for ((r = 1; r <= JOB_REPS; r++)); do
+		fresh_db b6_j
+		fresh_db b6_r
+		as_pg "${PSQL[@]}" -d b6_j -f "$dir/register_scripts.sql" >/dev/null 2>&1
+		as_pg "${PSQL[@]}" -d b6_r -f "$dir/register_scripts.sql" >/dev/null 2>&1
+		checkpoint
+		run_j() {
+			j_e2e+=("$(wall "$TMP/out/b6_j.out" "${PSQL[@]}" -d b6_j -v ON_ERROR_STOP=1 -f "$dir/job.sql")")
+		}
+		run_r() {
+			r_e2e+=("$(wall "$TMP/out/b6_r.out" "${PSQL[@]}" -d b6_r -v ON_ERROR_STOP=1 \
+				-c 'SET client_min_messages = warning' -c 'CALL migrate_run()')")
+		}
+		if ((r % 2)); then run_j; checkpoint; run_r; else run_r; checkpoint; run_j; fi
+		[[ $(q b6_j "SELECT count(*) FROM migrate.applied") == "$n" ]]
+		[[ $(q b6_r "SELECT count(*) FROM migrate.applied") == "$n" ]]
+		[[ $(q b6_j "SELECT state FROM migrate.jobs") == succeeded ]]
+		drop_db b6_j
+		drop_db b6_r
+	done
+	local jm rm
+	jm=$(printf '%s\n' "${j_e2e[@]}" | median)
+	rm=$(printf '%s\n' "${r_e2e[@]}" | median)
+	row "8 job: migrate_start() + CALL migrate_wait() vs CALL migrate_run()" "$n migrations" "$(fmt "$jm") ms" "$(fmt "$rm") ms" "$(ratio "$jm" "$rm")" "info" ""
+	NOTES+=("8: both end to end from psql, fresh database per repetition, registration not included; the job runs in a background worker and commits after each migration, as migrate_run() does.")
+}
+
 START=$EPOCHSECONDS
 bench_apply
 bench_status
 bench_expect
 bench_fk
 bench_checksum
+bench_graph
+bench_parse
+bench_job
 ELAPSED=$((EPOCHSECONDS - START))
 BUILD_WARNING=""
 if [[ $(install_stamp) != "$INSTALL_STAMP" ]]; then
@@ -603,8 +794,8 @@ fi
 	echo "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; PostgreSQL $PGVERSION;"
 	echo "migrate $MIGRATE_VERSION ($MIGRATE_BUILD)."
 	echo "Cluster: defaults except shared_buffers = 256MB, max_wal_size = 4GB, synchronous_commit = off"
-	echo "(the same for migrate and the baseline). Medians of $APPLY_REPS/$EXP_REPS/$FK_REPS/$SEED_REPS repetitions"
-	echo "(benchmarks 1/3/4/5); benchmark 2: median of $STATUS_CALLS calls timed with clock_timestamp() on the server."
+	echo "(the same for migrate and the baseline). Medians of $APPLY_REPS/$EXP_REPS/$FK_REPS/$SEED_REPS/$PARSE_REPS ($PARSE_BIG_REPS for the big script) repetitions"
+	echo "(benchmarks 1/3/4/5/6); benchmark 2: median of $STATUS_CALLS calls timed with clock_timestamp() on the server."
 	echo
 	[[ -z $BUILD_WARNING ]] || printf '%s\n\n' "$BUILD_WARNING"
 	echo "| benchmark | size | migrate | baseline | ratio | target | met |"
@@ -624,6 +815,7 @@ fi
 	echo "- 2: baseline = a plain \`SELECT * FROM migrate.migrations LEFT JOIN migrate.applied ... ORDER BY version_key\`. Growth: time ratio between sizes; exponent = log(t3/t1)/log(n3/n1), 1 is linear, 2 quadratic."
 	echo "- 3: migrate.verify_constraints = off for this benchmark, so only the expectations are compared. migrate = migrate_apply() (autocommit); baseline = BEGIN; the same INSERT; count(*) of both tables; COMMIT (sum of statement times). Second row: the migration also UPDATEs one row of the \"=\" table (the baseline too), so migrate cannot skip counting that table: it counts it before and after."
 	echo "- 4: migrate = migrate_apply() of a migration adding the NOT VALID foreign key (re-check scans every row), in a transaction rolled back; baseline = ALTER TABLE child VALIDATE CONSTRAINT child_fk, rolled back. Nothing subtracted."
+	echo "- 6: chain = migration g requires g + 1 (the plan runs them newest first); dense = migration g requires g - 1, g - 2 and, for even g, g - 3. Each size in a fresh database: one \`migrate_add_scripts()\` call of all files, then \`migrate_plan()\`, then \`migrate_apply()\` (statement times). Growth exponent = log(t2/t1)/log(n2/n1): 1 is linear, 2 quadratic."
 	for v in "${NOTES[@]}"; do echo "- $v"; done
 } | as_pg tee "$TMP/results.md" >/dev/null
 cp "$TMP/results.md" "$RESULTS_MD"

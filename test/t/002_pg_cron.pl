@@ -10,6 +10,9 @@
 #   cron_ok         clean -> succeeded             (not waited for)
 #   cron_invariant  clean -> succeeded             tasks.tool_id NULL -> failed (verify of 002)
 #   cron_fk         FK broken -> failed (23503)    row removed -> succeeded
+#   cron_job        SELECT migrate_start(): its background job applies a
+#                   pending CREATE INDEX CONCURRENTLY after the cron
+#                   session has gone (then unscheduled)
 #
 # pg_cron runs in libpq mode and connects over the node's unix socket only.
 use strict;
@@ -84,6 +87,20 @@ my ($rc, $out, $err) = $node->psql('cron_fk', 'SELECT migrate_verify()');
 like($err, qr/foreign key constraint .* is violated/,
 	'cron_fk: migrate_verify() by hand reports the broken foreign key');
 
+# cron_job: a pending migration that only a background job can apply.
+$node->safe_psql('postgres', 'CREATE DATABASE cron_job');
+$node->safe_psql(
+	'cron_job', q{
+	SET client_min_messages = warning;
+	CREATE EXTENSION migrate;
+	CREATE TABLE events (id int PRIMARY KEY, kind int);
+	INSERT INTO events SELECT g, g % 7 FROM generate_series(1, 50000) g;
+	SELECT migrate_add('001', 'index events by kind', 'CREATE INDEX CONCURRENTLY events_kind_idx ON events (kind);');
+	SELECT count(*) FROM migrate_apply();
+});
+is($node->safe_psql('cron_job', q{SELECT state FROM migrate_status()}),
+	'pending', 'cron_job: migrate_apply() leaves the concurrent index build pending');
+
 # One job per database, scheduled in one statement (same minute, if lucky).
 my %job;
 my $jobs = $node->safe_psql(
@@ -91,10 +108,11 @@ my $jobs = $node->safe_psql(
 	'SELECT '
 	  . join(
 		', ',
-		map {
+		(map {
 			"cron.schedule_in_database('verify $_', '* * * * *', 'SELECT migrate_verify()', '$_')"
-		} @dbs));
-@job{@dbs} = split /\|/, $jobs;
+		} @dbs),
+		q{cron.schedule_in_database('start cron_job', '* * * * *', 'SELECT migrate_start()', 'cron_job')}));
+@job{@dbs, 'cron_job'} = split /\|/, $jobs;
 for my $db (@dbs)
 {
 	like($job{$db}, qr/^\d+$/, "$db: job $job{$db} scheduled");
@@ -156,6 +174,23 @@ like(
 	$run{cron_fk}[2] // '',
 	qr/foreign key constraint "tasks_tool_id_fkey" on table "tasks" is violated/,
 	'cron_fk: return_message names the violated foreign key');
+
+# cron_job: the run only queued a job; its worker applies 001.
+my @start = wait_for_run($job{cron_job}, 0);
+$node->safe_psql('postgres', "SELECT cron.unschedule($job{cron_job})");
+is($start[1], 'succeeded', 'cron_job: SELECT migrate_start() succeeds');
+ok( $node->poll_query_until(
+		'cron_job', q{SELECT state IN ('succeeded', 'failed', 'cancelled') FROM migrate.jobs ORDER BY id LIMIT 1}),
+	'cron_job: the background job ends');
+is( $node->safe_psql(
+		'cron_job', q{SELECT role || ' ' || state || ' ' || steps_done FROM migrate.jobs ORDER BY id LIMIT 1}),
+	"$su succeeded 1",
+	"cron_job: the job ran as $su and applied one migration");
+is($node->safe_psql('cron_job', q{SELECT state FROM migrate_status()}),
+	'applied', 'cron_job: 001 applied');
+is( $node->safe_psql(
+		'cron_job', q{SELECT indisvalid FROM pg_index WHERE indexrelid = 'events_kind_idx'::regclass}),
+	't', 'cron_job: the index is valid');
 
 # ------------------------------------------------------------ tick 2
 # Break the invariant of 002 in cron_invariant; repair cron_fk.

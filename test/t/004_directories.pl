@@ -312,7 +312,7 @@ for my $set (@set_names)
 		like($err_apply,
 			qr/WARNING:  (?:01000: )?migration $s->{order}[-1] was left pending: it cannot run in a transaction/,
 			"$set: a warning says the non-transactional migration was left pending");
-		like($err_apply, qr/HINT:  It stays pending for the background worker/,
+		like($err_apply, qr/HINT:  Apply it, and the migrations that require it, with a background job: SELECT migrate_start\(\);/,
 			"$set: the hint says how to go on");
 		is(query($db, "SELECT state FROM migrate_status() WHERE version = '$s->{order}[-1]'"),
 			'pending', "$set: the non-transactional migration stays pending, not out of order");
@@ -351,6 +351,16 @@ for my $set (@set_names)
 is(query('load_dbmate', 'SELECT problem || \' \' || version FROM migrate_validate()'),
 	'needs worker 20160301120000',
 	'dbmate: validate says the transaction:false migration needs the worker');
+# ... and a job applies it, as the hint says
+{
+	my $job = query('load_dbmate', 'SELECT migrate_start()');
+	like(query('load_dbmate', "CALL migrate_wait($job)"), qr/^succeeded\|(\d+)\|\1$/,
+		'dbmate: a job applies the transaction:false migration (and what waited for it)');
+	is(query('load_dbmate', 'SELECT count(*) FROM migrate_validate()'), '0',
+		'dbmate: then validate finds nothing');
+	is(query('load_dbmate', "SELECT state FROM migrate_status() WHERE version = '20160301120000'"), 'applied',
+		'dbmate: the transaction:false migration is applied');
+}
 
 # flyway: 2.1 and 1 have no down script; a rollback below 2.1 is refused
 # before anything runs, naming them (newest first).

@@ -13,7 +13,7 @@
 # must the seeded rows.  Also: non-migration files are listed as 'skipped';
 # migrate_status() has one row per migration file; non-transactional
 # migrations (a lone CREATE INDEX CONCURRENTLY) are 'left pending' by
-# migrate_apply() and run here by hand with psql, as the worker will;
+# migrate_apply() and applied by a job (migrate_start(), migrate_wait());
 # files wrapped in BEGIN/COMMIT carry a note; migrate_verify() passes.
 use strict;
 use warnings;
@@ -366,16 +366,19 @@ sub after_apply
 		  or diag($err);
 	}
 
-	# what the worker will do: run each left-pending migration outside a
-	# transaction block
-	for my $v (@nontx)
+	# the left-pending migrations are applied by a job, as a user would:
+	# migrate_start(), then CALL migrate_wait()
+	if (@nontx)
 	{
-		my $up = query($db, "SELECT up FROM migrate.migrations WHERE version = '$v'");
-		my $f = "$tmp/$db.$v.sql";
-		spew($f, $up);
-		my ($rc, $out, $err) = run_psql($db, undef, file => $f, user => $o{user});
-		is($rc, 0, "$label: non-transactional migration $v run by hand with psql")
+		my ($rc, $job, $err) = run_psql($db, 'SELECT migrate_start()', %o);
+		is($rc, 0, "$label: migrate_start() queues a job for the non-transactional migrations")
 		  or diag($err);
+		($rc, my $out, $err) = run_psql($db, "CALL migrate_wait($job)", %o);
+		is($rc, 0, "$label: CALL migrate_wait($job) ends without error") or diag($err);
+		like($out, qr/^succeeded\|/, "$label: the job succeeded");
+		is( query(
+				$db, q{SELECT count(*) FILTER (WHERE state <> 'applied') FROM migrate_status()}, %o),
+			'0', "$label: every migration is applied");
 	}
 
 	my ($rc, $out, $err) = run_psql($db, 'SELECT migrate_verify()', %o);
@@ -450,7 +453,7 @@ for my $s (@sets)
 		$node->safe_psql('postgres', "CREATE DATABASE $bun OWNER app_owner");
 		$node->safe_psql($bun, 'CREATE EXTENSION migrate');
 		$node->safe_psql($bun,
-			'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO app_owner');
+			'GRANT EXECUTE ON ALL ROUTINES IN SCHEMA public TO app_owner');
 		($rc, $out, $err) = run_psql(
 			$bun, undef,
 			stdin              => [ $bundler, $dir ],
