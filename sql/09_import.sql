@@ -1,8 +1,8 @@
 --
 -- 09_import: migrate_import_history() from the history tables of the Supabase
 -- CLI, Flyway, dbmate and golang-migrate (created exactly as each tool
--- creates them), and the mirroring of what migrate applies into Supabase's
--- table.
+-- creates them), and the mirroring of what migrate applies into the tools'
+-- tables (migrate.sync_histories; test/t/016_sync_histories.pl has the rest).
 --
 -- a fresh catalog
 DROP EXTENSION migrate;
@@ -336,7 +336,55 @@ SELECT * FROM migrate_import_history('golang-migrate');
 SELECT source, pg_temp.sqlstate_of(format('SELECT * FROM migrate_import_history(%L)', source))
   FROM unnest(ARRAY['flyway', 'dbmate', 'golang-migrate']) AS source;
 SELECT version, state FROM pg_temp.status();
+-- the sync skips them, one WARNING each a transaction (42501), and
+-- migrate_histories() says why
+SELECT version, action FROM migrate_apply();
+\set VERBOSITY sqlstate
+BEGIN;
+SELECT version, action FROM migrate_rollback('0');
+ROLLBACK;
+\set VERBOSITY default
+SELECT version, action FROM migrate_rollback('0');
+SELECT * FROM migrate_histories();
 
 DROP SCHEMA mal CASCADE;
 DROP ROLE regress_migrate_mallory;
+
+--
+-- Kept in step: a version the tool cannot express is reported, not written;
+-- golang-migrate's dirty row is left alone: 01000
+--
+DROP EXTENSION migrate;
+CREATE EXTENSION migrate SCHEMA public;
+CREATE SCHEMA gsync;
+SET search_path = gsync, imp, public;
+CREATE TABLE IF NOT EXISTS schema_migrations (version bigint not null primary key, dirty boolean not null);
+SELECT migrate_add('1', 'one', 'SELECT 1', 'SELECT 1');
+SELECT migrate_add('1.5', 'dotted', 'SELECT 1', 'SELECT 1');
+SELECT version, action FROM migrate_apply(target => '1');
+SELECT * FROM schema_migrations;
+\set VERBOSITY sqlstate
+BEGIN;
+SELECT version, action FROM migrate_apply();
+ROLLBACK;
+\set VERBOSITY default
+SELECT version, action FROM migrate_apply();
+SELECT * FROM schema_migrations;
+UPDATE schema_migrations SET dirty = true;
+\set VERBOSITY sqlstate
+BEGIN;
+SELECT version, action FROM migrate_rollback('0');
+ROLLBACK;
+\set VERBOSITY default
+SELECT version, action FROM migrate_rollback('0');
+SELECT * FROM schema_migrations;
+-- turned off: nothing written, and migrate_histories() says so
+DELETE FROM schema_migrations;
+SET migrate.sync_histories = off;
+SELECT version, action FROM migrate_apply(target => '1');
+SELECT count(*) AS golang_rows FROM schema_migrations;
+SELECT * FROM migrate_histories();
+RESET migrate.sync_histories;
+SELECT * FROM migrate_histories();
+DROP SCHEMA gsync CASCADE;
 RESET client_min_messages;

@@ -357,4 +357,23 @@ BEGIN
 END
 $$;
 
+-- ==== 9. Switching tools without a flag day: the other tools' history tables
+-- are kept in step (setting migrate.sync_histories); migrate_histories() says
+-- which are, and why not.  migrate_status() keeps its result type.
+CREATE FUNCTION @extschema@.migrate_histories(OUT tool pg_catalog.text, OUT "table" pg_catalog.text,
+                                              OUT kept pg_catalog.bool, OUT reason pg_catalog.text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'migrate_histories' LANGUAGE C STABLE ROWS 4;
+REVOKE ALL ON FUNCTION @extschema@.migrate_histories() FROM PUBLIC;
+DO $$
+DECLARE
+    owner pg_catalog.text;
+BEGIN
+    SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(e.extowner)) INTO owner
+      FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
+    EXECUTE 'GRANT EXECUTE ON FUNCTION @extschema@.migrate_histories() TO ' OPERATOR(pg_catalog.||) owner
+            OPERATOR(pg_catalog.||) ' WITH GRANT OPTION';
+END
+$$;
+
 DROP FUNCTION migrate.replace_routine(pg_catalog.regprocedure, pg_catalog.text, pg_catalog.text);

@@ -332,7 +332,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 	rec->touched_oids = touched_existing(touched);
 	rec->action = "apply";
 	catalog_record_applied(m, rec);
-	supabase_record_apply(m, script);
+	histories_record_apply(m, script, rec->duration_ms, NULL);
 }
 
 /*

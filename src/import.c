@@ -3,8 +3,13 @@
  *		Adopting the histories of other tools, so that moving to migrate loses
  *		nothing: Supabase CLI (supabase_migrations.schema_migrations), Flyway
  *		(flyway_schema_history), dbmate and golang-migrate (schema_migrations).
- *		And keeping Supabase's table in step: what migrate applies or reverts
- *		is written there too, so `supabase migration list` agrees.
+ *		And keeping their tables in step while they exist (setting
+ *		migrate.sync_histories): what migrate applies, reverts, baselines,
+ *		imports or repairs is written there too, in the same transaction, as
+ *		that tool would write it, so that `supabase migration list`,
+ *		`flyway info`, `dbmate status` or `migrate version` agree and the team
+ *		can go back to the old tool at any time.  migrate_histories() says
+ *		which tables are kept.
  *
  *		The other tools' tables are read and written with the caller's rights,
  *		so whatever is attached to them runs with the caller's rights too: a
@@ -32,7 +37,9 @@
 #include "funcapi.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/pg_crc.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
@@ -45,6 +52,7 @@
 #include "migrate.h"
 
 PG_FUNCTION_INFO_V1(migrate_import_history);
+PG_FUNCTION_INFO_V1(migrate_histories);
 
 /* ---- which of the other tools' tables may be used ---- */
 
@@ -368,35 +376,118 @@ foreign_history_open(RangeVar *rv, LOCKMODE lockmode, char **detail, char **hint
 	return relid;
 }
 
-/* ---- Supabase's table, kept in step ---- */
+/* ---- the other tools' tables, kept in step ---- */
+
+bool		migrate_sync_histories = true;
+
+typedef enum HistoryTool
+{
+	TOOL_SUPABASE,
+	TOOL_FLYWAY,
+	TOOL_DBMATE,
+	TOOL_GOLANG,
+	NUM_TOOLS
+} HistoryTool;
+
+static const char *const tool_names[NUM_TOOLS] = {"supabase", "flyway", "dbmate", "golang-migrate"};
+static const char *const tool_titles[NUM_TOOLS] = {"Supabase", "Flyway", "dbmate", "golang-migrate"};
+
+/* The relation's name, schema-qualified and quoted. */
+static char *
+qualified_table(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+
+	if (rel == NULL)
+		return psprintf("(dropped relation %u)", relid);
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel);
+}
+
+static bool
+has_column(Oid relid, const char *column)
+{
+	return get_attnum(relid, column) != InvalidAttrNumber;
+}
 
 /*
- * Whether Supabase's table is there to be kept in step.  One that may not be
- * used is skipped, with a WARNING the first time in a transaction.
+ * The tool's table, if there is one, locked with lockmode when it is trusted;
+ * InvalidOid when there is none.  dbmate's and golang-migrate's are both
+ * schema_migrations (through search_path): golang-migrate's has a "dirty"
+ * column.  Supabase's table reached by that name is Supabase's, not theirs.
+ * When not usable, *why says so (and *hint the way out, for an untrusted one).
  */
-static bool
-supabase_table_usable(void)
+static Oid
+tool_table(HistoryTool tool, LOCKMODE lockmode, char **why, char **hint)
 {
-	static LocalTransactionId warned = InvalidLocalTransactionId;
+	RangeVar   *rv;
+	Oid			relid;
+	AclMode		needed;
+
+	*why = *hint = NULL;
+	if (tool == TOOL_SUPABASE)
+		rv = makeRangeVar("supabase_migrations", "schema_migrations", -1);
+	else if (tool == TOOL_FLYWAY)
+		rv = makeRangeVar(NULL, "flyway_schema_history", -1);
+	else
+	{
+		Oid			found = RangeVarGetRelid(makeRangeVar(NULL, "schema_migrations", -1), NoLock, true);
+
+		if (!OidIsValid(found) ||
+			found == RangeVarGetRelid(makeRangeVar("supabase_migrations", "schema_migrations", -1), NoLock, true) ||
+			has_column(found, "dirty") != (tool == TOOL_GOLANG))
+			return InvalidOid;
+		rv = makeRangeVar(get_namespace_name(get_rel_namespace(found)), "schema_migrations", -1);
+	}
+	relid = foreign_history_open(rv, lockmode, why, hint);
+	if (!OidIsValid(relid) || *why != NULL)
+		return relid;
+	/* replaced by the other tool's table while we waited for the lock */
+	if (tool != TOOL_SUPABASE && tool != TOOL_FLYWAY &&
+		has_column(relid, "dirty") != (tool == TOOL_GOLANG))
+		return InvalidOid;
+	/* what keeping it in step needs: Flyway's repair updates a row */
+	needed = ACL_SELECT | ACL_INSERT | ACL_DELETE | (tool == TOOL_FLYWAY ? ACL_UPDATE : 0);
+	if (pg_class_aclmask(relid, GetUserId(), needed, ACLMASK_ALL) != needed)
+	{
+		const char *privileges = tool == TOOL_FLYWAY ? "SELECT, INSERT, UPDATE, DELETE" : "SELECT, INSERT, DELETE";
+
+		*why = psprintf("Role %s may not %s on table %s.", quote_identifier(current_user_name()),
+						privileges, qualified_table(relid));
+		*hint = psprintf("GRANT %s ON %s TO %s; or, if that tool is no longer used, "
+						 "SET migrate.sync_histories = off.", privileges, qualified_table(relid),
+						 quote_identifier(current_user_name()));
+	}
+	return relid;
+}
+
+/*
+ * The tool's table when it is to be kept in step: there, trusted, and the
+ * sync not turned off.  One that may not be used is skipped, with a WARNING
+ * the first time in a transaction.
+ */
+static Oid
+sync_table(HistoryTool tool)
+{
+	static LocalTransactionId warned[NUM_TOOLS];
 	char	   *detail;
 	char	   *hint;
-	Oid			relid = foreign_history_open(makeRangeVar("supabase_migrations", "schema_migrations", -1),
-											 RowExclusiveLock, &detail, &hint);
+	Oid			relid;
 
-	if (!OidIsValid(relid))
-		return false;
-	if (detail == NULL)
-		return true;
-	if (warned != MyProc->lxid)
+	if (!migrate_sync_histories)
+		return InvalidOid;
+	relid = tool_table(tool, RowExclusiveLock, &detail, &hint);
+	if (!OidIsValid(relid) || detail == NULL)
+		return relid;
+	if (warned[tool] != MyProc->lxid)
 	{
-		warned = MyProc->lxid;
+		warned[tool] = MyProc->lxid;
 		ereport(WARNING,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("skipping Supabase's history table supabase_migrations.schema_migrations"),
+				 errmsg("skipping %s's history table %s", tool_titles[tool], qualified_table(relid)),
 				 errdetail_internal("%s", detail),
 				 errhint("%s", hint)));
 	}
-	return false;
+	return InvalidOid;
 }
 
 /* Run a statement on another tool's table as the caller; raises on SPI failure. */
@@ -411,46 +502,422 @@ exec_as_caller(const char *sql, int nargs, Oid *types, Datum *values)
 		elog(ERROR, "query failed: %s: %s", SPI_result_code_string(rc), sql);
 }
 
-void
-supabase_record_apply(Migration *m, Script *script)
+/* Warn that a version cannot be written in a tool's history, once per version and transaction. */
+static void
+warn_inexpressible(HistoryTool tool, const char *version, const char *why)
 {
-	List	   *statements = NIL;
-
-	if (m->repeatable || !supabase_table_usable())
-		return;
-	/* a migration that was not run here (baseline, import) has no statements to show */
-	for (int i = 0; script && i < script->nstmts; i++)
-		statements = lappend(statements, script->stmts[i].sql);
-	exec_as_caller("INSERT INTO supabase_migrations.schema_migrations (version, name, statements) "
-				   "SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT FROM ONLY supabase_migrations.schema_migrations "
-				   "                                     WHERE version OPERATOR(pg_catalog.=) $1)",
-				   3, (Oid[]) {TEXTOID, TEXTOID, TEXTARRAYOID},
-				   (Datum[]) {CStringGetTextDatum(m->version), CStringGetTextDatum(m->name),
-				   PointerGetDatum(string_list_to_array(statements))});
+	ereport(WARNING,
+			(errcode(ERRCODE_WARNING),
+			 errmsg("version \"%s\" cannot be recorded in %s's history", version, tool_titles[tool]),
+			 errdetail("%s", why),
+			 errhint("Until a version %s can express is applied, %s sees what it recorded last; "
+					 "set migrate.sync_histories = off if you will not go back to %s.",
+					 tool_titles[tool], tool_titles[tool], tool_titles[tool])));
 }
 
-void
-supabase_record_revert(Migration *m)
+static bool
+all_digits(const char *s)
 {
-	if (m->repeatable || !supabase_table_usable())
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+/*
+ * Flyway's checksum of a script: CRC-32 of its lines, each without its line
+ * ending (\n, \r\n or \r), as UTF-8, a BOM removed from the first; the result
+ * read as a signed 32-bit integer.  Line endings drop out; trailing spaces
+ * count.  (Flyway: ChecksumCalculator and the resource's calculateChecksum,
+ * which read lines with BufferedReader.readLine(), BomFilter and
+ * StringUtils.trimLineBreak.)
+ */
+int32
+flyway_checksum(const char *text)
+{
+	pg_crc32	crc;
+	const char *p = text;
+
+	if ((unsigned char) p[0] == 0xEF && (unsigned char) p[1] == 0xBB && (unsigned char) p[2] == 0xBF)
+		p += 3;
+	INIT_TRADITIONAL_CRC32(crc);
+	while (*p)
+	{
+		size_t		n = strcspn(p, "\r\n");
+
+		COMP_TRADITIONAL_CRC32(crc, p, n);
+		p += n;
+		while (*p == '\r' || *p == '\n')
+			p++;
+	}
+	FIN_TRADITIONAL_CRC32(crc);
+	return (int32) crc;
+}
+
+/* The registered up script of m (loaded from the catalog when m was loaded without it). */
+static char *
+registered_up(Migration *m)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *up = NULL;
+
+	if (m->up)
+		return m->up;
+	catalog_exec("SELECT up FROM migrate.migrations WHERE version_key = $1", 1, (Oid[]) {TEXTOID},
+				 (Datum[]) {CStringGetTextDatum(m->key)}, NULL);
+	MemoryContextSwitchTo(cxt);
+	if (SPI_processed > 0)
+		up = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	SPI_freetuptable(SPI_tuptable);
+	return up ? up : "";
+}
+
+/*
+ * Flyway's version for m ("2.1" for V2_1__x.sql: '_' separates as '.'
+ * does), or NULL with *why when Flyway has none for it.
+ */
+static char *
+flyway_version(Migration *m, const char **why)
+{
+	char	   *v = pstrdup(m->version);
+
+	for (char *p = v; *p; p++)
+	{
+		if (*p == '_')
+			*p = '.';
+		else if (*p == '-')
+		{
+			*why = "Flyway's versions separate their parts with \".\" or \"_\" only.";
+			return NULL;
+		}
+	}
+	return v;
+}
+
+/* What Flyway writes in `description`: the name, underscores as spaces. */
+static char *
+flyway_description(Migration *m)
+{
+	char	   *d = pstrdup(m->name);
+
+	for (char *p = d; *p; p++)
+		if (*p == '_')
+			*p = ' ';
+	return d;
+}
+
+/* What Flyway writes in `script`: the file's name, or the one Flyway would give it. */
+static char *
+flyway_script(Migration *m)
+{
+	if (m->source && strcmp(m->source, "migrate_add") != 0)
+		return m->source;
+	if (m->repeatable)
+		return psprintf("R__%s.sql", m->name);
+	return psprintf("V%s__%s.sql", m->version, m->name);
+}
+
+/*
+ * Append a row to Flyway's table as Flyway writes it, unless Flyway already
+ * counts it: the latest row of the version a successful one of this type (a
+ * repeatable one: of this description and checksum).
+ */
+static void
+flyway_insert(Oid relid, Migration *m, const char *type, int32 checksum, double ms)
+{
+	const char *why = NULL;
+	char	   *version = m->repeatable ? NULL : flyway_version(m, &why);
+	char	   *table = qualified_table(relid);
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	if (!m->repeatable && version == NULL)
+	{
+		warn_inexpressible(TOOL_FLYWAY, m->version, why);
 		return;
-	exec_as_caller("DELETE FROM ONLY supabase_migrations.schema_migrations "
-				   " WHERE version OPERATOR(pg_catalog.=) $1",
-				   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(m->version)});
+	}
+	values[0] = version ? CStringGetTextDatum(version) : (Datum) 0;
+	nulls[0] = version ? ' ' : 'n';
+	values[1] = CStringGetTextDatum(flyway_description(m));
+	values[2] = CStringGetTextDatum(type);
+	values[3] = CStringGetTextDatum(flyway_script(m));
+	values[4] = Int32GetDatum(checksum);
+	values[5] = CStringGetTextDatum(current_user_name());
+	values[6] = Int32GetDatum((int32) Min(ms + 0.5, (double) PG_INT32_MAX));
+	if (SPI_execute_with_args(psprintf(
+		"INSERT INTO %s (installed_rank, version, description, type, script, checksum, "
+		"                installed_by, installed_on, execution_time, success) "
+		"SELECT coalesce((SELECT pg_catalog.max(installed_rank) FROM ONLY %s), 0) OPERATOR(pg_catalog.+) 1, "
+		"       $1, $2, $3, $4, $5, $6, pg_catalog.now(), $7, true "
+		" WHERE NOT EXISTS ("
+		"   SELECT FROM (SELECT type, checksum, success FROM ONLY %s "
+		"                 WHERE CASE WHEN $1 IS NULL THEN version IS NULL AND description OPERATOR(pg_catalog.=) $2 "
+		"                            ELSE version OPERATOR(pg_catalog.=) $1 END "
+		"                   AND type OPERATOR(pg_catalog.<>) 'BASELINE' "
+		"                 ORDER BY installed_rank DESC LIMIT 1) latest "
+		"    WHERE latest.success AND latest.type OPERATOR(pg_catalog.=) $3 "
+		"      AND ($1 IS NOT NULL OR latest.checksum OPERATOR(pg_catalog.=) $5))",
+		table, table, table),
+		7, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, INT4OID},
+		values, nulls, false, 0) < 0)
+		elog(ERROR, "could not write to %s", table);
+}
+
+/*
+ * golang-migrate's one row: the newest versioned migration migrate has
+ * applied, clean; no row when there is none.  A newer version golang-migrate
+ * recorded itself is kept after an apply (raise only); a dirty one is left
+ * alone, with a WARNING.
+ */
+static void
+golang_set_newest(Oid relid, bool raise_only)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *table = qualified_table(relid);
+	char	   *newest = NULL;
+	int64		current = -1;
+	int64		number = -1;
+
+	catalog_exec("SELECT version FROM migrate.applied WHERE version_key OPERATOR(pg_catalog.!~~) '~%' "
+				 " ORDER BY version_key DESC LIMIT 1", 0, NULL, NULL, NULL);
+	MemoryContextSwitchTo(cxt);
+	if (SPI_processed > 0)
+		newest = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	SPI_freetuptable(SPI_tuptable);
+
+	if (newest)
+	{
+		char	   *end;
+
+		errno = 0;
+		number = all_digits(newest) ? strtoi64(newest, &end, 10) : -1;
+		if (number < 0 || errno != 0)
+		{
+			warn_inexpressible(TOOL_GOLANG, newest,
+							   "golang-migrate's version is a bigint: digits only, at most 9223372036854775807.");
+			return;
+		}
+	}
+
+	if (SPI_execute(psprintf("SELECT version, dirty FROM ONLY %s", table), false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s", table);
+	MemoryContextSwitchTo(cxt);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		bool		dirty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+		current = DatumGetInt64(v);
+		if (dirty)
+		{
+			SPI_freetuptable(SPI_tuptable);
+			ereport(WARNING,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("golang-migrate's history table %s is dirty at version " INT64_FORMAT ": left as it is",
+							table, current),
+					 errhint("Fix the database by hand and set dirty = false in %s.", table)));
+			return;
+		}
+	}
+	SPI_freetuptable(SPI_tuptable);
+	if ((raise_only && current >= number) || (newest == NULL && current < 0) ||
+		(newest != NULL && current == number))
+		return;
+	exec_as_caller(psprintf("DELETE FROM ONLY %s", table), 0, NULL, NULL);
+	if (newest)
+		exec_as_caller(psprintf("INSERT INTO %s (version, dirty) VALUES ($1, false)", table),
+					   1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(number)});
+}
+
+/*
+ * Record in every other tool's table that is kept in step that m was applied
+ * (by migrate_apply/migrate_run or a job: script is what ran; by a baseline,
+ * import or repair: NULL), as that tool would have; not in the table of
+ * `except`, the tool an import reads (NULL: none).  Call after
+ * catalog_record_applied().
+ */
+void
+histories_record_apply(Migration *m, Script *script, double ms, const char *except)
+{
+	Oid			relid;
+
+	for (int tool = 0; tool < NUM_TOOLS; tool++)
+	{
+		if (except && strcmp(except, tool_names[tool]) == 0)
+			continue;
+		/* only Flyway keeps repeatable migrations */
+		if (m->repeatable && tool != TOOL_FLYWAY)
+			continue;
+		relid = sync_table(tool);
+		if (!OidIsValid(relid))
+			continue;
+		switch ((HistoryTool) tool)
+		{
+			case TOOL_SUPABASE:
+				{
+					List	   *statements = NIL;
+
+					/* a migration that was not run here has no statements to show */
+					for (int i = 0; script && i < script->nstmts; i++)
+						statements = lappend(statements, script->stmts[i].sql);
+					exec_as_caller("INSERT INTO supabase_migrations.schema_migrations (version, name, statements) "
+								   "SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT FROM ONLY supabase_migrations.schema_migrations "
+								   "                                     WHERE version OPERATOR(pg_catalog.=) $1)",
+								   3, (Oid[]) {TEXTOID, TEXTOID, TEXTARRAYOID},
+								   (Datum[]) {CStringGetTextDatum(m->version), CStringGetTextDatum(m->name),
+								   PointerGetDatum(string_list_to_array(statements))});
+					break;
+				}
+			case TOOL_FLYWAY:
+				flyway_insert(relid, m, "SQL", flyway_checksum(registered_up(m)), ms);
+				break;
+			case TOOL_DBMATE:
+				if (!all_digits(m->version))
+				{
+					warn_inexpressible(TOOL_DBMATE, m->version, "dbmate's versions are digits only.");
+					break;
+				}
+				exec_as_caller(psprintf("INSERT INTO %s (version) SELECT $1 WHERE NOT EXISTS "
+										"(SELECT FROM ONLY %s WHERE version OPERATOR(pg_catalog.=) $1)",
+										qualified_table(relid), qualified_table(relid)),
+							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(m->version)});
+				break;
+			case TOOL_GOLANG:
+				golang_set_newest(relid, true);
+				break;
+			case NUM_TOOLS:
+				break;
+		}
+	}
+}
+
+/*
+ * Record in every table kept in step that m was reverted: Supabase's and
+ * dbmate's row removed; golang-migrate's row set to the newest version still
+ * applied; for Flyway a DELETE row (what `flyway repair` writes for a
+ * migration taken away; Flyway Community has no undo).  Call after m's row
+ * left migrate.applied.
+ */
+void
+histories_record_revert(Migration *m)
+{
+	Oid			relid;
+
+	for (int tool = 0; tool < NUM_TOOLS; tool++)
+	{
+		if (m->repeatable)
+			break;
+		relid = sync_table(tool);
+		if (!OidIsValid(relid))
+			continue;
+		switch ((HistoryTool) tool)
+		{
+			case TOOL_SUPABASE:
+			case TOOL_DBMATE:
+				exec_as_caller(psprintf("DELETE FROM ONLY %s WHERE version OPERATOR(pg_catalog.=) $1",
+										qualified_table(relid)),
+							   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(m->version)});
+				break;
+			case TOOL_FLYWAY:
+				{
+					const char *why;
+					char	   *version = flyway_version(m, &why);
+					bool		applied;
+
+					/* only over a row Flyway counts as applied */
+					if (version == NULL)
+						break;
+					if (SPI_execute_with_args(psprintf(
+						"SELECT FROM (SELECT type, success FROM ONLY %s WHERE version OPERATOR(pg_catalog.=) $1 "
+						"               AND type OPERATOR(pg_catalog.<>) 'BASELINE' "
+						"             ORDER BY installed_rank DESC LIMIT 1) latest "
+						" WHERE latest.success AND latest.type OPERATOR(pg_catalog.!~~) 'UNDO_%%' "
+						"   AND latest.type OPERATOR(pg_catalog.<>) 'DELETE'", qualified_table(relid)),
+						1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(version)}, NULL, true, 0) != SPI_OK_SELECT)
+						elog(ERROR, "could not read %s", qualified_table(relid));
+					applied = SPI_processed > 0;
+					SPI_freetuptable(SPI_tuptable);
+					if (applied)
+						flyway_insert(relid, m, "DELETE", flyway_checksum(registered_up(m)), 0);
+					break;
+				}
+			case TOOL_GOLANG:
+				golang_set_newest(relid, false);
+				break;
+			case NUM_TOOLS:
+				break;
+		}
+	}
+}
+
+/*
+ * Record that the text up (NULL: the registered one) was accepted for the
+ * applied m: Flyway's latest row of the version takes its checksum, as
+ * `flyway repair` realigns it.  The others keep no checksum.
+ */
+void
+histories_record_repair(Migration *m, const char *up)
+{
+	Oid			relid = sync_table(TOOL_FLYWAY);
+	const char *why;
+	char	   *version = m->repeatable ? NULL : flyway_version(m, &why);
+
+	if (!OidIsValid(relid) || version == NULL)
+		return;
+	exec_as_caller(psprintf("UPDATE ONLY %s SET checksum = $2 WHERE installed_rank OPERATOR(pg_catalog.=) "
+							"(SELECT pg_catalog.max(installed_rank) FROM ONLY %s "
+							"  WHERE version OPERATOR(pg_catalog.=) $1 AND success "
+							"    AND type OPERATOR(pg_catalog.!~~) 'UNDO_%%' AND type OPERATOR(pg_catalog.<>) 'DELETE' "
+							"    AND type OPERATOR(pg_catalog.<>) 'BASELINE')",
+							qualified_table(relid), qualified_table(relid)),
+				   2, (Oid[]) {TEXTOID, INT4OID},
+				   (Datum[]) {CStringGetTextDatum(version), Int32GetDatum(flyway_checksum(up ? up : registered_up(m)))});
+}
+
+/*
+ * migrate_histories(): for each tool, its table and whether it is kept in
+ * step, and why (not).  Reads only; takes the lock a reader takes.
+ */
+Datum
+migrate_histories(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	for (int tool = 0; tool < NUM_TOOLS; tool++)
+	{
+		char	   *why;
+		char	   *hint;
+		Oid			relid = tool_table(tool, AccessShareLock, &why, &hint);
+		Datum		values[4];
+		bool		nulls[4] = {false, !OidIsValid(relid), false, false};
+		bool		kept = OidIsValid(relid) && why == NULL && migrate_sync_histories;
+
+		values[0] = CStringGetTextDatum(tool_names[tool]);
+		values[1] = OidIsValid(relid) ? CStringGetTextDatum(qualified_table(relid)) : (Datum) 0;
+		values[2] = BoolGetDatum(kept);
+		if (!OidIsValid(relid))
+			why = "no such table";
+		else if (why && hint && strncmp(hint, "GRANT ", 6) == 0)
+			why = psprintf("no privilege: %s", why);
+		else if (why)
+			why = psprintf("not trusted: %s", why);
+		else if (!migrate_sync_histories)
+			why = "migrate.sync_histories is off";
+		else
+			why = "kept in step";
+		values[3] = CStringGetTextDatum(why);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
 }
 
 /* ---- migrate_import_history ---- */
-
-/* The relation's name, schema-qualified and quoted. */
-static char *
-qualified_table(Oid relid)
-{
-	char	   *rel = get_rel_name(relid);
-
-	if (rel == NULL)
-		return psprintf("(dropped relation %u)", relid);
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel);
-}
 
 /* A version another tool recorded as applied. */
 typedef struct ForeignVersion
@@ -484,12 +951,6 @@ require_table(const char *qualified, const char *tool)
 				 errdetail_internal("%s", detail),
 				 errhint("%s", hint)));
 	return relid;
-}
-
-static bool
-has_column(Oid relid, const char *column)
-{
-	return get_attnum(relid, column) != InvalidAttrNumber;
 }
 
 /* Rows of a query on the other tool's table, as ForeignVersions. */
@@ -545,7 +1006,7 @@ import_one(ReturnSetInfo *rsinfo, Migration *m, const char *tool, const char *th
 	rec.detail = psprintf("{\"source\": %s, \"as\": %s}",
 						  quote_json(tool), quote_json(theirs));
 	catalog_record_applied(m, &rec);
-	supabase_record_apply(m, NULL);
+	histories_record_apply(m, NULL, 0, tool);
 	put_import_row(rsinfo, m->version, m->name, "imported",
 				   psprintf("recorded by %s as %s", tool, theirs));
 }

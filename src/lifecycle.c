@@ -217,7 +217,7 @@ revert_one(Migration *m, ApplyRecord *rec)
 				 5, (Oid[]) {TEXTOID, NAMEOID, TEXTOID, INT8OID, INT4OID},
 				 (Datum[]) {values[0], values[1], values[2], values[3], Int32GetDatum(rec->checks)},
 				 NULL);
-	supabase_record_revert(m);
+	histories_record_revert(m);
 }
 
 /* Refuse a rollback that needs a non-transactional migration's down script. */
@@ -496,7 +496,7 @@ migrate_baseline(PG_FUNCTION_ARGS)
 			continue;
 		rec.action = "baseline";
 		catalog_record_applied(m, &rec);
-		supabase_record_apply(m, NULL);
+		histories_record_apply(m, NULL, 0, NULL);
 		values[0] = CStringGetTextDatum(m->version);
 		values[1] = CStringGetTextDatum(m->name);
 		values[2] = CStringGetTextDatum("baseline");
@@ -544,6 +544,7 @@ accept_checksum(Migration *m, const char *new_up, const char *checksum)
 				 2, (Oid[]) {TEXTOID, TEXTOID},
 				 (Datum[]) {CStringGetTextDatum(m->key), CStringGetTextDatum(checksum)}, NULL);
 	catalog_history(m->version, m->key, m->name, "repair", checksum, json.data);
+	histories_record_repair(m, new_up);
 }
 
 /*

@@ -41,6 +41,16 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("migrate.sync_histories",
+							 "Keeps the history tables of other migration tools in step with what migrate does.",
+							 "While supabase_migrations.schema_migrations, flyway_schema_history or "
+							 "schema_migrations (dbmate, golang-migrate) exists, what migrate applies, reverts, "
+							 "baselines, imports or repairs is recorded there too, as that tool would record it.",
+							 &migrate_sync_histories,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("migrate");
 
 	/* preloaded: a launcher resumes, after every start, the jobs that lost their worker */

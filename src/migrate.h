@@ -18,6 +18,9 @@
  *	 validate.c  migrate_validate(), and the state of every migration
  *				 (the migrate.status view, migrate_status())
  *	 history.c	 the hash chain of migrate.history
+ *	 import.c	 other tools' histories: migrate_import_history() adopts
+ *				 them, and they are kept in step (migrate.sync_histories,
+ *				 migrate_histories())
  *	 jobs.c		 background jobs seen from a session: start, list, wait, steer
  *	 worker.c	 the job's background worker, and the launcher
  */
@@ -368,8 +371,16 @@ extern void record_failure(Migration *m, ErrorData *edata, const char *extra_jso
 
 /* ---- import.c ---- */
 
-extern void supabase_record_apply(Migration *m, Script *script);
-extern void supabase_record_revert(Migration *m);
+/*
+ * The other tools' history tables kept in step (migrate.sync_histories):
+ * what migrate applies, reverts, baselines, imports or repairs is written
+ * there too, as each tool would write it, in the same transaction.
+ */
+extern bool migrate_sync_histories;
+extern void histories_record_apply(Migration *m, Script *script, double ms, const char *except);
+extern void histories_record_revert(Migration *m);
+extern void histories_record_repair(Migration *m, const char *up);
+extern int32 flyway_checksum(const char *text);
 
 /* ---- jobs.c ---- */
 

@@ -633,7 +633,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		rec.action = "apply";
 		rec.detail = step_detail(j, step, total);
 		catalog_record_applied(m, &rec);
-		supabase_record_apply(m, script);
+		histories_record_apply(m, script, rec.duration_ms, NULL);
 		args[0] = CStringGetTextDatum(m->key);
 		catalog_exec("DELETE FROM migrate.statement_progress WHERE version_key = $1", 1, (Oid[]) {TEXTOID},
 					 args, NULL);
