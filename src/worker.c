@@ -958,8 +958,6 @@ migrate_recover_main(Datum arg)
 	proc_exit(0);
 }
 
-static volatile sig_atomic_t launcher_got_sighup = false;
-
 /*
  * The launcher (shared_preload_libraries only): after each server start,
  * one short recover worker per database that accepts connections, one at a
@@ -1053,5 +1051,4 @@ launcher_register(void)
 	bgworker_init(&worker, "migrate_launcher_main", "migrate launcher");
 	worker.bgw_restart_time = 10;	/* started again after a crash restart */
 	RegisterBackgroundWorker(&worker);
-	(void) launcher_got_sighup;
 }
