@@ -395,7 +395,14 @@ drop_leftover_indexes(Oid relid, Node *parsetree, List *before)
 	tx_commit();
 	foreach(lc, names)
 	{
-		ErrorData  *edata = exec_toplevel(lfirst(lc));
+		char	   *lock_timeout = MemoryContextStrdup(step_cxt, GetConfigOption("lock_timeout", false, false));
+		ErrorData  *edata;
+
+		/* never wait long: the old transactions a stuck build waited for may last */
+		(void) set_config_option("lock_timeout", "5s", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+		edata = exec_toplevel(lfirst(lc));
+		(void) set_config_option("lock_timeout", lock_timeout, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SET, true, 0, false);
 
 		if (edata)
 			ereport(WARNING,
@@ -539,18 +546,19 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		if (edata)
 		{
 			/*
-			 * The job ends first; then what a failed concurrent build left is
-			 * dropped: that may wait for the same old transactions the build
-			 * waited for (a second cancel leaves it to the next run, which
-			 * drops it before building again).
+			 * What a failed concurrent build left is dropped before the job
+			 * ends, so that a failed job leaves no invalid index; the drop
+			 * waits for old transactions at most a few seconds (they may be
+			 * what the build was waiting for), else the next run drops it
+			 * before building again.
 			 */
+			if (OidIsValid(build_table))
+				(void) drop_leftover_indexes(build_table, st->parsetree, invalid_before);
 			tx_begin();
 			catalog_lock();		/* every history row is written under it: one chain order */
 			record_failure(m, edata, step_json(j, step, total));
 			job_fail(j, edata, m->version, i + 1, st->line);
 			tx_commit();
-			if (OidIsValid(build_table))
-				(void) drop_leftover_indexes(build_table, st->parsetree, invalid_before);
 			return STEP_FINISHED;
 		}
 		/*
