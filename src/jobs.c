@@ -896,6 +896,10 @@ migrate_wait(PG_FUNCTION_ARGS)
 		!castNode(CallContext, fcinfo->context)->atomic;
 	int64		last_id;
 	Job		   *j;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	char	   *state;
+	int			steps_done;
+	int			steps_total;
 	TupleDesc	desc;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
@@ -957,13 +961,19 @@ migrate_wait(PG_FUNCTION_ARGS)
 		ereport(NOTICE,
 				(errmsg("migration job " INT64_FORMAT " is still %s after the timeout", id, j->state)));
 
+	/* what the row shows, out of the job read in SPI's memory, which SPI_finish() frees */
+	state = MemoryContextStrdup(caller_cxt, j ? j->state : "gone");
+	steps_done = j ? j->steps_done : 0;
+	steps_total = j ? j->steps_total : -1;
+	SPI_finish();
+
+	/* the result row, in the caller's memory */
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "migrate_wait: the procedure has no result row");
 	desc = BlessTupleDesc(desc);
-	values[0] = CStringGetTextDatum(j ? j->state : "gone");
-	values[1] = Int32GetDatum(j ? j->steps_done : 0);
-	values[2] = Int32GetDatum(j && j->steps_total >= 0 ? j->steps_total : 0);
-	nulls[2] = !(j && j->steps_total >= 0);
-	SPI_finish();
+	values[0] = CStringGetTextDatum(state);
+	values[1] = Int32GetDatum(steps_done);
+	values[2] = Int32GetDatum(steps_total >= 0 ? steps_total : 0);
+	nulls[2] = steps_total < 0;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
