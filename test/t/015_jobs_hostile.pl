@@ -79,5 +79,19 @@ like($node->safe_psql('postgres', "SELECT error_message FROM migrate.jobs WHERE 
 is($node->safe_psql('postgres', q{SELECT to_regclass('who') IS NULL}), 't',
 	'nothing ran as the role with that OID');
 
+# ---- 4. a long job, followed to its end (its result row once read freed memory)
+$node->safe_psql('postgres', q{
+    SET client_min_messages = warning;
+    SELECT count(*) FROM migrate_add_scripts(
+        ARRAY(SELECT format('V%s__t%s.sql', 1000 + g, g) FROM generate_series(1, 500) g),
+        ARRAY(SELECT format('CREATE TABLE long_%s (id int PRIMARY KEY); INSERT INTO long_%s VALUES (1);', g, g)
+                FROM generate_series(1, 500) g));
+});
+$job = $node->safe_psql('postgres', 'SELECT migrate_start()');
+($rc, $out, $err) = psql_all("SET client_min_messages = warning; CALL migrate_wait($job)");
+is($rc, 0, 'a job of 500 migrations is waited for to its end') or diag($err);
+like($out, qr/^succeeded\|501\|501$/m, '... and its result row is right (the 500, and 003 left from above)');
+ok($node->safe_psql('postgres', 'SELECT 1') eq '1', 'the server is up');
+
 $node->stop;
 done_testing();
