@@ -101,6 +101,12 @@ SELECT pg_temp.sqlstate_of('SELECT migrate_start()');
 SELECT pg_temp.sqlstate_of('SELECT * FROM migrate.jobs');
 RESET ROLE;
 
+-- a job row restored from another cluster is never resumed as whoever has its role's OID
+INSERT INTO migrate.job_state (role, role_oid, state) VALUES ('restored_role', 10, 'paused')
+RETURNING id AS planted \gset
+SELECT migrate_resume(:planted);
+DELETE FROM migrate.job_state WHERE id = :planted;
+
 SELECT migrate_start() AS job_last \gset
 CALL migrate_wait(:job_last);
 SELECT count(*) FILTER (WHERE state = 'applied') AS applied, count(*) AS migrations FROM migrate_status();

@@ -359,6 +359,29 @@ job_worker_lost(Job *j, TransactionId xmin)
 }
 
 /*
+ * Why a new worker must not be started for a job, or NULL: its role cannot
+ * run one; the row names a role that this OID is not (a row restored from
+ * another cluster); or its workers died again and again without progress.
+ */
+static const char *
+job_cannot_resume(Job *j, int *sqlstate)
+{
+	const char *why = role_cannot_run(j->role_oid);
+
+	*sqlstate = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+	if (why == NULL && get_role_oid(j->role, true) != j->role_oid)
+		why = psprintf("its role %s is not the role with OID %u that started it",
+					   quote_identifier(j->role), j->role_oid);
+	if (why == NULL && j->attempts >= JOB_MAX_ATTEMPTS)
+	{
+		*sqlstate = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+		why = psprintf("its worker was started %d times and died each time before making progress%s%s",
+					   j->attempts, j->version ? ", last at migration " : "", j->version ? j->version : "");
+	}
+	return why;
+}
+
+/*
  * Resume the jobs whose worker died: not finished, their lock free.  A job
  * whose role can no longer run one fails with the reason instead (no retry
  * loop on a dead role).  Needs the catalog lock (jobs_recover_if_needed()
@@ -399,15 +422,9 @@ jobs_recover(void)
 	foreach(lc, dead)
 	{
 		Job		   *j = lfirst(lc);
-		const char *why = role_cannot_run(j->role_oid);
+		int			sqlstate;
+		const char *why = job_cannot_resume(j, &sqlstate);
 
-		/* a row restored from another cluster names a role that this OID is not */
-		if (why == NULL && get_role_oid(j->role, true) != j->role_oid)
-			why = psprintf("its role %s is not the role with OID %u that started it",
-						   quote_identifier(j->role), j->role_oid);
-		if (why == NULL && j->attempts >= JOB_MAX_ATTEMPTS)
-			why = psprintf("its worker was started %d times and died each time before making progress%s%s",
-						   j->attempts, j->version ? ", last at migration " : "", j->version ? j->version : "");
 		if (why)
 		{
 			job_update(j->id, "failed", "", NULL, -1, -1, -1,
@@ -692,7 +709,15 @@ migrate_resume(PG_FUNCTION_ARGS)
 		job_wake_worker(j);
 	else
 	{
-		/* the worker is gone (a restart): a paused job needs a new one */
+		/* the worker is gone (a restart): a paused job needs a new one, if it may have one */
+		int			sqlstate;
+		const char *why = job_cannot_resume(j, &sqlstate);
+
+		if (why)
+			ereport(ERROR,
+					(errcode(sqlstate),
+					 errmsg("cannot resume migration job " INT64_FORMAT ": %s", id, why),
+					 errhint("migrate_start() starts a new job as you.")));
 		if (!job_launch(id, j->role_oid, GetTopTransactionId()))
 			no_free_slot(id);
 		result = "resuming";

@@ -841,11 +841,8 @@ run_job(int64 id)
 			AbortCurrentTransaction();
 			if (j == NULL)
 			{
-				Job			stub = {0};
-
-				stub.id = id;
 				j = MemoryContextAllocZero(job_cxt, sizeof(Job));
-				*j = stub;
+				j->id = id;
 			}
 			tx_begin();
 			job_fail(j, edata, NULL, 0, 0);
