@@ -3,7 +3,8 @@
 #     bash examples/demo.sh
 # installs what is missing, builds and installs the extension, starts a
 # throw-away PostgreSQL 15 cluster (unix socket only), applies the example
-# plan in examples/demo.sql and shows migrate_status().  Removes the cluster.
+# plan in examples/demo.sql (a job with CREATE INDEX CONCURRENTLY, a batched
+# data migration) and shows migrate_status().  Removes the cluster.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -78,3 +78,18 @@ SELECT migrate_start() AS job \gset
 CALL migrate_wait(:job);
 SELECT id, state, steps_done, steps_total FROM migrate.jobs;
 SELECT version, name, state FROM migrate_status() WHERE version >= '20251111';
+
+\echo '== a batched data migration: 200,000 legacy rows moved 20,000 at a time, each batch committed with its checkpoint'
+CREATE TABLE legacy_tasks AS SELECT g AS id, 'legacy task ' || g AS title FROM generate_series(1, 200000) g;
+ALTER TABLE legacy_tasks ADD PRIMARY KEY (id);
+SELECT migrate_add('20251113_01', 'task archive',
+                   'CREATE TABLE task_archive (id int PRIMARY KEY, title text NOT NULL)') IS NOT NULL AS registered;
+SELECT migrate_add('20251113_02', 'move legacy tasks',
+                   $$INSERT INTO task_archive SELECT l.id, l.title FROM legacy_tasks l WHERE l.id > $1 AND l.id <= $2$$,
+                   batch => '{"table": "legacy_tasks", "size": 20000}',
+                   expect => '{"task_archive": 200000, "legacy_tasks": "="}') IS NOT NULL AS registered;
+SELECT migrate_start() AS job \gset
+CALL migrate_wait(:job);
+SELECT id, state, batches_done, rows_done FROM migrate.jobs WHERE id = :job;
+SELECT version, rows_affected, counts, detail -> 'batches' AS batches
+  FROM migrate.history WHERE version = '20251113_02' AND action = 'apply';

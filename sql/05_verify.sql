@@ -174,6 +174,15 @@ SELECT migrate_add('004', 'bad',
        IS NOT NULL AS registered;
 SELECT * FROM migrate_apply();
 SELECT pg_temp.sqlstate_of('SELECT * FROM migrate_apply()');
+-- the migration's own settings do not reach its checks: a script that switches
+-- them off, or moves search_path or row_security, still fails its check
+SELECT migrate_add('004', 'bad',
+    $$SET migrate.verify_constraints = off;
+      SET LOCAL row_security = off;
+      SET search_path = pg_catalog;
+      ALTER TABLE ver.items ADD CONSTRAINT items_qty_max CHECK (qty <= 10) NOT VALID;$$) IS NOT NULL AS registered;
+SELECT pg_temp.sqlstate_of('SELECT * FROM migrate_apply()');
+SHOW migrate.verify_constraints;
 -- migrate.verify_constraints = off lets the NOT VALID CHECK through
 SELECT migrate_add('004', 'bad',
     'ALTER TABLE items ADD CONSTRAINT items_qty_max CHECK (qty <= 10) NOT VALID;') IS NOT NULL AS registered;

@@ -116,6 +116,8 @@ SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_rollback('002')$$);
 SELECT * FROM migrate_add_script('003_tools.down.sql', E'DROP TABLE tools3;\n\nDROP TABLE tools3 CASCADE CASCADE;');
 SELECT version, ARRAY(SELECT n FROM unnest(notes) AS n WHERE n NOT LIKE 'changed after it was applied%') AS notes
   FROM migrate.migrations WHERE version = '003';
+-- ... and migrate_validate() lists it as a broken down script
+SELECT problem, version, detail FROM migrate_validate() WHERE problem = 'broken down script';
 -- ... an error for a statement that cannot run in a migration ...
 SELECT * FROM migrate_add_script('003_tools.down.sql', E'SAVEPOINT s;\nDROP TABLE tools3;');
 SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_add_script('U003__tools.sql', E'DROP TABLE tools3;\nROLLBACK;')$$);
@@ -134,6 +136,13 @@ SELECT * FROM migrate_add_scripts(ARRAY['004_a.up.sql', '004_a.down.sql', 'V005_
 -- a -- migrate:down section
 SELECT * FROM migrate_add_script('006_c.sql', E'-- migrate:up\nCREATE TABLE c6 (id int);\n-- migrate:down\nDROP TABLE c6;\nDROP c6;\n');
 SELECT version, notes FROM migrate.migrations WHERE version IN ('004', '005', '006') ORDER BY version;
+SELECT problem, version FROM migrate_validate() WHERE problem = 'broken down script' ORDER BY version;
+-- a statement that cannot run in a migration, in the down file of a pair: the
+-- error is said of the down file, not of its up file
+SELECT * FROM migrate_add_scripts(ARRAY['007_d.up.sql', '007_d.down.sql'],
+                                  ARRAY['CREATE TABLE d7 (id int);', E'DROP TABLE d7;\nSAVEPOINT s;']);
+SELECT * FROM migrate_add_scripts(ARRAY['V008__e.sql', 'U008__e.sql'],
+                                  ARRAY['CREATE TABLE e8 (id int);', E'-- undo\n\nROLLBACK;']);
 
 --
 -- arguments too long for the catalog: refused up front, naming the argument

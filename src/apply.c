@@ -317,7 +317,15 @@ apply_one(Migration *m, ApplyRecord *rec)
 	rec->rows += run_statements(script, what,
 								"Nothing of this migration was kept; correct the script, register it again and rerun.",
 								&touched);
+	AtEOXact_GUC(false, guc_level);
 
+	/*
+	 * The checks run with the caller's settings, the migration's are gone: a
+	 * script cannot switch off its own checks (SET migrate.verify_constraints
+	 * = off), nor give them its search_path, role or row_security.  What
+	 * their own code sets does not outlive them either.
+	 */
+	guc_level = NewGUCNestLevel();
 	rec->checks += expect_check_after(expectations, m->version);
 	if (m->verify)
 		rec->checks += verify_query_raise(m->verify, m->version);
@@ -371,6 +379,8 @@ non_transactional_reason(Migration *m)
 {
 	ListCell   *lc;
 
+	if (m->batch)
+		return psprintf("is a batched data migration (on table %s)", batch_table_name(m->batch));
 	foreach(lc, m->notes)
 		if (strncmp(lfirst(lc), NON_TRANSACTIONAL_NOTE, strlen(NON_TRANSACTIONAL_NOTE)) == 0)
 			return psprintf("holds %s", (char *) lfirst(lc) + strlen(NON_TRANSACTIONAL_NOTE));
@@ -408,7 +418,8 @@ leave_non_transactional(List *steps, List **left, bool warn)
 							s->m->version, blocker)));
 		else
 			ereport(WARNING,
-					(errmsg("migration %s was left pending: it cannot run in a transaction", s->m->version),
+					(errmsg("migration %s was left pending: %s", s->m->version,
+							s->m->batch ? "it is batched" : "it cannot run in a transaction"),
 					 errdetail("Migration %s \"%s\" %s.", s->m->version, s->m->name,
 							   non_transactional_reason(s->m)),
 					 errhint("Apply it, and the migrations that require it, with a background job: SELECT migrate_start();")));

@@ -39,7 +39,7 @@ catalog_owner(void)
 				 errmsg("the migrate catalog is missing"),
 				 errdetail("Table migrate.migrations or migrate.history does not exist."),
 				 errhint("Run CREATE EXTENSION migrate, or ALTER EXTENSION migrate UPDATE.")));
-	if (get_attnum(history, "hash") == InvalidAttrNumber)
+	if (get_attnum(history, "hash") == InvalidAttrNumber || get_attnum(rel, "batch") == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the migrate catalog of this database is older than the migrate library"),
@@ -312,7 +312,8 @@ catalog_load(bool with_up_of_pending)
 				 "       CASE WHEN $1 AND (a.version_key IS NULL OR a.checksum <> m.checksum) THEN m.up END, "
 				 "       m.down, m.verify, m.expect::text, m.requires, m.transactional, m.checksum, "
 				 "       a.version_key IS NOT NULL, a.checksum, a.touched, "
-				 "       m.kind = 'repeatable', m.source, m.failure IS NOT NULL, m.notes, m.registered_by "
+				 "       m.kind = 'repeatable', m.source, m.failure IS NOT NULL, m.notes, m.registered_by, "
+				 "       m.batch::text "
 				 "  FROM migrate.migrations m "
 				 "  LEFT JOIN migrate.applied a ON a.version_key = m.version_key "
 				 " ORDER BY m.version_key",
@@ -346,6 +347,7 @@ catalog_load(bool with_up_of_pending)
 		m->failed = getbool(tup, desc, 16);
 		m->notes = gettextlist(tup, desc, 17);
 		m->registered_by = getstr(tup, desc, 18);
+		m->batch = getstr(tup, desc, 19);
 		cat->items[i] = m;
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -423,7 +425,10 @@ catalog_record_applied(Migration *m, ApplyRecord *rec)
 				 "             applied_by = EXCLUDED.applied_by, applied_at = EXCLUDED.applied_at, "
 				 "             touched = EXCLUDED.touched, touched_tables = EXCLUDED.touched_tables), "
 				 "     f AS (UPDATE migrate.migrations SET failure = NULL "
-				 "            WHERE version_key = $1 AND failure IS NOT NULL) "
+				 "            WHERE version_key = $1 AND failure IS NOT NULL), "
+				 /* whatever applied it, a job's checkpoint of it is over */
+				 "     s AS (DELETE FROM migrate.statement_progress WHERE version_key = $1), "
+				 "     b AS (DELETE FROM migrate.batch_progress WHERE version_key = $1) "
 				 "INSERT INTO migrate.history (version, version_key, name, action, checksum, "
 				 "       performed_by, duration, rows_affected, counts, checks, detail) "
 				 "VALUES ($2, $1, $3, $11, $4, $5, $7::interval, $8, $9::jsonb, $10, $12::jsonb)",

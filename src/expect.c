@@ -40,6 +40,7 @@
 #include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/varlena.h"
 
 #include "migrate.h"
 
@@ -78,22 +79,12 @@ parse_count(const char *s, int64 *out)
 static void
 check_table_name(const char *table)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	bool		ok = true;
+	char	   *raw = pstrdup(table);
+	List	   *names = NIL;
+	bool		ok;
 
-	PG_TRY();
-	{
-		List	   *names = stringToQualifiedNameList(table);
-
-		ok = list_length(names) >= 1 && list_length(names) <= 2;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		ok = false;
-	}
-	PG_END_TRY();
+	/* a reason, not an error: SplitIdentifierString() never throws */
+	ok = SplitIdentifierString(raw, '.', &names) && list_length(names) >= 1 && list_length(names) <= 2;
 	if (!ok)
 		invalid_expectation(table, "(table name)",
 							"The key is not a table name: write it as in SQL, table or schema.table.");
@@ -621,4 +612,51 @@ expect_counts_json(List *expectations)
 	}
 	appendStringInfoChar(&buf, '}');
 	return buf.data;
+}
+
+/*
+ * Batched migrations: their batches commit one by one, so "before" is the
+ * count when the migration started, kept in its checkpoint.  Count every
+ * table of a "+N" or "=" expectation now (-1 for "exact" ones); later,
+ * resolve the names again and take those counts as "before" (NULL in
+ * counts: count now, for an expectation registered since).
+ */
+List *
+expect_count_all(List *expectations, const char *version)
+{
+	List	   *counts = NIL;
+	ListCell   *lc;
+
+	foreach(lc, expectations)
+	{
+		Expectation *e = lfirst(lc);
+
+		resolve_before(e, version);
+		if (e->kind == EXPECT_EXACT)
+			e->before = -1;
+		else
+			e->before = e->existed ? count_rows(e->relid, NULL) : 0;
+		counts = lappend(counts, psprintf(INT64_FORMAT, e->before));
+	}
+	return counts;
+}
+
+void
+expect_restore_before(List *expectations, List *counts, const char *version)
+{
+	ListCell   *lc;
+	ListCell   *lcount;
+
+	forboth(lc, expectations, lcount, counts)
+	{
+		Expectation *e = lfirst(lc);
+
+		resolve_before(e, version);
+		if (lfirst(lcount) != NULL)
+			e->before = strtoi64(lfirst(lcount), NULL, 10);
+		else if (e->kind == EXPECT_EXACT)
+			e->before = -1;
+		else
+			e->before = e->existed ? count_rows(e->relid, NULL) : 0;
+	}
 }

@@ -31,6 +31,7 @@
 PG_FUNCTION_INFO_V1(migrate_add_script);
 PG_FUNCTION_INFO_V1(migrate_add_scripts);
 PG_FUNCTION_INFO_V1(migrate_load);
+PG_FUNCTION_INFO_V1(migrate_compare_scripts);
 
 #define FILE_NAME_FORMS \
 	"V<version>__<name>.sql, U<version>__<name>.sql (its down script), R__<name>.sql (repeatable), " \
@@ -304,7 +305,7 @@ file_error(MigrationFile *f, int line, const char *msg)
 			 errdetail("In file \"%s\", line %d.", f->filename, line),
 			 errhint("Section markers are -- migrate:up, -- migrate:down and -- migrate:verify "
 					 "(up and down may add transaction:false); directives are "
-					 "-- migrate:requires <versions> and -- migrate:expect <JSON object>.")));
+					 "-- migrate:requires <versions>, -- migrate:expect <JSON object> and -- migrate:batch <JSON object>.")));
 }
 
 /*
@@ -402,6 +403,16 @@ split_sections(MigrationFile *f, Migration *m)
 													   JsonbPGetDatum(j)));
 			m->expect = JsonbToCString(NULL, &j->root, VARSIZE(j));
 		}
+		else if (strcmp(mk->directive, "batch") == 0)
+		{
+			Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(mk->arg)));
+
+			if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+				file_error(f, mk->line, "-- migrate:batch takes a JSON object, such as {\"table\": \"legacy_tasks\", \"size\": 5000}");
+			if (m->batch)
+				file_error(f, mk->line, "-- migrate:batch is given twice");
+			m->batch = JsonbToCString(NULL, &j->root, VARSIZE(j));
+		}
 		else
 			file_error(f, mk->line, psprintf("unknown directive \"-- migrate:%s\"", mk->directive));
 
@@ -444,6 +455,12 @@ split_sections(MigrationFile *f, Migration *m)
 }
 
 /* ---- registering a set of files ---- */
+
+static bool
+str_equal_or_null(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
 
 /* The two file names of a duplicate, in name order, for a stable message. */
 #define Min_name(f, g) (strcmp((f)->filename, (g)->filename) < 0 ? (f)->filename : (g)->filename)
@@ -538,17 +555,16 @@ register_down_only(Catalog *cat, MigrationFile *down)
 }
 
 /*
- * Register a set of files, all or nothing.  With `strict`, a name that fits
+ * Read a set of files as migrations, with no catalog: names, duplicates,
+ * sections, and the checks of registration.  Returns (file, migration)
+ * pairs of the up files, in version order.  With `strict`, a name that fits
  * no form is an error; otherwise such files are skipped and listed.
  */
 static List *
-register_files(List *files, bool strict)
+prepare_files(List *files, bool strict)
 {
 	List	   *ups = NIL;
-	List	   *registered = NIL;
 	ListCell   *lc;
-	Catalog    *cat;
-	bool		changed = false;
 
 	/* names, duplicates, sections: everything that needs no catalog */
 	foreach(lc, files)
@@ -594,6 +610,7 @@ register_files(List *files, bool strict)
 		MigrationFile *f = lfirst(lc);
 		ErrorContextCallback errcb;
 		Migration  *m;
+		MigrationFile *down_file;
 
 		if (f->key == NULL || f->is_down)
 			continue;
@@ -608,6 +625,7 @@ register_files(List *files, bool strict)
 		m->source = f->filename;
 		split_sections(f, m);
 		/* a separate down file (U..., .down.sql) is the down script */
+		down_file = NULL;
 		if (lnext(files, lc))
 		{
 			MigrationFile *d = lfirst(lnext(files, lc));
@@ -621,14 +639,21 @@ register_files(List *files, bool strict)
 							 errdetail("File \"%s\" has a -- migrate:down section, and file \"%s\" is its down script too.",
 									   f->filename, d->filename),
 							 errhint("Keep one of them.")));
-				m->down = d->content;
 				m->down_where = psprintf("file \"%s\"", d->filename);
 				d->has_up = true;
+				down_file = d;
 			}
 		}
 		if (m->down && m->down_where == NULL)
 			m->down_where = psprintf("the down section of file \"%s\"", f->filename);
 		migration_prepare(m);
+		if (down_file)
+		{
+			/* what is wrong with the down file is said of it */
+			errcb.arg = down_file;
+			m->down = down_file->content;
+			migration_prepare_down(m);
+		}
 		error_context_stack = errcb.previous;
 		ups = lappend(ups, list_make2(f, m));
 	}
@@ -647,6 +672,18 @@ register_files(List *files, bool strict)
 		f->down_error = check_down_script(f->content, psprintf("file \"%s\"", f->filename));
 		error_context_stack = errcb.previous;
 	}
+	return ups;
+}
+
+/* Register a set of files, all or nothing (see prepare_files()). */
+static List *
+register_files(List *files, bool strict)
+{
+	List	   *ups = prepare_files(files, strict);
+	List	   *registered = NIL;
+	ListCell   *lc;
+	Catalog    *cat;
+	bool		changed = false;
 
 	SPI_connect();
 	catalog_lock();
@@ -746,9 +783,9 @@ migrate_add_script(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* migrate_add_scripts(filenames, scripts): register a directory sent by a client. */
-Datum
-migrate_add_scripts(PG_FUNCTION_ARGS)
+/* The files of a (filenames, scripts) pair of arrays. */
+static List *
+files_from_arrays(FunctionCallInfo fcinfo)
 {
 	Datum	   *names,
 			   *scripts;
@@ -783,8 +820,154 @@ migrate_add_scripts(PG_FUNCTION_ARGS)
 		f->content = script_nulls[i] ? NULL : TextDatumGetCString(scripts[i]);
 		files = lappend(files, f);
 	}
+	return files;
+}
+
+/* migrate_add_scripts(filenames, scripts): register a directory sent by a client. */
+Datum
+migrate_add_scripts(PG_FUNCTION_ARGS)
+{
+	List	   *files = files_from_arrays(fcinfo);
+
 	InitMaterializedSRF(fcinfo, 0);
 	put_file_rows(fcinfo, register_files(files, false));
+	return (Datum) 0;
+}
+
+static void
+put_compare_row(ReturnSetInfo *rsinfo, const char *file, const char *version, const char *name,
+				const char *state, const char *checksum, const char *registered, const char *detail)
+{
+	Datum		values[7];
+	bool		nulls[7];
+	const char *v[7] = {file, version, name, state, checksum, registered, detail};
+
+	for (int i = 0; i < 7; i++)
+	{
+		nulls[i] = v[i] == NULL;
+		values[i] = v[i] ? CStringGetTextDatum(v[i]) : (Datum) 0;
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * migrate_compare_scripts(filenames, scripts): what a directory sent by a
+ * client would change, registering nothing.  One row per file: applied,
+ * pending, changed (the file's text is not the applied one, or not the
+ * registered pending one: both checksums), not registered, or skipped (not a
+ * migration); then one per registered migration the directory lacks:
+ * missing (applied) or not in directory (pending).  The files are read as
+ * migrate_add_scripts() reads them, with the same errors.
+ */
+Datum
+migrate_compare_scripts(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *files = files_from_arrays(fcinfo);
+	List	   *ups;
+	Catalog    *cat;
+	bool	   *seen;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	ups = prepare_files(files, false);
+	SPI_connect();
+	cat = catalog_load(false);
+	seen = palloc0(sizeof(bool) * Max(cat->n, 1));
+	foreach(lc, files)
+	{
+		MigrationFile *f = lfirst(lc);
+		Migration  *m = NULL;
+		Migration  *old;
+		ListCell   *lu;
+		const char *state;
+		const char *registered = NULL;
+		char	   *detail = NULL;
+		int			i;
+
+		if (f->key == NULL)
+		{
+			put_compare_row(rsinfo, f->filename, NULL, NULL, "skipped", NULL, NULL, f->detail);
+			continue;
+		}
+		foreach(lu, ups)
+			if (linitial(lfirst(lu)) == f)
+				m = lsecond(lfirst(lu));
+		i = catalog_find_index(cat, f->key);
+		old = i >= 0 ? cat->items[i] : NULL;
+		if (i >= 0)
+			seen[i] = true;
+		if (f->is_down)
+		{
+			/* a down file: its migration's state; whether it is the registered down script */
+			state = old == NULL ? "not registered" : migration_state(cat, old, false);
+			if (old && (old->down == NULL || strcmp(old->down, f->content) != 0))
+			{
+				state = "changed";
+				detail = psprintf("the down script differs from the one registered (%s, the file's %s)",
+								  old->down ? script_checksum(old->down) : "none", script_checksum(f->content));
+			}
+			put_compare_row(rsinfo, f->filename, f->version, f->name, state, script_checksum(f->content),
+							old && old->down ? script_checksum(old->down) : NULL, detail);
+			continue;
+		}
+		if (old == NULL)
+			state = "not registered";
+		else if (old->applied)
+		{
+			registered = old->applied_checksum;
+			if (strcmp(old->applied_checksum, m->checksum) == 0)
+				state = "applied";
+			else if (old->repeatable)
+			{
+				state = "pending";
+				detail = "a repeatable migration changed since it was applied: it runs again";
+			}
+			else
+			{
+				state = "changed";
+				detail = psprintf("applied with checksum %s; the file has checksum %s", old->applied_checksum,
+								  m->checksum);
+			}
+		}
+		else
+		{
+			registered = old->checksum;
+			if (strcmp(old->checksum, m->checksum) == 0)
+			{
+				state = "pending";
+				if (old->failed)
+					detail = "its last run failed";
+			}
+			else
+			{
+				state = "changed";
+				detail = psprintf("pending with checksum %s; the file has checksum %s (registering it replaces it)",
+								  old->checksum, m->checksum);
+			}
+		}
+		if (old && strcmp(state, "changed") != 0 &&
+			(!str_equal_or_null(old->verify, m->verify) || !str_equal_or_null(old->expect, m->expect) ||
+			 !str_equal_or_null(old->batch, m->batch)))
+			detail = psprintf("%s%sits verify query, expectations or batch options differ from the registered ones",
+							  detail ? detail : "", detail ? "; " : "");
+		put_compare_row(rsinfo, f->filename, f->version, f->name, state, m->checksum, registered, detail);
+	}
+	for (int i = 0; i < cat->n; i++)
+	{
+		Migration  *m = cat->items[i];
+
+		if (seen[i])
+			continue;
+		if (m->applied)
+			put_compare_row(rsinfo, NULL, m->version, m->name, "missing", NULL, m->applied_checksum,
+							psprintf("applied, but not in the directory (registered from %s)", m->source));
+		else
+			put_compare_row(rsinfo, NULL, m->version, m->name, "not in directory", NULL, m->checksum,
+							psprintf("registered and pending, but not in the directory (registered from %s)",
+									 m->source));
+	}
+	SPI_finish();
 	return (Datum) 0;
 }
 

@@ -59,7 +59,7 @@ PG_FUNCTION_INFO_V1(migrate_cancel);
 #define JOB_MAX_ATTEMPTS 5
 
 /* The settings a job takes from the session that starts it (besides migrate.*). */
-static const char *const job_setting_names[] = {"search_path"};
+static const char *const job_setting_names[] = {"search_path", "lock_timeout"};
 
 /*
  * The lock a job's worker holds for as long as it lives: a session lock of
@@ -242,14 +242,50 @@ job_error_json(ErrorData *edata, const char *version, int statement, int line)
 	return buf.data;
 }
 
-/* Set the latches of the sessions waiting for a job (a stale pid only wakes someone). */
+/*
+ * The sessions waiting for a job are woken when the transaction that changed
+ * the job commits (a waiter woken before would read the job as it was and
+ * sleep again); a rollback wakes no one.
+ */
+static List *wake_at_commit = NIL;
+
+static void
+wake_waiters_at_commit(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (wake_at_commit == NIL)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+	{
+		foreach(lc, wake_at_commit)
+		{
+			PGPROC	   *proc = BackendPidGetProc(lfirst_int(lc));
+
+			if (proc)
+				SetLatch(&proc->procLatch);
+		}
+	}
+	else if (event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	list_free(wake_at_commit);
+	wake_at_commit = NIL;
+}
+
+/* Set the latches of the sessions waiting for a job, when this transaction commits (a stale pid only wakes someone). */
 void
 job_wake_waiters(int64 id)
 {
+	static bool registered = false;
 	Datum		arg = Int64GetDatum(id);
 	bool		isnull;
 	Datum		d;
 
+	if (!registered)
+	{
+		RegisterXactCallback(wake_waiters_at_commit, NULL);
+		registered = true;
+	}
 	catalog_exec("SELECT waiters FROM migrate.job_state WHERE id = $1", 1, (Oid[]) {INT8OID}, &arg, NULL);
 	if (SPI_processed == 0)
 		return;
@@ -259,16 +295,15 @@ job_wake_waiters(int64 id)
 		Datum	   *elems;
 		bool	   *nulls;
 		int			n;
+		MemoryContext old;
 
 		deconstruct_array(DatumGetArrayTypeP(d), INT4OID, sizeof(int32), true, TYPALIGN_INT,
 						  &elems, &nulls, &n);
+		old = MemoryContextSwitchTo(TopMemoryContext);
 		for (int i = 0; i < n; i++)
-		{
-			PGPROC	   *proc = nulls[i] ? NULL : BackendPidGetProc(DatumGetInt32(elems[i]));
-
-			if (proc)
-				SetLatch(&proc->procLatch);
-		}
+			if (!nulls[i])
+				wake_at_commit = list_append_unique_int(wake_at_commit, DatumGetInt32(elems[i]));
+		MemoryContextSwitchTo(old);
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -604,12 +639,13 @@ migrate_jobs(PG_FUNCTION_ARGS)
 	SPI_connect();
 	jobs_recover_if_needed();
 	catalog_exec("SELECT id, role, target, state, request, version, statement, steps_done, steps_total, "
-				 "       worker_pid, queued_at, started_at, finished_at, error_sqlstate, error_message, error_detail "
+				 "       worker_pid, queued_at, started_at, finished_at, error_sqlstate, error_message, error_detail, "
+				 "       batches_done, rows_done, rows_total, rows_per_second, eta, note "
 				 "  FROM migrate.jobs ORDER BY id", 0, NULL, NULL, NULL);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		Datum		values[16];
-		bool		nulls[16];
+		Datum		values[22];
+		bool		nulls[22];
 
 		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -842,6 +878,33 @@ notice_new_steps(int64 job, int64 last_id)
 	return last_id;
 }
 
+/*
+ * NOTICE where a batched migration of the job stands, if it moved since the
+ * last one: batches, rows of the estimated total, rate, ETA, and why it slows
+ * down or waits.  Returns what was shown, to compare with next time.
+ */
+static char *
+notice_batch_progress(int64 job, const char *last)
+{
+	Datum		arg = Int64GetDatum(job);
+	char	   *shown = NULL;
+
+	catalog_exec("SELECT pg_catalog.format('migration %s: batch %s, %s rows%s%s%s%s', version, batches_done, rows_done, "
+				 "       ' of about ' || rows_total, ', ' || rows_per_second || ' rows/s', ', ETA ' || eta, "
+				 "       '; ' || note) "
+				 "  FROM migrate.job_state WHERE id = $1 AND state = 'running' AND batches_done IS NOT NULL",
+				 1, (Oid[]) {INT8OID}, &arg, NULL);
+	if (SPI_processed > 0)
+		shown = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (shown && (last == NULL || strcmp(shown, last) != 0))
+	{
+		ereport(NOTICE, (errmsg_internal("%s", shown)));
+		if (whereToSendOutput == DestRemote)
+			pq_flush();
+	}
+	return shown;
+}
+
 static void
 waiter_register(int64 job, bool add)
 {
@@ -922,6 +985,8 @@ migrate_wait(PG_FUNCTION_ARGS)
 	int64		last_id;
 	Job		   *j;
 	MemoryContext caller_cxt = CurrentMemoryContext;
+	char	   *batch_shown = NULL;
+	TimestampTz batch_shown_at = 0;
 	char	   *state;
 	int			steps_done;
 	int			steps_total;
@@ -962,6 +1027,14 @@ migrate_wait(PG_FUNCTION_ARGS)
 		last_id = notice_new_steps(id, last_id);
 		if (j == NULL || job_finished(j->state))
 			break;
+		/* a batched migration: where it stands, every few seconds */
+		if (TimestampDifferenceExceeds(batch_shown_at, GetCurrentTimestamp(), 5000))
+		{
+			char	   *shown = notice_batch_progress(id, batch_shown);
+
+			batch_shown = shown ? MemoryContextStrdup(caller_cxt, shown) : NULL;
+			batch_shown_at = GetCurrentTimestamp();
+		}
 		if (timeout)
 		{
 			long		secs;

@@ -199,6 +199,9 @@ revert_one(Migration *m, ApplyRecord *rec)
 	rec->rows += run_statements(script, what,
 								"Nothing of this rollback was kept; correct the down script, register it again and rerun.",
 								&touched);
+	AtEOXact_GUC(false, guc_level);
+	/* the re-checks with the caller's settings, as after an apply */
+	guc_level = NewGUCNestLevel();
 	rec->checks += verify_constraints_raise(touched, m->version);
 	AtEOXact_GUC(false, guc_level);
 	INSTR_TIME_SET_CURRENT(elapsed);

@@ -51,6 +51,30 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("migrate.batch_max_lag",
+							"Replica replay lag above which a batched migration waits (half of it slows it down).",
+							"Read from pg_stat_replication between batches; 0 does not look at it.",
+							&migrate_batch_max_lag,
+							10000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("migrate.batch_max_blocked",
+							"Sessions that may wait for a batch's locks before batched migrations slow down.",
+							"Counted with pg_blocking_pids() at the end of every batch; -1 does not count them.",
+							&migrate_batch_max_blocked,
+							0, -1, INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("migrate.batch_lock_retries",
+							"How many times a batch that waited lock_timeout for a lock is retried before its job fails.",
+							"Retries back off: 250 ms, 500 ms, 1 s, ... at most 10 s apart.",
+							&migrate_batch_lock_retries,
+							5, 0, 100,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("migrate");
 
 	/* preloaded: a launcher resumes, after every start, the jobs that lost their worker */

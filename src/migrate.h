@@ -23,6 +23,8 @@
  *				 migrate_histories())
  *	 jobs.c		 background jobs seen from a session: start, list, wait, steer
  *	 worker.c	 the job's background worker, and the launcher
+ *	 batch.c	 batched data migrations: their options, checked at
+ *				 registration, and the batch loop a job's worker runs
  */
 #ifndef MIGRATE_H
 #define MIGRATE_H
@@ -44,6 +46,11 @@ typedef enum VerifyConstraintsMode
 } VerifyConstraintsMode;
 
 extern int	migrate_verify_constraints;
+
+/* Batched data migrations: what slows a job down or makes it wait (batch.c). */
+extern int	migrate_batch_max_lag;
+extern int	migrate_batch_max_blocked;
+extern int	migrate_batch_lock_retries;
 
 extern ErrorData *run_in_subtransaction(void (*fn) (void *), void *arg, bool keep);
 
@@ -134,6 +141,7 @@ typedef struct Migration
 	char	   *down;
 	char	   *verify;
 	char	   *expect;			/* jsonb as text, or NULL */
+	char	   *batch;			/* batch options (jsonb as text), or NULL */
 	List	   *requires;		/* version texts */
 	List	   *requires_keys;	/* their keys */
 	bool		transactional;
@@ -151,6 +159,9 @@ typedef struct Migration
 	bool		history_applied;	/* the history says it is applied (history_scan) */
 	List	   *touched;		/* qualified table names, for applied ones */
 } Migration;
+
+/* Runs only in a job: it cannot run in a transaction, or it is batched. */
+#define migration_needs_worker(m) (!(m)->transactional || (m)->batch != NULL)
 
 /* Pending: never applied, or a repeatable one whose text changed since. */
 #define migration_is_pending(m) \
@@ -223,6 +234,7 @@ extern char *quote_json(const char *s);
 
 extern char *text_arg_cstring(FunctionCallInfo fcinfo, int argno);
 extern void migration_prepare(Migration *m);
+extern void migration_prepare_down(Migration *m);
 extern struct ScriptSyntaxError *check_down_script(const char *text, const char *where);
 extern char *down_unparsed_note(struct ScriptSyntaxError *e);
 extern void warn_down_unparsed(const char *version, const char *where, struct ScriptSyntaxError *e);
@@ -274,6 +286,9 @@ extern List *expect_parse(Jsonb *expect);
 extern void expect_count_before(List *expectations, List *written, const char *version);
 /* Count after; returns number passed or ereports on the first mismatch. */
 extern int	expect_check_after(List *expectations, const char *version);
+/* Batched migrations: count every table now; later, check against those counts. */
+extern List *expect_count_all(List *expectations, const char *version);
+extern void expect_restore_before(List *expectations, List *counts, const char *version);
 extern char *expect_counts_json(List *expectations);
 
 /* ---- plan.c ---- */
@@ -431,8 +446,32 @@ extern void jobs_recover_if_needed(void);
 
 /* ---- worker.c ---- */
 
+/* What one step of a job did. */
+typedef enum StepResult
+{
+	STEP_DONE,					/* a migration applied, or a pause ended: go on */
+	STEP_FINISHED				/* the job ended (succeeded, failed, cancelled) */
+} StepResult;
+
+extern MemoryContext job_step_context;
+extern void worker_tx_begin(void);
+extern void worker_tx_commit(void);
+extern void worker_wait_while_paused(int64 id);
+extern void worker_reset_settings(Job *j);
+extern void job_fail(Job *j, ErrorData *edata, const char *version, int statement, int line);
+extern char *job_step_json(Job *j, int step, int total);
+extern char *job_step_detail(Job *j, int step, int total);
 extern void launcher_register(void);
 extern void bgworker_init(BackgroundWorker *worker, const char *function, const char *type);
+
+/* ---- batch.c ---- */
+
+/* Check a batched migration's options and up script at registration (normalises m->batch). */
+extern void batch_prepare(Migration *m);
+/* The table a batch is on, as written in its options, for messages. */
+extern char *batch_table_name(const char *batch_json);
+/* Run a batched migration in a job's worker, from its checkpoint. */
+extern StepResult run_batched(Job *j, Migration *m, int step, int total);
 
 /* ---- history.c ---- */
 

@@ -217,7 +217,7 @@ plan_waits_for_worker(Catalog *cat)
 		CHECK_FOR_INTERRUPTS();
 		if (!migration_is_pending(m))
 			continue;
-		waits[i] = !m->transactional;
+		waits[i] = migration_needs_worker(m);
 		for (int e = g->off[i]; e < g->off[i + 1] && !waits[i]; e++)
 			waits[i] = g->to[e] >= 0 && waits[g->to[e]];
 	}
@@ -398,7 +398,9 @@ plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check
 		}
 		if (cat->newest_applied_key && strcmp(m->key, cat->newest_applied_key) < 0)
 			appendStringInfoString(&why, "; out of order: older than the newest applied migration");
-		if (!m->transactional)
+		if (m->batch)
+			appendStringInfoString(&why, "; batched: needs the background worker");
+		else if (!m->transactional)
 			appendStringInfoString(&why, "; non-transactional: needs the background worker");
 		step->m = m;
 		step->reason = why.data;
@@ -482,6 +484,8 @@ step_text(PlanStep *s)
 	foreach(lc, m->requires_keys)
 		append_field(&text, "require", lfirst(lc));
 	appendStringInfo(&text, "transactional %s\n", m->transactional ? "true" : "false");
+	if (m->batch)
+		append_field(&text, "batch", m->batch);
 	s->text = text.data;
 }
 

@@ -280,6 +280,22 @@ migration_prepare(Migration *m)
 	m->notes = NIL;
 	m->warnings = NIL;
 	check_up_script(m);
+	if (m->batch)
+		batch_prepare(m);
+	if (m->verify)
+		(void) check_other_script(m->verify, psprintf("the verify query of migration %s", m->version), false);
+	migration_prepare_down(m);
+	if (m->source == NULL)
+		m->source = "migrate_add";
+}
+
+/*
+ * The down script's part of migration_prepare(): a file load calls it on its
+ * own, under the error context of the down file that holds the script.
+ */
+void
+migration_prepare_down(Migration *m)
+{
 	m->down_error = NULL;
 	if (m->down)
 	{
@@ -288,10 +304,6 @@ migration_prepare(Migration *m)
 		if ((m->down_error = check_down_script(m->down, m->down_where)) != NULL)
 			m->notes = lappend(m->notes, down_unparsed_note(m->down_error));
 	}
-	if (m->verify)
-		(void) check_other_script(m->verify, psprintf("the verify query of migration %s", m->version), false);
-	if (m->source == NULL)
-		m->source = "migrate_add";
 }
 
 static const char *
@@ -335,8 +347,8 @@ register_migration(Catalog *cat, Migration *m)
 	Migration  *old = catalog_find(cat, m->key);
 	const char *action;
 	StringInfoData detail;
-	Datum		values[14];
-	char		nulls[14];
+	Datum		values[15];
+	char		nulls[15];
 
 	if (old && strcmp(old->version, m->version) != 0)
 		ereport(ERROR,
@@ -368,7 +380,7 @@ register_migration(Catalog *cat, Migration *m)
 		action = "replace";
 	else if (!str_equal(old->down, m->down) || !str_equal(old->verify, m->verify) ||
 			 !str_equal(old->expect, m->expect) || !list_equal_strings(old->requires, m->requires) ||
-			 old->transactional != m->transactional)
+			 old->transactional != m->transactional || !str_equal(old->batch, m->batch))
 		action = "update";
 	else if (!OidIsValid(get_role_oid(old->registered_by, true)))
 	{
@@ -436,19 +448,21 @@ register_migration(Catalog *cat, Migration *m)
 	values[11] = CStringGetTextDatum(m->repeatable ? "repeatable" : "versioned");
 	values[12] = CStringGetTextDatum(m->source);
 	values[13] = PointerGetDatum(string_list_to_array(m->notes));
+	values[14] = m->batch ? CStringGetTextDatum(m->batch) : (Datum) 0;
+	nulls[14] = m->batch ? ' ' : 'n';
 	catalog_exec("INSERT INTO migrate.migrations (version_key, version, name, up, down, verify, "
-				 "       expect, requires, transactional, checksum, registered_by, kind, source, notes) "
-				 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14) "
+				 "       expect, requires, transactional, checksum, registered_by, kind, source, notes, batch) "
+				 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb) "
 				 "ON CONFLICT (version_key) DO UPDATE SET "
 				 "  up = EXCLUDED.up, down = EXCLUDED.down, verify = EXCLUDED.verify, "
 				 "  expect = EXCLUDED.expect, requires = EXCLUDED.requires, "
 				 "  transactional = EXCLUDED.transactional, checksum = EXCLUDED.checksum, "
 				 "  registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now(), "
-				 "  source = EXCLUDED.source, notes = EXCLUDED.notes, "
+				 "  source = EXCLUDED.source, notes = EXCLUDED.notes, batch = EXCLUDED.batch, "
 				 "  failure = CASE WHEN migrations.checksum = EXCLUDED.checksum "
 				 "                 THEN migrations.failure END",
-				 14, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTARRAYOID},
+				 15, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID},
 				 values, nulls);
 	if (strcmp(action, "replace") == 0)
 		appendStringInfo(&detail, "%s\"previous_checksum\": \"%s\"", detail.len ? ", " : "", old->checksum);
@@ -504,7 +518,7 @@ required_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 
 /*
  * migrate_add(version, name, up, down, verify, expect, requires,
- * transactional) -> checksum
+ * transactional, batch) -> checksum
  */
 Datum
 migrate_add(PG_FUNCTION_ARGS)
@@ -524,6 +538,12 @@ migrate_add(PG_FUNCTION_ARGS)
 		m->expect = JsonbToCString(NULL, &expect->root, VARSIZE(expect));
 	}
 	m->transactional = PG_ARGISNULL(7) ? true : PG_GETARG_BOOL(7);
+	if (PG_NARGS() > 8 && !PG_ARGISNULL(8))
+	{
+		Jsonb	   *batch = PG_GETARG_JSONB_P(8);
+
+		m->batch = JsonbToCString(NULL, &batch->root, VARSIZE(batch));
+	}
 	if (!PG_ARGISNULL(6))
 	{
 		Datum	   *elems;

@@ -164,9 +164,16 @@ migrate_validate(PG_FUNCTION_ARGS)
 		if (m->failed && migration_is_pending(m))
 			put_problem(rsinfo, "failed", m->version, m->name,
 						"Its last run failed (migrate.history has the error); fix it and register it again, or clear it with migrate_repair().");
+		foreach(lc, m->notes)
+			if (strncmp(lfirst(lc), DOWN_UNPARSED_NOTE, strlen(DOWN_UNPARSED_NOTE)) == 0)
+				put_problem(rsinfo, "broken down script", m->version, m->name,
+							psprintf("Its down script does not parse (%s); the up script runs, but "
+									 "migrate_rollback() refuses to run this down script until it is "
+									 "corrected and registered again.",
+									 (char *) lfirst(lc) + strlen(DOWN_UNPARSED_NOTE)));
 		if (waits[i])
 			put_problem(rsinfo, "needs worker", m->version, m->name,
-						m->transactional
+						!migration_needs_worker(m)
 						? "It requires a migration that cannot run in a transaction; both wait for the background worker."
 						: psprintf("It %s; migrate_apply() and migrate_run() leave it pending for the background worker.",
 								   non_transactional_reason(m)));
@@ -269,7 +276,7 @@ migrate_status_rows(PG_FUNCTION_ARGS)
 	SPI_connect();
 	catalog_exec("SELECT coalesce(m.version, a.version), coalesce(m.name, a.name), "
 				 "       coalesce(m.kind, 'versioned'), NULL::text, m.checksum, a.checksum, "
-				 "       a.applied_at, a.applied_by, m.transactional, m.requires, m.notes, "
+				 "       a.applied_at, a.applied_by, m.transactional AND m.batch IS NULL, m.requires, m.notes, "
 				 "       coalesce(m.version_key, a.version_key), "
 				 "       m.version_key IS NOT NULL, a.version_key IS NOT NULL, m.failure IS NOT NULL "
 				 "  FROM migrate.migrations m "

@@ -46,23 +46,6 @@ invalid_version(const char *version, const char *why)
 					 "such as 001, 1.2.10, 2025-10-08_18 or 20240103000001.")));
 }
 
-/*
- * Refuse a version longer than MIGRATE_VERSION_MAX_BYTES, whatever the
- * function it is given to: its key could not be indexed in the catalog.
- */
-static void
-check_version_length(const char *version)
-{
-	size_t		len = strlen(version);
-
-	if (len > MIGRATE_VERSION_MAX_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the version is too long (%zu bytes)", len),
-				 errdetail("A version has at most %d bytes.", MIGRATE_VERSION_MAX_BYTES),
-				 errhint("Choose a shorter one.")));
-}
-
 /* Does the group of `len` digits at `s` read as YYYYMMDD[hh[mm[ss]]]? */
 static bool
 is_timestamp_group(const char *s, int len)
@@ -80,17 +63,30 @@ is_timestamp_group(const char *s, int len)
 		day >= 1 && day <= 31;
 }
 
-char *
-version_key(const char *version)
+/*
+ * The order key of a version; or NULL, with *why saying what is wrong (and
+ * *too_long for a version too long to index).  Never throws: a validator that
+ * can fail returns its reason, as SplitIdentifierString() does.
+ */
+static char *
+try_version_key(const char *version, const char **why, bool *too_long)
 {
 	StringInfoData key;
 	const char *p = version;
 	int			group = 0;
 	int			keep_len = 0;	/* key length up to the last non-zero group */
 
-	check_version_length(version);
+	*too_long = strlen(version) > MIGRATE_VERSION_MAX_BYTES;
+	if (*too_long)
+	{
+		*why = psprintf("A version has at most %d bytes.", MIGRATE_VERSION_MAX_BYTES);
+		return NULL;
+	}
 	if (version[0] == '\0')
-		invalid_version(version, "The version is empty.");
+	{
+		*why = "The version is empty.";
+		return NULL;
+	}
 
 	initStringInfo(&key);
 	for (;;)
@@ -106,11 +102,12 @@ version_key(const char *version)
 		if (len == 0)
 		{
 			if (*p == '\0')
-				invalid_version(version, "The version ends with a separator.");
+				*why = "The version ends with a separator.";
 			else if (*p == '.' || *p == '-' || *p == '_')
-				invalid_version(version, "A separator must stand between two groups of digits.");
+				*why = "A separator must stand between two groups of digits.";
 			else
-				invalid_version(version, psprintf("Character \"%s\" is neither a digit nor a separator.", char_at(p)));
+				*why = psprintf("Character \"%s\" is neither a digit nor a separator.", char_at(p));
+			return NULL;
 		}
 
 		digits = start;
@@ -128,8 +125,10 @@ version_key(const char *version)
 			len--;
 		}
 		if (len > MAX_GROUP_DIGITS)
-			invalid_version(version, psprintf("A group of digits may have at most %d significant digits.",
-											  MAX_GROUP_DIGITS));
+		{
+			*why = psprintf("A group of digits may have at most %d significant digits.", MAX_GROUP_DIGITS);
+			return NULL;
+		}
 		appendStringInfo(&key, "%02d", len);
 		appendBinaryStringInfo(&key, digits, len);
 		if (len > 0)
@@ -139,11 +138,63 @@ version_key(const char *version)
 		if (*p == '\0')
 			break;
 		if (*p != '.' && *p != '-' && *p != '_')
-			invalid_version(version, psprintf("Character \"%s\" is neither a digit nor a separator.", char_at(p)));
+		{
+			*why = psprintf("Character \"%s\" is neither a digit nor a separator.", char_at(p));
+			return NULL;
+		}
 		p++;
 	}
 	key.data[keep_len] = '\0';
 	return key.data;
+}
+
+/* The catalog key of a migration (see migration_key()), or NULL with the reason. */
+static char *
+try_migration_key(const char *version, const char **why, bool *too_long)
+{
+	if (strncmp(version, REPEATABLE_PREFIX, strlen(REPEATABLE_PREFIX)) == 0)
+	{
+		const char *name = version + strlen(REPEATABLE_PREFIX);
+
+		*too_long = strlen(version) > MIGRATE_VERSION_MAX_BYTES;
+		if (*too_long)
+		{
+			*why = psprintf("A version has at most %d bytes.", MIGRATE_VERSION_MAX_BYTES);
+			return NULL;
+		}
+		if (*name == '\0')
+		{
+			*why = "A repeatable migration needs a name after \"R__\".";
+			return NULL;
+		}
+		return psprintf("~%s", name);
+	}
+	return try_version_key(version, why, too_long);
+}
+
+/* Raise the error try_version_key() or try_migration_key() described. */
+static void
+refuse_version(const char *version, const char *why, bool too_long)
+{
+	if (too_long)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the version is too long (%zu bytes)", strlen(version)),
+				 errdetail("%s", why),
+				 errhint("Choose a shorter one.")));
+	invalid_version(version, why);
+}
+
+char *
+version_key(const char *version)
+{
+	const char *why;
+	bool		too_long;
+	char	   *key = try_version_key(version, &why, &too_long);
+
+	if (key == NULL)
+		refuse_version(version, why, too_long);
+	return key;
 }
 
 /*
@@ -154,37 +205,23 @@ version_key(const char *version)
 char *
 migration_key(const char *version)
 {
-	check_version_length(version);
-	if (strncmp(version, REPEATABLE_PREFIX, strlen(REPEATABLE_PREFIX)) == 0)
-	{
-		const char *name = version + strlen(REPEATABLE_PREFIX);
+	const char *why;
+	bool		too_long;
+	char	   *key = try_migration_key(version, &why, &too_long);
 
-		if (*name == '\0')
-			invalid_version(version, "A repeatable migration needs a name after \"R__\".");
-		return psprintf("~%s", name);
-	}
-	return version_key(version);
+	if (key == NULL)
+		refuse_version(version, why, too_long);
+	return key;
 }
 
 /* migration_key(), or NULL for text that is not a version (another tool's). */
 char *
 migration_key_or_null(const char *version)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	char	   *volatile key = NULL;
+	const char *why;
+	bool		too_long;
 
-	PG_TRY();
-	{
-		key = migration_key(version);
-	}
-	PG_CATCH();
-	{
-		/* a pure computation: no state to roll back */
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-	}
-	PG_END_TRY();
-	return key;
+	return try_migration_key(version, &why, &too_long);
 }
 
 /* migrate_version_key(text) -> text: the order key of a version (or R__name). */

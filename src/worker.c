@@ -8,7 +8,9 @@
  *		  - a non-transactional one (CREATE INDEX CONCURRENTLY, VACUUM, ...):
  *		    one statement at a time at top level, as psql would run it, each
  *		    checkpointed in migrate.statement_progress, so that a rerun
- *		    resumes at the statement that did not complete.
+ *		    resumes at the statement that did not complete;
+ *		  - a batched one: batch by batch (batch.c), each batch committed
+ *		    with its checkpoint in migrate.batch_progress.
  *		Requests (pause, cancel) are looked at between steps and statements;
  *		a cancel also interrupts the running statement (SIGINT).
  *
@@ -59,16 +61,9 @@ PGDLLEXPORT void migrate_job_main(Datum arg);
 PGDLLEXPORT void migrate_launcher_main(Datum arg);
 PGDLLEXPORT void migrate_recover_main(Datum arg);
 
-/* What one step of a job did. */
-typedef enum StepResult
-{
-	STEP_DONE,					/* a migration applied, or a pause ended: go on */
-	STEP_FINISHED				/* the job ended (succeeded, failed, cancelled) */
-} StepResult;
-
 /* Memory that lives for the whole job, across transactions; and for one step. */
 static MemoryContext job_cxt;
-static MemoryContext step_cxt;
+MemoryContext job_step_context;
 
 /* ---- running one statement at top level ---- */
 
@@ -80,7 +75,7 @@ static MemoryContext step_cxt;
 static ErrorData *
 exec_toplevel(const char *sql)
 {
-	MemoryContext stmt_cxt = AllocSetContextCreate(step_cxt, "migrate statement", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext stmt_cxt = AllocSetContextCreate(job_step_context, "migrate statement", ALLOCSET_DEFAULT_SIZES);
 	ErrorData  *volatile edata = NULL;
 
 	SetCurrentStatementStartTimestamp();
@@ -133,7 +128,7 @@ exec_toplevel(const char *sql)
 	PG_CATCH();
 	{
 		disable_timeout(STATEMENT_TIMEOUT, false);
-		MemoryContextSwitchTo(step_cxt);
+		MemoryContextSwitchTo(job_step_context);
 		edata = CopyErrorData();
 		EmitErrorReport();
 		FlushErrorState();
@@ -148,8 +143,8 @@ exec_toplevel(const char *sql)
 
 /* ---- transactions of the worker ---- */
 
-static void
-tx_begin(void)
+void
+worker_tx_begin(void)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -157,8 +152,8 @@ tx_begin(void)
 	SPI_connect();
 }
 
-static void
-tx_commit(void)
+void
+worker_tx_commit(void)
 {
 	SPI_finish();
 	PopActiveSnapshot();
@@ -183,9 +178,23 @@ apply_settings(Job *j)
 	}
 }
 
+/*
+ * Each migration of a job starts with the job's settings, as in a session of
+ * its own (psql -1 per file): what a non-transactional migration SET at top
+ * level, or a batch's statement set for the session, is gone, before the
+ * next migration and before a migration's own checks.
+ */
+void
+worker_reset_settings(Job *j)
+{
+	ResetAllOptions();
+	(void) set_config_option("role", NULL, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	apply_settings(j);
+}
+
 /* Wait, holding no transaction, until the job is resumed or cancelled. */
-static void
-wait_while_paused(int64 id)
+void
+worker_wait_while_paused(int64 id)
 {
 	for (;;)
 	{
@@ -195,19 +204,19 @@ wait_while_paused(int64 id)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		tx_begin();
+		worker_tx_begin();
 		j = job_read(id, true);
 		paused = j && j->request && strcmp(j->request, "pause") == 0;
 		if (j && !paused)
 			job_update(id, "running", NULL, NULL, -1, -1, -1, NULL);
-		tx_commit();
+		worker_tx_commit();
 		if (!paused)
 			return;
 	}
 }
 
 /* End the job as failed (or cancelled, when that was asked), in the current transaction. */
-static void
+void
 job_fail(Job *j, ErrorData *edata, const char *version, int statement, int line)
 {
 	Job		   *now = job_read(j->id, true);
@@ -234,6 +243,7 @@ migration_copy(Migration *src)
 	COPY_STR(down);
 	COPY_STR(verify);
 	COPY_STR(expect);
+	COPY_STR(batch);
 	COPY_STR(checksum);
 	COPY_STR(source);
 	COPY_STR(registered_by);
@@ -277,16 +287,16 @@ non_transactional_checks(Migration *m, List *touched, ApplyRecord *rec)
 }
 
 /* The fields that tie a history row to a job's step, and the row's detail made of them alone. */
-static char *
-step_json(Job *j, int step, int total)
+char *
+job_step_json(Job *j, int step, int total)
 {
 	return psprintf("\"job\": " INT64_FORMAT ", \"step\": %d, \"of\": %d", j->id, step, total);
 }
 
-static char *
-step_detail(Job *j, int step, int total)
+char *
+job_step_detail(Job *j, int step, int total)
 {
-	return psprintf("{%s}", step_json(j, step, total));
+	return psprintf("{%s}", job_step_json(j, step, total));
 }
 
 typedef struct TxStep
@@ -369,7 +379,7 @@ drop_leftover_indexes(Oid relid, Node *parsetree, List *before)
 	if (IsA(parsetree, IndexStmt))
 		own_name = ((IndexStmt *) parsetree)->idxname;
 
-	tx_begin();
+	worker_tx_begin();
 	now = invalid_indexes(relid);
 	foreach(lc, now)
 	{
@@ -385,17 +395,17 @@ drop_leftover_indexes(Oid relid, Node *parsetree, List *before)
 			ours = own_name == NULL || strcmp(rel, own_name) == 0;
 		if (ours)
 		{
-			MemoryContext old = MemoryContextSwitchTo(step_cxt);
+			MemoryContext old = MemoryContextSwitchTo(job_step_context);
 
 			names = lappend(names, psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s",
 											quote_qualified_identifier(get_namespace_name(get_rel_namespace(idx)), rel)));
 			MemoryContextSwitchTo(old);
 		}
 	}
-	tx_commit();
+	worker_tx_commit();
 	foreach(lc, names)
 	{
-		char	   *lock_timeout = MemoryContextStrdup(step_cxt, GetConfigOption("lock_timeout", false, false));
+		char	   *lock_timeout = MemoryContextStrdup(job_step_context, GetConfigOption("lock_timeout", false, false));
 		ErrorData  *edata;
 
 		/* never wait long: the old transactions a stuck build waited for may last */
@@ -460,8 +470,8 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 	INSTR_TIME_SET_CURRENT(start);
 
 	/* the script and where it stands */
-	tx_begin();
-	old = MemoryContextSwitchTo(step_cxt);
+	worker_tx_begin();
+	old = MemoryContextSwitchTo(job_step_context);
 	script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
 	MemoryContextSwitchTo(old);
 	args[0] = CStringGetTextDatum(m->key);
@@ -474,11 +484,11 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 
 		resumed = true;
 		done = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		old = MemoryContextSwitchTo(step_cxt);
+		old = MemoryContextSwitchTo(job_step_context);
 		invalid_before = oid_array_list(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		MemoryContextSwitchTo(old);
 	}
-	tx_commit();
+	worker_tx_commit();
 
 	for (int i = done; i < script->nstmts; i++)
 	{
@@ -492,38 +502,38 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		 * build again.  The checkpoint lists the invalid indexes there were
 		 * before the statement started (often none: an empty list).
 		 */
-		tx_begin();
+		worker_tx_begin();
 		build_table = concurrent_build_table(st->parsetree);
-		tx_commit();
+		worker_tx_commit();
 		if (OidIsValid(build_table) && i == done && resumed)
 			(void) drop_leftover_indexes(build_table, st->parsetree, invalid_before);
 
 		/* between statements: requests, and the checkpoint before the statement */
-		tx_begin();
+		worker_tx_begin();
 		now = job_read(j->id, true);
 		if (now && now->request && strcmp(now->request, "cancel") == 0)
 		{
 			job_update(j->id, "cancelled", "", NULL, -1, -1, -1, NULL);
 			job_wake_waiters(j->id);
-			tx_commit();
+			worker_tx_commit();
 			return STEP_FINISHED;
 		}
 		if (now && now->request && strcmp(now->request, "pause") == 0)
 		{
 			job_update(j->id, "paused", NULL, NULL, -1, -1, -1, NULL);
 			job_wake_waiters(j->id);
-			tx_commit();
-			wait_while_paused(j->id);
+			worker_tx_commit();
+			worker_wait_while_paused(j->id);
 			i--;
 			continue;
 		}
-		old = MemoryContextSwitchTo(step_cxt);
+		old = MemoryContextSwitchTo(job_step_context);
 		invalid_before = invalid_indexes(build_table);
 		MemoryContextSwitchTo(old);
 		progress_save(m, i, invalid_before);
 		job_update(j->id, NULL, NULL, m->version, i + 1, -1, -1, NULL);
 		job_wake_waiters(j->id);
-		tx_commit();
+		worker_tx_commit();
 
 		if (stmt_absorbed(st->parsetree))
 			edata = NULL;		/* BEGIN/COMMIT around a statement that cannot be in a transaction */
@@ -533,7 +543,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 			 * A concurrent build waits for older transactions as long as they
 			 * last: lock_timeout must not cut that wait short.
 			 */
-			char	   *lock_timeout = MemoryContextStrdup(step_cxt, GetConfigOption("lock_timeout", false, false));
+			char	   *lock_timeout = MemoryContextStrdup(job_step_context, GetConfigOption("lock_timeout", false, false));
 
 			if (OidIsValid(build_table))
 				(void) set_config_option("lock_timeout", "0", PGC_USERSET, PGC_S_SESSION,
@@ -554,11 +564,11 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 			 */
 			if (OidIsValid(build_table))
 				(void) drop_leftover_indexes(build_table, st->parsetree, invalid_before);
-			tx_begin();
+			worker_tx_begin();
 			catalog_lock();		/* every history row is written under it: one chain order */
-			record_failure(m, edata, step_json(j, step, total));
+			record_failure(m, edata, job_step_json(j, step, total));
 			job_fail(j, edata, m->version, i + 1, st->line);
-			tx_commit();
+			worker_tx_commit();
 			return STEP_FINISHED;
 		}
 		/*
@@ -566,7 +576,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		 * invalid indexes of the table it builds on as they are now, so that
 		 * a rerun drops only what that statement may leave.
 		 */
-		tx_begin();
+		worker_tx_begin();
 		{
 			Oid			next_table = InvalidOid;
 
@@ -575,11 +585,12 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 			progress_save(m, i + 1, invalid_indexes(next_table));
 			job_progressed(j->id);
 		}
-		tx_commit();
+		worker_tx_commit();
 	}
 
-	/* every statement ran: the checks, then the migration is applied */
-	tx_begin();
+	/* every statement ran: the checks (with the job's settings, not the migration's), then it is applied */
+	worker_tx_begin();
+	worker_reset_settings(j);
 	catalog_lock();
 	{
 		ErrorData  *edata;
@@ -600,7 +611,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 									   now ? "registered again with other text" : "removed");
 			changed.hint = "Start a new job: it runs the migration as it is registered now.";
 			job_fail(j, &changed, m->version, 0, 0);
-			tx_commit();
+			worker_tx_commit();
 			return STEP_FINISHED;
 		}
 		if (now->applied && !migration_is_pending(now))
@@ -609,7 +620,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 			catalog_exec("DELETE FROM migrate.statement_progress WHERE version_key = $1", 1, (Oid[]) {TEXTOID},
 						 (Datum[]) {CStringGetTextDatum(m->key)}, NULL);
 			job_update(j->id, NULL, NULL, NULL, 0, step, -1, NULL);
-			tx_commit();
+			worker_tx_commit();
 			return STEP_DONE;
 		}
 
@@ -628,9 +639,9 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		edata = non_transactional_checks(m, touched, &rec);
 		if (edata)
 		{
-			record_failure(m, edata, step_json(j, step, total));
+			record_failure(m, edata, job_step_json(j, step, total));
 			job_fail(j, edata, m->version, 0, 0);
-			tx_commit();
+			worker_tx_commit();
 			return STEP_FINISHED;
 		}
 		INSTR_TIME_SET_CURRENT(elapsed);
@@ -639,7 +650,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		rec.touched = touched_names(touched);
 		rec.touched_oids = touched_existing(touched);
 		rec.action = "apply";
-		rec.detail = step_detail(j, step, total);
+		rec.detail = job_step_detail(j, step, total);
 		catalog_record_applied(m, &rec);
 		histories_record_apply(m, script, rec.duration_ms, NULL);
 		args[0] = CStringGetTextDatum(m->key);
@@ -649,7 +660,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		job_update(j->id, NULL, NULL, NULL, 0, step, -1, NULL);
 		job_wake_waiters(j->id);
 	}
-	tx_commit();
+	worker_tx_commit();
 	return STEP_DONE;
 }
 
@@ -673,27 +684,28 @@ run_step(Job *j, bool first)
 	int			total;
 	char	   *next_key;
 
-	tx_begin();
+	worker_tx_begin();
+	worker_reset_settings(j);
 	catalog_lock();
 	now = job_read(j->id, false);
 	if (now == NULL)
 	{
-		tx_commit();
+		worker_tx_commit();
 		return STEP_FINISHED;	/* removed by a restore, or by hand */
 	}
 	if (now->request && strcmp(now->request, "cancel") == 0)
 	{
 		job_update(j->id, "cancelled", "", NULL, 0, -1, -1, NULL);
 		job_wake_waiters(j->id);
-		tx_commit();
+		worker_tx_commit();
 		return STEP_FINISHED;
 	}
 	if (now->request && strcmp(now->request, "pause") == 0)
 	{
 		job_update(j->id, "paused", NULL, NULL, -1, -1, -1, NULL);
 		job_wake_waiters(j->id);
-		tx_commit();
-		wait_while_paused(j->id);
+		worker_tx_commit();
+		worker_wait_while_paused(j->id);
 		return STEP_DONE;
 	}
 	cat = catalog_load(true);
@@ -705,7 +717,7 @@ run_step(Job *j, bool first)
 	{
 		job_update(j->id, "succeeded", "", NULL, 0, -1, now->steps_done, NULL);
 		job_wake_waiters(j->id);
-		tx_commit();
+		worker_tx_commit();
 		return STEP_FINISHED;
 	}
 	s = linitial(steps);
@@ -714,46 +726,53 @@ run_step(Job *j, bool first)
 	job_update(j->id, "running", NULL, s->m->version, 0, -1, total, NULL);
 	job_wake_waiters(j->id);
 
-	if (!s->m->transactional)
+	if (migration_needs_worker(s->m))
 	{
 		Migration  *m;
 		MemoryContext old;
 
-		old = MemoryContextSwitchTo(step_cxt);
+		old = MemoryContextSwitchTo(job_step_context);
 		m = migration_copy(s->m);
 		MemoryContextSwitchTo(old);
-		tx_commit();
+		worker_tx_commit();
+		if (m->batch)
+			return run_batched(j, m, step, total);
 		return run_non_transactional(j, m, step, total);
 	}
-	next_key = MemoryContextStrdup(step_cxt, s->m->key);
-	tx_commit();
+	next_key = MemoryContextStrdup(job_step_context, s->m->key);
+	/* the figures of a batched migration before it are not this step's */
+	catalog_exec("UPDATE migrate.job_state SET batches_done = NULL, rows_done = NULL, rows_total = NULL, "
+				 "       rows_per_second = NULL, eta = NULL, note = NULL "
+				 " WHERE id = $1 AND batches_done IS NOT NULL",
+				 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(j->id)}, NULL);
+	worker_tx_commit();
 
-	tx_begin();
+	worker_tx_begin();
 	catalog_lock();
 	cat = catalog_load(true);
 	steps = plan_pending(cat, j->target ? version_key(j->target) : NULL, j->out_of_order, true);
 	s = steps ? linitial(steps) : NULL;
-	if (s == NULL || strcmp(s->m->key, next_key) != 0 || !s->m->transactional)
+	if (s == NULL || strcmp(s->m->key, next_key) != 0 || migration_needs_worker(s->m))
 	{
-		tx_commit();			/* the plan changed meanwhile: plan again */
+		worker_tx_commit();			/* the plan changed meanwhile: plan again */
 		return STEP_DONE;
 	}
 	{
-		TxStep		ts = {s->m, step, total, step_detail(j, step, total)};
+		TxStep		ts = {s->m, step, total, job_step_detail(j, step, total)};
 		ErrorData  *edata = run_in_subtransaction(tx_step_body, &ts, true);
 
 		if (edata)
 		{
-			record_failure(s->m, edata, step_json(j, step, total));
+			record_failure(s->m, edata, job_step_json(j, step, total));
 			job_fail(j, edata, s->m->version, 0, 0);
-			tx_commit();
+			worker_tx_commit();
 			return STEP_FINISHED;
 		}
 	}
 	catalog_mark_changed();
 	job_update(j->id, NULL, NULL, NULL, 0, step, -1, NULL);
 	job_wake_waiters(j->id);
-	tx_commit();
+	worker_tx_commit();
 	return STEP_DONE;
 }
 
@@ -763,11 +782,11 @@ job_begin(int64 id, Job **job)
 {
 	Job		   *j;
 
-	tx_begin();
+	worker_tx_begin();
 	j = job_read(id, false);
 	if (j == NULL || job_finished(j->state))
 	{
-		tx_commit();
+		worker_tx_commit();
 		return false;			/* the starting transaction rolled back, or it is over */
 	}
 	{
@@ -791,7 +810,7 @@ job_begin(int64 id, Job **job)
 				 "       started_at = coalesce(started_at, pg_catalog.now()) WHERE id = $1",
 				 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(id)}, NULL);
 	job_wake_waiters(id);
-	tx_commit();
+	worker_tx_commit();
 	*job = j;
 	/* after the commit: a bad setting fails the job, it does not stop the worker */
 	apply_settings(j);
@@ -813,7 +832,7 @@ run_job(int64 id)
 	{
 		volatile StepResult result = STEP_FINISHED;
 
-		MemoryContextReset(step_cxt);
+		MemoryContextReset(job_step_context);
 		PG_TRY();
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -844,9 +863,9 @@ run_job(int64 id)
 				j = MemoryContextAllocZero(job_cxt, sizeof(Job));
 				j->id = id;
 			}
-			tx_begin();
+			worker_tx_begin();
 			job_fail(j, edata, NULL, 0, 0);
-			tx_commit();
+			worker_tx_commit();
 			result = STEP_FINISHED;
 		}
 		PG_END_TRY();
@@ -874,7 +893,7 @@ migrate_job_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, args.role, 0);
 	pgstat_report_appname(psprintf("migrate job " INT64_FORMAT, id));
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "migrate job", ALLOCSET_DEFAULT_SIZES);
-	step_cxt = AllocSetContextCreate(job_cxt, "migrate job step", ALLOCSET_DEFAULT_SIZES);
+	job_step_context = AllocSetContextCreate(job_cxt, "migrate job step", ALLOCSET_DEFAULT_SIZES);
 
 	/*
 	 * The job's lock, for life.  A session that checks whether the job's

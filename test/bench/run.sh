@@ -38,6 +38,13 @@
 #                  of the same file.
 #   8 job          the migrations of benchmark 1 applied by a background job
 #                  (migrate_start() + CALL migrate_wait()) vs CALL migrate_run().
+#   9 batch        a batched backfill (UPDATE of 2,000,000 rows, adaptive batch
+#                  size) run by a job vs one plain UPDATE (target: at least
+#                  0.8x its rows/s, no batch longer than 1 s); a batched move
+#                  of 200,000 rows into a table with an FK and an exact-count
+#                  expectation vs INSERT ... SELECT + count(*) through psql -1
+#                  (info).  Fresh copy of a template database per side and run;
+#                  adds about 1.5 minutes to the full run.
 #
 # --quick uses smaller sizes and fewer repetitions (a smoke run, about a
 # minute and a half, half of it psql -f of the 50 MB script; the full run
@@ -48,6 +55,9 @@
 # Environment:
 #   MIGRATE_BENCH_PORT   port of the cluster (default 54339; unix socket only)
 #   MIGRATE_KEEP_TMP=1   keep the temp directory (cluster, generated files, logs)
+#   MIGRATE_BENCH_ONLY   comma-separated benchmarks to run, such as 9 or 1,8
+#                        (8 reuses the migrations 1 generates: 8 runs 1 too)
+#                        (default: all); results.md then holds only those
 #   PG_CONFIG            pg_config of the PostgreSQL 15 to use (default: the system one)
 set -euo pipefail
 export LC_ALL=C
@@ -767,15 +777,151 @@ bench_job() {
 	NOTES+=("8: both end to end from psql, fresh database per repetition, registration not included; the job runs in a background worker and commits after each migration, as migrate_run() does.")
 }
 
+# ================================================================ 9. batch
+# A batched backfill run by a job (SELECT migrate_start(); CALL migrate_wait()):
+# the worker walks big's primary key, one transaction and checkpoint row per
+# batch, the size adapting to about 200 ms a batch; against one plain UPDATE
+# of the same rows.  Then a batched move of rows into a new table with a
+# foreign key and an exact-count expectation, against one INSERT ... SELECT
+# and count(*) through psql -1.  Each side of each repetition runs in its own
+# copy of a template database (CREATE DATABASE ... TEMPLATE, the table already
+# VACUUM ANALYZEd), made right before it runs, then CHECKPOINT; registration
+# is not timed; both sides end to end from psql.
+if [[ $MODE == full ]]; then
+	BATCH_ROWS=2000000 BATCH_MOVE=200000 BATCH_REPS=5
+else
+	BATCH_ROWS=200000 BATCH_MOVE=200000 BATCH_REPS=2
+fi
+bench_batch() {
+	local n=$BATCH_ROWS nv=$BATCH_MOVE dir=$TMP/gen/batch r t d
+	local -a u_m=() u_b=() u_long=() u_batches=() u_jrps=() v_m=() v_b=() v_long=() v_batches=() u_av=() u_own=() v_own=()
+	echo "== 9. batch: backfill of $n rows, move of $nv rows into a table with an FK, $BATCH_REPS repetitions"
+	mkdir -p "$dir"
+	chmod 755 "$dir"
+	printf '%s\n' 'SET client_min_messages = warning;' 'SELECT migrate_start() AS job \gset' \
+		'CALL migrate_wait(:job);' >"$dir/job.sql"
+	printf '%s\n' 'UPDATE big SET w = v * 2;' >"$dir/update.sql"
+	printf '%s\n' 'INSERT INTO tasks SELECT id, parent FROM legacy;' 'SELECT count(*) FROM tasks;' >"$dir/move.sql"
+	chmod 644 "$dir"/*.sql
+	# the templates, made once
+	q postgres "CREATE DATABASE b9_big_tpl TEMPLATE bench_tpl" >/dev/null
+	q b9_big_tpl "CREATE TABLE big (id bigint PRIMARY KEY, v int NOT NULL, w int);
+	      INSERT INTO big SELECT g, g % 1000 FROM generate_series(1, $n) g;" >/dev/null
+	q b9_big_tpl "VACUUM ANALYZE big" >/dev/null
+	q postgres "CREATE DATABASE b9_move_tpl TEMPLATE bench_tpl" >/dev/null
+	q b9_move_tpl "CREATE TABLE p (id int PRIMARY KEY);
+	      INSERT INTO p SELECT generate_series(1, 100);
+	      CREATE TABLE legacy (id bigint PRIMARY KEY, parent int NOT NULL);
+	      INSERT INTO legacy SELECT g, 1 + g % 100 FROM generate_series(1, $nv) g;
+	      CREATE TABLE tasks (id bigint PRIMARY KEY, parent int REFERENCES p);" >/dev/null
+	q b9_move_tpl "VACUUM ANALYZE p, legacy, tasks" >/dev/null
+	copy_db() { q postgres "CREATE DATABASE $1 TEMPLATE $2" >/dev/null; }
+	# the apply row of migration 001 in the history: batches and the longest batch
+	batch_detail() {
+		q "$1" "SELECT (detail->>'batches') || ' ' || (detail->>'longest_batch_ms') FROM migrate.history
+		         WHERE version = '001' AND action = 'apply' ORDER BY id DESC LIMIT 1"
+	}
+	# the job's own time, from queued to finished (the rest of the wall clock:
+	# psql, migrate_start(), and migrate_wait() seeing the end)
+	job_ms() { q "$1" "SELECT round(extract(epoch FROM finished_at - queued_at) * 1000, 1) FROM migrate.jobs"; }
+	# the job ended well, its migration is applied, its checkpoint row is gone
+	job_done() {
+		[[ $(q "$1" "SELECT state || ' ' || rows_done FROM migrate.jobs") == "succeeded $2" ]]
+		[[ $(q "$1" "SELECT count(*) FROM migrate.applied") == 1 ]]
+		[[ $(q "$1" "SELECT count(*) FROM migrate.batch_progress") == 0 ]]
+	}
+	run_um() {
+		copy_db b9_um b9_big_tpl
+		q b9_um "SELECT migrate_add('001', 'double w', 'UPDATE big SET w = v * 2 WHERE id > \$1 AND id <= \$2',
+		           batch => '{\"table\": \"big\"}')" >/dev/null
+		checkpoint
+		u_m+=("$(wall "$TMP/out/b9_um.out" "${PSQL[@]}" -d b9_um -f "$dir/job.sql")")
+		job_done b9_um "$n"
+		[[ $(q b9_um "SELECT count(*) FROM big WHERE w = v * 2") == "$n" ]]
+		read -r d t <<<"$(batch_detail b9_um)"
+		u_batches+=("$d") u_long+=("$t")
+		u_jrps+=("$(q b9_um "SELECT round(rows_per_second) FROM migrate.jobs")")
+		u_own+=("$(job_ms b9_um)")
+		u_av+=("$(q b9_um "SELECT autovacuum_count + autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'big'")")
+		drop_db b9_um
+	}
+	run_ub() {
+		copy_db b9_ub b9_big_tpl
+		checkpoint
+		u_b+=("$(wall "$TMP/out/b9_ub.out" "${PSQL[@]}" -d b9_ub -f "$dir/update.sql")")
+		[[ $(q b9_ub "SELECT count(*) FROM big WHERE w = v * 2") == "$n" ]]
+		drop_db b9_ub
+	}
+	run_vm() {
+		copy_db b9_vm b9_move_tpl
+		q b9_vm "SELECT migrate_add('001', 'move legacy into tasks',
+		           'INSERT INTO tasks SELECT id, parent FROM legacy l WHERE l.id > \$1 AND l.id <= \$2',
+		           expect => '{\"tasks\": $nv}', batch => '{\"table\": \"legacy\"}')" >/dev/null
+		checkpoint
+		v_m+=("$(wall "$TMP/out/b9_vm.out" "${PSQL[@]}" -d b9_vm -f "$dir/job.sql")")
+		job_done b9_vm "$nv"
+		[[ $(q b9_vm "SELECT count(*) FROM tasks") == "$nv" ]]
+		read -r d t <<<"$(batch_detail b9_vm)"
+		v_batches+=("$d") v_long+=("$t")
+		v_own+=("$(job_ms b9_vm)")
+		drop_db b9_vm
+	}
+	run_vb() {
+		copy_db b9_vb b9_move_tpl
+		checkpoint
+		v_b+=("$(wall "$TMP/out/b9_vb.out" "${PSQL[@]}" -1 -d b9_vb -f "$dir/move.sql")")
+		[[ $(q b9_vb "SELECT count(*) FROM tasks") == "$nv" ]]
+		drop_db b9_vb
+	}
+	for ((r = 1; r <= BATCH_REPS; r++)); do
+		if ((r % 2)); then run_um; checkpoint; run_ub; else run_ub; checkpoint; run_um; fi
+		checkpoint
+		if ((r % 2)); then run_vm; checkpoint; run_vb; else run_vb; checkpoint; run_vm; fi
+		checkpoint
+	done
+	drop_db b9_big_tpl
+	drop_db b9_move_tpl
+	local mm bm rt lg bt vm vb vl vbt
+	rps() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f rows/s", n / (ms / 1000) }'; }
+	max() { sort -g | tail -n 1; }
+	mm=$(printf '%s\n' "${u_m[@]}" | median)
+	bm=$(printf '%s\n' "${u_b[@]}" | median)
+	rt=$(ratio "$bm" "$mm") # rows/s of migrate / rows/s of the UPDATE
+	lg=$(printf '%s\n' "${u_long[@]}" | max)
+	bt=$(printf '%s\n' "${u_batches[@]}" | median)
+	if awk -v a="$rt" 'BEGIN { exit !(a >= 0.8) }'; then V=met; else V=MISSED; fi
+	VERDICTS+=("$V: batched backfill >= 0.8x the rows/s of one plain UPDATE (${rt}x)")
+	row "9 batched backfill vs one plain UPDATE" "$n rows" "$(fmt "$mm") ms, $(rps "$n" "$mm")" \
+		"$(fmt "$bm") ms, $(rps "$n" "$bm")" "$rt" ">= 0.8" "$V"
+	if awk -v a="$lg" 'BEGIN { exit !(a < 1000) }'; then V=met; else V=MISSED; fi
+	VERDICTS+=("$V: longest batch of the backfill < 1000 ms ($(fmt "$lg") ms, the longest of $BATCH_REPS runs)")
+	row "9 longest batch of the backfill (of all runs)" "$n rows" "$(fmt "$lg") ms" "-" "-" "< 1000 ms" "$V"
+	row "9 backfill: batches, mean rows per batch" "$n rows" \
+		"$(printf '%.0f' "$bt") batches, $(awk -v n="$n" -v b="$bt" 'BEGIN { printf "%.0f", n / b }') rows" "-" "-" "info" ""
+	row "9 backfill: the job's own time (queued to finished)" "$n rows" "$(fmt "$(printf '%s\n' "${u_own[@]}" | median)") ms" "-" "-" "info" ""
+	vm=$(printf '%s\n' "${v_m[@]}" | median)
+	vb=$(printf '%s\n' "${v_b[@]}" | median)
+	vl=$(printf '%s\n' "${v_long[@]}" | max)
+	vbt=$(printf '%s\n' "${v_batches[@]}" | median)
+	row "9 move rows into a new table (FK, exact-count expectation)" "$nv rows" "$(fmt "$vm") ms, $(rps "$nv" "$vm")" \
+		"$(fmt "$vb") ms, $(rps "$nv" "$vb")" "$(ratio "$vb" "$vm")" "info" ""
+	row "9 move: batches, longest batch (of all runs)" "$nv rows" "$(printf '%.0f' "$vbt") batches, $(fmt "$vl") ms" "-" "-" "info" ""
+	row "9 move: the job's own time (queued to finished)" "$nv rows" "$(fmt "$(printf '%s\n' "${v_own[@]}" | median)") ms" "-" "-" "info" ""
+	NOTES+=("9: medians of $BATCH_REPS repetitions, each side in a fresh copy of a template database (the table VACUUM ANALYZEd), then CHECKPOINT. migrate = \`SELECT migrate_start() \\gset\` + \`CALL migrate_wait()\` of a batched migration registered without \"size\" (the size adapts to about 200 ms a batch, starting at 1,000 rows), end to end from psql; baseline = one plain \`UPDATE big SET w = v * 2\` (backfill) or \`psql -1\` of \`INSERT INTO tasks SELECT id, parent FROM legacy; SELECT count(*) FROM tasks\` (move). ratio = rows/s of migrate / rows/s of the baseline (= baseline ms / migrate ms): higher is better. Longest batch: the largest \"longest_batch_ms\" of the history's apply rows over all runs (a batch's transaction up to its checkpoint). Batches: from the history's detail. The job's own rows_per_second (its last 10 batches): ${u_jrps[*]}; autovacuum/autoanalyze runs on big during the migrate side: ${u_av[*]}. Each run (ms), backfill: migrate ${u_m[*]} (the job's own time, queued_at to finished_at: ${u_own[*]}), baseline ${u_b[*]}, longest batch ${u_long[*]}; move: migrate ${v_m[*]} (job ${v_own[*]}), baseline ${v_b[*]}.")
+}
+
 START=$EPOCHSECONDS
-bench_apply
-bench_status
-bench_expect
-bench_fk
-bench_checksum
-bench_graph
-bench_parse
-bench_job
+# MIGRATE_BENCH_ONLY: a comma-separated list of the benchmarks to run (default all)
+want() { [[ -z ${MIGRATE_BENCH_ONLY:-} || ",${MIGRATE_BENCH_ONLY// /}," == *",$1,"* ]]; }
+if want 1 || want 8; then bench_apply; fi
+if want 2; then bench_status; fi
+if want 3; then bench_expect; fi
+if want 4; then bench_fk; fi
+if want 5; then bench_checksum; fi
+if want 6; then bench_graph; fi
+if want 7; then bench_parse; fi
+if want 8; then bench_job; fi
+if want 9; then bench_batch; fi
 ELAPSED=$((EPOCHSECONDS - START))
 BUILD_WARNING=""
 if [[ $(install_stamp) != "$INSTALL_STAMP" ]]; then

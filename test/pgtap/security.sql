@@ -28,7 +28,7 @@ GRANT USAGE ON SCHEMA locked TO app_owner;
 CREATE TABLE locked.secret (id int);           -- app_owner may not even read it
 INSERT INTO locked.secret VALUES (1), (2);
 GRANT EXECUTE ON FUNCTION
-    migrate_add(text, text, text, text, text, jsonb, text[], boolean),
+    migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb),
     migrate_apply(text, boolean, boolean, text),
     migrate_plan(text, boolean),
     migrate_validate(),
@@ -66,8 +66,8 @@ SELECT is(
     (SELECT count(*) FROM pg_depend d
       WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')),
-    30::bigint,
-    'the extension has 30 routines (24 migrate_* and 6 catalog helpers: append-only and chain triggers, row hash, registered_by and job role triggers, status rows)');
+    31::bigint,
+    'the extension has 31 routines (25 migrate_* and 6 catalog helpers: append-only and chain triggers, row hash, registered_by and job role triggers, status rows)');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure
         FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid

@@ -498,6 +498,44 @@ SKIP:
 			"$set: deployer applies the bundled migrations");
 		is(query($db, $sets{$set}{effect}[0]), $sets{$set}{effect}[1],
 			"$set: the bundled migrations did their work");
+
+		# bin/migrate-bundle --status DIR | psql: each file as the catalog
+		# sees it now (applied, or pending past the target), registering nothing
+		my $history = query($db, 'SELECT count(*) FROM migrate.history');
+		my ($src, $sout, $serr) = run_psql(
+			$db, undef,
+			user  => 'deployer',
+			stdin => [ $bundler, '--status', "$fixtures/$set" ]);
+		is($src, 0, "$set: bundle --status | psql succeeds") or diag($serr);
+		my %states;
+		$states{ (split /\|/, $_, -1)[3] // '' }++ for split /\n/, $sout;
+		is(join(',', sort grep { !/^(applied|pending|skipped)$/ } keys %states),
+			'', "$set: --status lists every file as applied, pending or skipped")
+		  or diag($sout);
+		ok($states{applied}, "$set: --status lists applied files");
+		is(query($db, 'SELECT count(*) FROM migrate.history'),
+			$history, "$set: --status registers nothing");
+	}
+
+	# --status of a directory against an empty catalog: every migration file
+	# is "not registered"; --status and --apply exclude each other
+	{
+		my $set = $set_names[0];
+		new_db('status_fresh', 'deployer');
+		my ($src, $sout, $serr) = run_psql(
+			'status_fresh', undef,
+			user  => 'deployer',
+			stdin => [ $bundler, '--status', "$fixtures/$set" ]);
+		is($src, 0, "$set: bundle --status against an empty catalog succeeds") or diag($serr);
+		my @states = map { (split /\|/, $_, -1)[3] } split /\n/, $sout;
+		ok(@states > 0 && !grep({ !/^(not registered|skipped)$/ } @states),
+			"$set: every file is not registered (or skipped)") or diag($sout);
+		is(query('status_fresh', 'SELECT count(*) FROM migrate.migrations'), 0,
+			'--status registered nothing');
+		my ($out, $err);
+		IPC::Run::run([ $bundler, '--status', '--apply', "$fixtures/$set" ], '>', \$out, '2>', \$err);
+		is($? >> 8, 2, '--status with --apply is a usage error (exit 2)');
+		like($err, qr/exclude each other/, '... which says so');
 	}
 
 	# Byte for byte: awkward file contents reach the catalog unchanged.  No file

@@ -1,0 +1,49 @@
+--
+-- 18_compare: migrate_compare_scripts() (bin/migrate-bundle --status): what a
+-- directory would change, registering nothing.
+--
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS migrate;
+CREATE EXTENSION migrate;
+CREATE SCHEMA cmp;
+SET search_path = cmp, public;
+
+-- the database: 000, 001 and 002 applied, 003 and 004 pending; the directory
+-- no longer has 000 (applied) and 007 (pending)
+SELECT count(*) FROM migrate_add_scripts(
+    ARRAY['001_a.sql', '002_b.up.sql', '002_b.down.sql', '003_c.sql', '004_d.sql', '000_f.sql', '007_g.sql'],
+    ARRAY['CREATE TABLE a (id int);', 'CREATE TABLE b (id int);', 'DROP TABLE b;',
+          'CREATE TABLE c (id int);', 'CREATE TABLE d (id int);', 'CREATE TABLE f (id int);',
+          'CREATE TABLE g (id int);']);
+SELECT version, action FROM migrate_apply(target => '002');
+SELECT count(*) AS history_rows FROM migrate.history \gset
+
+-- the directory now: 001 as it was; 002 edited after it was applied, and its
+-- down file too; 003 as it was; 004 edited while pending (with an
+-- expectation now); 005 new; a README; 000 and 007 gone
+SELECT file, version, name, state, left(checksum, 8) AS checksum, left(registered_checksum, 8) AS registered,
+       regexp_replace(detail, '[0-9a-f]{64}', '<sha256>', 'g') AS detail
+  FROM migrate_compare_scripts(
+    ARRAY['001_a.sql', '002_b.up.sql', '002_b.down.sql', '003_c.sql', '004_d.sql', '005_e.sql', 'README.md'],
+    ARRAY['CREATE TABLE a (id int);', E'CREATE TABLE b (id int);\n-- a comment added', 'DROP TABLE b CASCADE;',
+          'CREATE TABLE c (id int);', E'-- migrate:expect {"d": 0}\nCREATE TABLE d (id bigint);',
+          'CREATE TABLE e (id int);', NULL]);
+
+-- nothing was registered or recorded
+SELECT count(*) - :history_rows AS new_history_rows FROM migrate.history;
+SELECT version, state FROM migrate_status() ORDER BY version;
+
+-- the same errors as registering: a file that does not parse, two files of one version
+SELECT * FROM migrate_compare_scripts(ARRAY['008_h.sql'], ARRAY['CREATE TABL h (id int);']);
+SELECT * FROM migrate_compare_scripts(ARRAY['009_i.sql', '009_j.sql'], ARRAY['SELECT 1;', 'SELECT 2;']);
+SELECT * FROM migrate_compare_scripts(ARRAY['009_i.sql'], ARRAY['SELECT 1;', 'SELECT 2;']);
+
+-- only the extension's owner (and whom it grants) may look
+CREATE ROLE regress_cmp_nobody;
+SET ROLE regress_cmp_nobody;
+SELECT * FROM migrate_compare_scripts(ARRAY['001_a.sql'], ARRAY['CREATE TABLE a (id int);']);
+RESET ROLE;
+DROP ROLE regress_cmp_nobody;
+
+RESET search_path;
+DROP SCHEMA cmp CASCADE;
