@@ -99,8 +99,9 @@ $f$);
 SELECT version, transactional, notes FROM migrate.migrations WHERE version = '010';
 -- ... is indeed refused by PostgreSQL
 SELECT version, action FROM migrate_apply(target => '010');
--- the value added alone, and used in a later migration: no warning, no note;
--- run with migrate_run(), which commits after each migration
+-- the value added alone, and used in a later migration: no warning, a note of
+-- the value added (the plan finds the later use); run with migrate_run(), which
+-- commits after each migration
 SELECT file, version, result
   FROM migrate_add_scripts(ARRAY['010_happy.sql', '011_feel_happy.sql'],
                            ARRAY[$f$ALTER TYPE mood ADD VALUE 'happy';

@@ -38,6 +38,29 @@ SELECT * FROM migrate_compare_scripts(ARRAY['008_h.sql'], ARRAY['CREATE TABL h (
 SELECT * FROM migrate_compare_scripts(ARRAY['009_i.sql', '009_j.sql'], ARRAY['SELECT 1;', 'SELECT 2;']);
 SELECT * FROM migrate_compare_scripts(ARRAY['009_i.sql'], ARRAY['SELECT 1;', 'SELECT 2;']);
 
+-- a directory registered again lists the pending migrations it lacks ...
+SELECT file, version, result, detail
+  FROM migrate_add_scripts(ARRAY['001_a.sql', '003_c.sql', '004_d.sql'],
+                           ARRAY['CREATE TABLE a (id int);', 'CREATE TABLE c (id int);', 'CREATE TABLE d (id int);']);
+-- ... and migrate_remove() takes back one registered by mistake, in history
+SELECT * FROM migrate_remove('007');
+SELECT version, action, detail FROM migrate.history WHERE action = 'remove';
+SELECT version, state FROM migrate_status() ORDER BY version;
+SELECT count(*) AS history_problems FROM migrate_validate() WHERE problem IN ('history', 'unrecorded');
+-- what it refuses: an unknown version, an applied one, one that others
+-- require, one a job runs, and text that is not a version
+SELECT * FROM migrate_remove('007');
+SELECT * FROM migrate_remove('001');
+SELECT migrate_add('008', 'h', 'SELECT 1', requires => '{004}') IS NOT NULL AS registered;
+SELECT * FROM migrate_remove('004');
+INSERT INTO migrate.job_state (role, role_oid, state, version) VALUES (current_user, 10, 'paused', '008');
+SELECT * FROM migrate_remove('008');
+DELETE FROM migrate.job_state;
+SELECT * FROM migrate_remove('x.y');
+SELECT * FROM migrate_remove(NULL);
+SELECT * FROM migrate_remove('008');
+SELECT * FROM migrate_remove('004');
+
 -- only the extension's owner (and whom it grants) may look
 CREATE ROLE regress_cmp_nobody;
 SET ROLE regress_cmp_nobody;

@@ -150,6 +150,15 @@ RETURNS TABLE (file text, version text, name text, state text, checksum text, re
 AS 'MODULE_PATHNAME', 'migrate_compare_scripts' LANGUAGE C STABLE;
 REVOKE ALL ON FUNCTION @extschema@.migrate_compare_scripts(text[], text[]) FROM PUBLIC;
 
+-- ==== 5. Taking back a pending migration registered by mistake.
+ALTER TABLE migrate.history DROP CONSTRAINT history_action_check;
+ALTER TABLE migrate.history ADD CONSTRAINT history_action_check CHECK (action OPERATOR(pg_catalog.=) ANY (ARRAY[
+    'register', 'replace', 'update', 'apply', 'revert', 'baseline', 'repair', 'import', 'remove']));
+CREATE FUNCTION @extschema@.migrate_remove(version text)
+RETURNS TABLE (version text, name text, action text)
+AS 'MODULE_PATHNAME', 'migrate_remove' LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION @extschema@.migrate_remove(text) FROM PUBLIC;
+
 REVOKE ALL ON TABLE migrate.batch_progress FROM PUBLIC;
 DO $$
 DECLARE
@@ -160,7 +169,8 @@ BEGIN
       FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
     -- dump and restore by the owner, as for the other catalog tables
     EXECUTE 'GRANT SELECT, INSERT ON migrate.batch_progress TO ' OPERATOR(pg_catalog.||) owner;
-    EXECUTE 'GRANT EXECUTE ON FUNCTION @extschema@.migrate_compare_scripts(text[], text[]) TO '
+    EXECUTE 'GRANT EXECUTE ON FUNCTION @extschema@.migrate_compare_scripts(text[], text[]), '
+            '@extschema@.migrate_remove(text) TO '
             OPERATOR(pg_catalog.||) owner OPERATOR(pg_catalog.||) ' WITH GRANT OPTION';
     FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
         IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN

@@ -218,7 +218,7 @@ exec_statement_timed(Script *script, int i, const char *what, const char *hint, 
 	statement_timer_start(&timer, start_timeout);
 	PG_TRY();
 	{
-		script_exec_stmt(script, i, what, hint, false);
+		script_exec_stmt(script, i, what, hint, false, true);
 	}
 	PG_FINALLY();
 	{
@@ -243,12 +243,17 @@ run_statements(Script *script, const char *what, const char *hint, List **touche
 	for (int i = 0; i < script->nstmts; i++)
 	{
 		ListCell   *lc;
+		List	   *written;
 
 		refuse_in_dry_run(script, i, what);
+
 		exec_statement_timed(script, i, what, hint, start_timeout);
-		rows += SPI_processed;
+		/* rows written: what a SELECT returned (to no one) is not counted */
+		written = stmt_written_relations(script->stmts[i].parsetree);
+		if (written != NIL)
+			rows += SPI_processed;
 		SPI_freetuptable(SPI_tuptable);
-		foreach(lc, stmt_written_relations(script->stmts[i].parsetree))
+		foreach(lc, written)
 		{
 			Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
 
@@ -427,6 +432,37 @@ leave_non_transactional(List *steps, List **left, bool warn)
 	return runnable;
 }
 
+/*
+ * One transaction cannot use an enum value it adds (PostgreSQL's 55P04):
+ * stop before the first step that uses a value an earlier step adds (the
+ * plan marked it); it and what follows are left pending, for the next call
+ * or for CALL migrate_run() or a job, which commit between migrations.
+ */
+static List *
+stop_before_enum_use(List *steps, List **left)
+{
+	ListCell   *lc;
+
+	foreach(lc, steps)
+	{
+		PlanStep   *s = lfirst(lc);
+
+		if (s->enum_adder == NULL)
+			continue;
+		ereport(WARNING,
+				(errmsg("migration %s and the migrations after it were left pending: it uses enum value %s, "
+						"which migration %s adds in this same transaction",
+						s->m->version, quote_literal_cstr(s->enum_value), s->enum_adder),
+				 errdetail("PostgreSQL refuses an enum value before the transaction that adds it commits (55P04)."),
+				 errhint("The migrations before %s are applied by this call: run migrate_apply() again once it has "
+						 "committed, or use CALL migrate_run() or SELECT migrate_start(), which commit after each "
+						 "migration.", s->m->version)));
+		*left = list_concat(list_copy_tail(steps, foreach_current_index(lc)), *left);
+		return list_truncate(steps, foreach_current_index(lc));
+	}
+	return steps;
+}
+
 /* The arguments of one migrate_apply() call. */
 typedef struct ApplyCall
 {
@@ -458,6 +494,7 @@ apply_pending(void *arg)
 	if (call->plan)
 		(void) plan_check_reviewed(steps, call->plan);
 	steps = leave_non_transactional(steps, &left, true);
+	steps = stop_before_enum_use(steps, &left);
 	nsteps = list_length(steps);
 
 	foreach(lc, steps)

@@ -1103,7 +1103,10 @@ run_one_batch(BatchRun *r, bool *last)
 		FlushErrorState();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (started)
+		{
 			AbortCurrentTransaction();
+			worker_relock();	/* an abort released the job's lock */
+		}
 		MemoryContextSwitchTo(cxt);
 		{
 			char	   *range = r->range;
@@ -1542,6 +1545,7 @@ try_setup(BatchRun *r)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		worker_relock();		/* an abort released the job's lock */
 		MemoryContextSwitchTo(cxt);
 	}
 	PG_END_TRY();

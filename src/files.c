@@ -675,15 +675,20 @@ prepare_files(List *files, bool strict)
 	return ups;
 }
 
-/* Register a set of files, all or nothing (see prepare_files()). */
+/*
+ * Register a set of files, all or nothing (see prepare_files()).  For a
+ * whole directory, the result also lists the pending migrations it does not
+ * have (a file deleted after it was registered): "not in directory".
+ */
 static List *
-register_files(List *files, bool strict)
+register_files(List *files, bool strict, bool directory)
 {
 	List	   *ups = prepare_files(files, strict);
 	List	   *registered = NIL;
 	ListCell   *lc;
 	Catalog    *cat;
 	bool		changed = false;
+	MemoryContext caller = CurrentMemoryContext;
 
 	SPI_connect();
 	catalog_lock();
@@ -725,6 +730,37 @@ register_files(List *files, bool strict)
 		registered_check_requirements(registered);
 		catalog_mark_changed();
 	}
+	if (directory)
+	{
+		List	   *missing = NIL;
+		MemoryContext spi = MemoryContextSwitchTo(caller);	/* the rows outlive SPI_finish() */
+
+		for (int i = 0; i < cat->n; i++)
+		{
+			Migration  *m = cat->items[i];
+			MigrationFile *g;
+			bool		here = false;
+
+			/* pending, and registered from a file (not by migrate_add()) */
+			if (m->applied || m->source == NULL || strcmp(m->source, "migrate_add") == 0)
+				continue;
+			foreach(lc, files)
+				if (((MigrationFile *) lfirst(lc))->key && strcmp(((MigrationFile *) lfirst(lc))->key, m->key) == 0)
+					here = true;
+			if (here)
+				continue;
+			g = palloc0(sizeof(MigrationFile));
+			g->version = pstrdup(m->version);
+			g->name = pstrdup(m->name);
+			g->key = pstrdup(m->key);
+			g->result = "not in directory";
+			g->detail = psprintf("registered and pending (from %s); if its file was deleted on purpose: "
+								 "SELECT * FROM migrate_remove(%s)", m->source, quote_literal_cstr(m->version));
+			missing = lappend(missing, g);
+		}
+		files = list_concat(files, missing);
+		MemoryContextSwitchTo(spi);
+	}
 	SPI_finish();
 	return files;
 }
@@ -742,7 +778,8 @@ put_file_rows(FunctionCallInfo fcinfo, List *files)
 		bool		nulls[7] = {false, false, false, false, false, false, false};
 		bool		known = (f->key != NULL);
 
-		values[0] = CStringGetTextDatum(f->filename);
+		values[0] = f->filename ? CStringGetTextDatum(f->filename) : (Datum) 0;
+		nulls[0] = f->filename == NULL;
 		values[1] = known ? CStringGetTextDatum(f->version) : (Datum) 0;
 		nulls[1] = !known;
 		values[2] = known ? CStringGetTextDatum(f->name) : (Datum) 0;
@@ -779,7 +816,7 @@ migrate_add_script(PG_FUNCTION_ARGS)
 	f->filename = base_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	f->content = text_arg_cstring(fcinfo, 1);
 	InitMaterializedSRF(fcinfo, 0);
-	put_file_rows(fcinfo, register_files(list_make1(f), true));
+	put_file_rows(fcinfo, register_files(list_make1(f), true, false));
 	return (Datum) 0;
 }
 
@@ -830,7 +867,7 @@ migrate_add_scripts(PG_FUNCTION_ARGS)
 	List	   *files = files_from_arrays(fcinfo);
 
 	InitMaterializedSRF(fcinfo, 0);
-	put_file_rows(fcinfo, register_files(files, false));
+	put_file_rows(fcinfo, register_files(files, false, true));
 	return (Datum) 0;
 }
 
@@ -957,7 +994,8 @@ migrate_compare_scripts(PG_FUNCTION_ARGS)
 	{
 		Migration  *m = cat->items[i];
 
-		if (seen[i])
+		/* one registered by migrate_add() was never in a directory */
+		if (seen[i] || m->source == NULL || strcmp(m->source, "migrate_add") == 0)
 			continue;
 		if (m->applied)
 			put_compare_row(rsinfo, NULL, m->version, m->name, "missing", NULL, m->applied_checksum,
@@ -1113,7 +1151,7 @@ migrate_load(PG_FUNCTION_ARGS)
 			else
 				candidates = lappend(candidates, f);
 		}
-		files = list_concat(register_files(candidates, false), others);
+		files = list_concat(register_files(candidates, false, true), others);
 	}
 	InitMaterializedSRF(fcinfo, 0);
 	put_file_rows(fcinfo, files);

@@ -474,7 +474,12 @@ jobs_recover(void)
 			job_wake_waiters(j->id);
 			continue;
 		}
-		if (!job_launch(j->id, j->role_oid, InvalidTransactionId))
+		/*
+		 * The new worker waits for this transaction: job_launch() writes the
+		 * row after the worker is registered, and must not overwrite the
+		 * pid the worker writes when it begins.
+		 */
+		if (!job_launch(j->id, j->role_oid, GetTopTransactionId()))
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

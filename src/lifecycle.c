@@ -32,6 +32,7 @@ PG_FUNCTION_INFO_V1(migrate_run);
 PG_FUNCTION_INFO_V1(migrate_rollback);
 PG_FUNCTION_INFO_V1(migrate_baseline);
 PG_FUNCTION_INFO_V1(migrate_repair);
+PG_FUNCTION_INFO_V1(migrate_remove);
 
 /* Append "key": "value" (escaped) to a JSON object under construction. */
 static void
@@ -626,6 +627,91 @@ migrate_repair(PG_FUNCTION_ARGS)
 	}
 	if (repaired > 0)
 		catalog_mark_changed();
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* ---- migrate_remove ---- */
+
+/*
+ * migrate_remove(version): unregister a pending migration (registered by
+ * mistake, its file deleted), recorded in history.  An applied one is
+ * refused: roll it back first.  So is one that pending migrations require,
+ * and one a job is running.
+ */
+Datum
+migrate_remove(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *version;
+	char	   *key;
+	Catalog    *cat;
+	Migration  *m;
+	StringInfoData required_by;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	Datum		arg;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the version to remove must not be null")));
+	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	key = migration_key(version);
+	InitMaterializedSRF(fcinfo, 0);
+
+	SPI_connect();
+	catalog_lock();
+	cat = catalog_load(false);
+	m = catalog_find(cat, key);
+	if (m == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration %s is not registered", version),
+				 errhint("SELECT * FROM migrate_status() lists the registered migrations.")));
+	if (m->applied)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration %s is applied", m->version),
+				 errdetail("Removing it would leave its changes in the database with no record of them."),
+				 errhint("Roll it back first (migrate_rollback() to the version before it), then remove it.")));
+	initStringInfo(&required_by);
+	for (int i = 0; i < cat->n; i++)
+	{
+		ListCell   *lc;
+
+		foreach(lc, cat->items[i]->requires_keys)
+			if (strcmp(lfirst(lc), key) == 0)
+				appendStringInfo(&required_by, "%s%s", required_by.len ? ", " : "", cat->items[i]->version);
+	}
+	if (required_by.len > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("migration %s is required by %s", m->version, required_by.data),
+				 errhint("Remove those first, or register them again without the requirement.")));
+	arg = CStringGetTextDatum(m->version);
+	catalog_exec("SELECT id FROM migrate.job_state WHERE version = $1 AND state IN ('running', 'paused')",
+				 1, (Oid[]) {TEXTOID}, &arg, NULL);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("migration %s is being run by migration job %s", m->version,
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errhint("Cancel the job first: SELECT migrate_cancel(%s);",
+						 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))));
+
+	arg = CStringGetTextDatum(m->key);
+	catalog_exec("WITH s AS (DELETE FROM migrate.statement_progress WHERE version_key = $1), "
+				 "     b AS (DELETE FROM migrate.batch_progress WHERE version_key = $1) "
+				 "DELETE FROM migrate.migrations WHERE version_key = $1",
+				 1, (Oid[]) {TEXTOID}, &arg, NULL);
+	catalog_history(m->version, m->key, m->name, "remove", m->checksum,
+					psprintf("{\"source\": %s}", quote_json(m->source)));
+	catalog_mark_changed();
+	values[0] = CStringGetTextDatum(m->version);
+	values[1] = CStringGetTextDatum(m->name);
+	values[2] = CStringGetTextDatum("removed");
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	SPI_finish();
 	return (Datum) 0;
 }

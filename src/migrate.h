@@ -126,8 +126,9 @@ extern const char *stmt_forbidden_reason(Node *parsetree, const char **hint);
 extern const char *stmt_absorbed(Node *parsetree);
 extern const char *stmt_non_transactional(Node *parsetree);
 extern const char *stmt_new_enum_value(Node *parsetree);
+extern bool script_uses_value(const char *script, const char *what, const char *value);
 extern int	script_exec_stmt(Script *script, int i, const char *what,
-							 const char *hint, bool read_only);
+							 const char *hint, bool read_only, bool discard);
 
 /* ---- catalog.c ---- */
 
@@ -229,6 +230,9 @@ extern char *quote_json(const char *s);
 #define MIGRATE_VERSION_MAX_BYTES 500
 #define MIGRATE_NAME_MAX_BYTES 1000
 
+/* The note of each enum value a migration adds (the value follows, to the end). */
+#define ENUM_ADD_NOTE "adds enum value: "
+
 /* The note that flags a down script registered although it does not parse. */
 #define DOWN_UNPARSED_NOTE "down script does not parse: "
 
@@ -304,6 +308,8 @@ typedef struct PlanStep
 	/* filled by plan_pending() */
 	bool		waits_worker;	/* non-transactional, or requires one that waits */
 	const char *blocker;		/* the requirement (as written) it waits with, or NULL */
+	const char *enum_value;		/* an enum value it uses that an earlier step adds, or NULL */
+	const char *enum_adder;		/* the version of that step */
 } PlanStep;
 
 /* A step as it was reviewed: kept by runners that plan again after each commit. */
@@ -458,6 +464,7 @@ extern void worker_tx_begin(void);
 extern void worker_tx_commit(void);
 extern void worker_wait_while_paused(int64 id);
 extern void worker_reset_settings(Job *j);
+extern void worker_relock(void);
 extern void job_fail(Job *j, ErrorData *edata, const char *version, int statement, int line);
 extern char *job_step_json(Job *j, int step, int total);
 extern char *job_step_detail(Job *j, int step, int total);

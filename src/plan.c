@@ -272,6 +272,75 @@ plan_check_requirements(Catalog *cat, List *migrations)
 		cycle_error(cat, linitial(cycles));
 }
 
+/* The up script of a pending migration, from the catalog when the caller did not load it. */
+static const char *
+pending_up(Migration *m)
+{
+	Datum		arg;
+	const char *up = NULL;
+
+	if (m->up)
+		return m->up;
+	arg = CStringGetTextDatum(m->key);
+	catalog_exec("SELECT up FROM migrate.migrations WHERE version_key = $1", 1, (Oid[]) {TEXTOID}, &arg, NULL);
+	if (SPI_processed > 0)
+		up = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return up;
+}
+
+/*
+ * A step that uses an enum value an earlier step of the same plan adds
+ * cannot run in the transaction that adds it (PostgreSQL's 55P04): mark it,
+ * and say so in its reason.  Registration noted every value a migration
+ * adds; the scripts after one are read only then.
+ */
+static void
+plan_mark_enum_uses(List *steps)
+{
+	List	   *values = NIL;	/* values added so far */
+	List	   *adders = NIL;	/* the version that added each */
+	ListCell   *lc;
+
+	foreach(lc, steps)
+	{
+		PlanStep   *s = lfirst(lc);
+		ListCell   *ln;
+
+		CHECK_FOR_INTERRUPTS();
+		if (values != NIL && s->m->up != NULL)
+		{
+			ListCell   *lv;
+			ListCell   *la;
+
+			forboth(lv, values, la, adders)
+			{
+				if (script_uses_value(s->m->up, "", lfirst(lv)))
+				{
+					s->enum_value = lfirst(lv);
+					s->enum_adder = lfirst(la);
+					s->reason = psprintf("%s; uses enum value %s added by %s: needs %s committed first "
+										 "(migrate_apply() stops before it)", s->reason,
+										 quote_literal_cstr(s->enum_value), s->enum_adder, s->enum_adder);
+					break;
+				}
+			}
+		}
+		foreach(ln, s->m->notes)
+			if (strncmp(lfirst(ln), ENUM_ADD_NOTE, strlen(ENUM_ADD_NOTE)) == 0)
+			{
+				values = lappend(values, (char *) lfirst(ln) + strlen(ENUM_ADD_NOTE));
+				adders = lappend(adders, s->m->version);
+			}
+		/* the up scripts after an adder are needed: load them now */
+		if (values != NIL && lnext(steps, lc))
+		{
+			PlanStep   *next = lfirst(lnext(steps, lc));
+
+			next->m->up = (char *) pending_up(next->m);
+		}
+	}
+}
+
 /* ---- plans ---- */
 
 /* Items are in key order, so comparing indexes compares versions. */
@@ -281,7 +350,8 @@ index_cmp(Datum a, Datum b, void *arg)
 	int			ia = DatumGetInt32(a),
 				ib = DatumGetInt32(b);
 
-	/* binaryheap is a max-heap: invert for smallest first */
+
+/* binaryheap is a max-heap: invert for smallest first */
 	return (ia < ib) ? 1 : (ia > ib) ? -1 : 0;
 }
 
@@ -432,6 +502,7 @@ plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check
 			elog(ERROR, "%d pending migrations could not be ordered", nplan - planned);
 		cycle_error(cat, linitial(cycles));
 	}
+	plan_mark_enum_uses(steps);
 	return steps;
 }
 

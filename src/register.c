@@ -49,6 +49,7 @@ list_equal_strings(List *a, List *b)
  */
 typedef struct EnumAdd
 {
+	char	   *value;
 	char	   *quoted;			/* 'value' */
 	int			line;
 	int			used_line;		/* first later statement that mentions it, or 0 */
@@ -105,6 +106,7 @@ check_statement(ScriptStmt *st, void *arg)
 	{
 		EnumAdd    *e = palloc0(sizeof(EnumAdd));
 
+		e->value = pstrdup(enum_value);
 		e->quoted = psprintf("'%s'", enum_value);
 		e->line = st->line;
 		c->enum_adds = lappend(c->enum_adds, e);
@@ -132,6 +134,8 @@ check_up_script(Migration *m)
 		EnumAdd    *e = lfirst(lc);
 		char	   *note;
 
+		/* what a later migration of the same plan cannot use before this one commits */
+		m->notes = lappend(m->notes, psprintf(ENUM_ADD_NOTE "%s", e->value));
 		if (e->used_line == 0)
 			continue;
 		note = psprintf("unsafe: enum value %s is added at line %d and used at line %d; "

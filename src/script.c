@@ -9,6 +9,7 @@
 #include "commands/defrem.h"
 #include "common/keywords.h"
 #include "executor/spi.h"
+#include "tcop/dest.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -896,14 +897,89 @@ stmt_new_enum_value(Node *parsetree)
 	return NULL;
 }
 
+/* ---- uses of a string constant ---- */
+
+typedef struct ValueUse
+{
+	const char *value;
+	const char *quoted;			/* as a literal in SQL text */
+	bool		found;
+} ValueUse;
+
+static bool
+const_walker(Node *node, void *arg)
+{
+	ValueUse   *u = arg;
+
+	if (node == NULL || u->found)
+		return u->found;
+	if (IsA(node, A_Const))
+	{
+		A_Const    *c = (A_Const *) node;
+
+		if (!c->isnull && IsA(&c->val, String) && strcmp(strVal(&c->val), u->value) == 0)
+			u->found = true;
+		return u->found;
+	}
+	return raw_expression_tree_walker(node, const_walker, arg);
+}
+
+static void
+use_in_statement(ScriptStmt *st, void *arg)
+{
+	ValueUse   *u = arg;
+	Node	   *tree = st->parsetree;
+
+	if (u->found)
+		return;
+	/* in queries, the parse tree's constants; in DDL (a DEFAULT, a CHECK), the literal in its text */
+	if (IsA(tree, SelectStmt) || IsA(tree, InsertStmt) || IsA(tree, UpdateStmt) ||
+		IsA(tree, DeleteStmt) || IsA(tree, MergeStmt))
+		(void) const_walker(tree, u);
+	else if (strstr(st->sql, u->quoted) != NULL)
+		u->found = true;
+}
+
+/*
+ * Whether a script uses a string constant (an enum value a migration before
+ * it adds): any statement may, so a match is not proof of a use, but a
+ * statement that uses it as a constant always matches.
+ */
+bool
+script_uses_value(const char *script, const char *what, const char *value)
+{
+	ValueUse	u = {value, quote_literal_cstr(value), false};
+
+	(void) script_walk(script, what, true, use_in_statement, &u);
+	return u.found;
+}
+
+/*
+ * SPI_execute(), or with `discard` the same with the rows a statement returns
+ * sent nowhere (pg_cron's DestNone): a SELECT of millions of rows in a
+ * migration costs no memory.
+ */
+static int
+exec_sql(const char *sql, bool read_only, bool discard)
+{
+	SPIExecuteOptions options = {0};
+
+	if (!discard)
+		return SPI_execute(sql, read_only, 0);
+	options.read_only = read_only;
+	options.dest = CreateDestReceiver(DestNone);
+	return SPI_execute_extended(sql, &options);
+}
+
 /*
  * Run statement i of a script with SPI as the current user.  An error keeps
  * its SQLSTATE and message and gains a DETAIL naming `what` (the migration),
  * the statement number and its line, and `hint`, the next step.
- * Returns the SPI result code; the caller frees SPI_tuptable.
+ * With `discard`, the rows it returns are sent nowhere.  Returns the SPI
+ * result code; the caller frees SPI_tuptable.
  */
 int
-script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool read_only)
+script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool read_only, bool discard)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ScriptStmt *st = &script->stmts[i];
@@ -942,11 +1018,11 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 
 			(void) set_config_option("standard_conforming_strings", "on", PGC_USERSET, PGC_S_SESSION,
 									 GUC_ACTION_SAVE, true, 0, false);
-			rc = SPI_execute(st->sql, read_only, 0);
+			rc = exec_sql(st->sql, read_only, discard);
 			AtEOXact_GUC(true, guc_level);
 		}
 		else
-			rc = SPI_execute(st->sql, read_only, 0);
+			rc = exec_sql(st->sql, read_only, discard);
 	}
 	PG_CATCH();
 	{
@@ -970,8 +1046,9 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 							   edata->hint ? " " : "",
 							   edata->sqlerrcode == ERRCODE_UNSAFE_NEW_ENUM_VALUE_USAGE
 							   ? "An enum value added earlier in this transaction cannot be used before it commits: "
-							   "apply up to the migration that adds it first, or use CALL migrate_run(), which "
-							   "commits after each migration. " : "",
+							   "if another migration adds it, use CALL migrate_run() or a job (SELECT migrate_start()), "
+							   "which commit after each migration; if this one does, move the use into a later "
+							   "migration. " : "",
 							   hint);
 		ReThrowError(edata);
 	}

@@ -583,7 +583,7 @@ verify_query_raise(const char *verify, const char *version)
 		TupleDesc	desc;
 		Oid			type;
 
-		script_exec_stmt(script, i, what, "Correct the verify query, or the data it checks.", false);
+		script_exec_stmt(script, i, what, "Correct the verify query, or the data it checks.", false, false);
 		if (SPI_tuptable == NULL)
 			continue;
 		desc = SPI_tuptable->tupdesc;

@@ -65,6 +65,58 @@ PGDLLEXPORT void migrate_recover_main(Datum arg);
 static MemoryContext job_cxt;
 MemoryContext job_step_context;
 
+/* ---- the job's lock ---- */
+
+/* The job this worker runs. */
+static int64 worker_job_id;
+
+/*
+ * Take the job's lock (a session lock: see job_locktag()).  A session that
+ * checks whether the job's worker lives holds it for a moment: try for a
+ * second before taking it that another worker runs the job, and leave.
+ */
+static void
+job_lock_or_leave(int64 id)
+{
+	LOCKTAG		tag;
+
+	for (int tries = 0;; tries++)
+	{
+		bool		got;
+
+		StartTransactionCommand();
+		job_locktag(&tag, MyDatabaseId, id);
+		got = LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+		CommitTransactionCommand();		/* a session lock outlives it */
+		if (got)
+			return;
+		if (tries == 20)
+			proc_exit(0);		/* another worker runs this job */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * After a top-level abort: PostgreSQL releases every session lock of the
+ * default lock method when a transaction aborts (ProcReleaseLocks), the
+ * job's lock with them, so take it again at once.  A session that looked in
+ * between may have started another worker (it waits for the lock, then
+ * leaves) and cleared the row's worker_pid: name this worker again.
+ */
+void
+worker_relock(void)
+{
+	job_lock_or_leave(worker_job_id);
+	worker_tx_begin();
+	catalog_exec("UPDATE migrate.job_state SET worker_pid = pg_catalog.pg_backend_pid() "
+				 " WHERE id = $1 AND worker_pid IS DISTINCT FROM pg_catalog.pg_backend_pid() "
+				 "   AND state IN ('running', 'paused')",
+				 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(worker_job_id)}, NULL);
+	worker_tx_commit();
+}
+
 /* ---- running one statement at top level ---- */
 
 /*
@@ -133,6 +185,7 @@ exec_toplevel(const char *sql)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		worker_relock();
 	}
 	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -858,6 +911,7 @@ run_job(int64 id)
 			EmitErrorReport();	/* the server log has it too */
 			FlushErrorState();
 			AbortCurrentTransaction();
+			worker_relock();	/* until the job's end is committed */
 			if (j == NULL)
 			{
 				j = MemoryContextAllocZero(job_cxt, sizeof(Job));
@@ -885,7 +939,6 @@ migrate_job_main(Datum arg)
 {
 	int64		id = DatumGetInt64(arg);
 	JobWorkerArgs args;
-	LOCKTAG		tag;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	pqsignal(SIGTERM, die);
@@ -895,27 +948,9 @@ migrate_job_main(Datum arg)
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "migrate job", ALLOCSET_DEFAULT_SIZES);
 	job_step_context = AllocSetContextCreate(job_cxt, "migrate job step", ALLOCSET_DEFAULT_SIZES);
 
-	/*
-	 * The job's lock, for life.  A session that checks whether the job's
-	 * worker lives holds it for a moment: try for a second before taking it
-	 * that another worker runs the job.
-	 */
-	for (int tries = 0;; tries++)
-	{
-		bool		got;
-
-		StartTransactionCommand();
-		job_locktag(&tag, MyDatabaseId, id);
-		got = LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
-		CommitTransactionCommand();		/* a session lock outlives it */
-		if (got)
-			break;
-		if (tries == 20)
-			proc_exit(0);		/* another worker runs this job */
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
+	/* the job's lock, for life (taken again after every abort: worker_relock()) */
+	worker_job_id = id;
+	job_lock_or_leave(id);
 
 	/* wait for the transaction that queued the job; a cancel meanwhile is the job's business */
 	PG_TRY();
@@ -930,6 +965,7 @@ migrate_job_main(Datum arg)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		job_lock_or_leave(id);
 	}
 	PG_END_TRY();
 

@@ -66,8 +66,8 @@ SELECT is(
     (SELECT count(*) FROM pg_depend d
       WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')),
-    31::bigint,
-    'the extension has 31 routines (25 migrate_* and 6 catalog helpers: append-only and chain triggers, row hash, registered_by and job role triggers, status rows)');
+    32::bigint,
+    'the extension has 32 routines (26 migrate_* and 6 catalog helpers: append-only and chain triggers, row hash, registered_by and job role triggers, status rows)');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure
         FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid

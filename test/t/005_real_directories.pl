@@ -278,51 +278,46 @@ sub same_text
 # Apply everything registered in $db, as migrate_apply() does for a user.
 # A directory that adds an enum value in one migration and uses it in a
 # later one cannot go through ONE migrate_apply() (one transaction): the
-# value must be committed first (55P04).  That one call is tried first; if it
-# fails so, it is applied in several calls, each ending with a migration that
-# adds an enum value.  Returns the versions reported
-# as 'left pending'.
+# value must be committed first (55P04).  The plan finds the use: one call
+# applies up to it and leaves the rest pending with a WARNING that says how
+# to go on, and the next call (after that commit) goes on.  Returns the
+# versions the last call reported as 'left pending'.
 sub apply_all
 {
 	my ($db, $label, $migrations, %o) = @_;
 	my $sql =
 	  q{SET client_min_messages = warning; SELECT version, action FROM migrate_apply();};
-	my ($rc, $out, $err) = run_psql($db, $sql, %o);
 	my @enum_adds =
 	  map { $_->{version} } grep { $_->{up} =~ /\bADD\s+VALUE\b/i } @$migrations;
-	if (@enum_adds)
+	my ($out, $first_err, $calls, $stopped) = ('', undef, 0, 0);
+	for (;;)
 	{
-		# PostgreSQL refuses a new enum value before its transaction commits,
-		# and the error says how to go on
-		isnt($rc, 0, "$label: one migrate_apply() cannot use an enum value it adds");
-		like($err, qr/55P04/, "$label: ... with PostgreSQL's 55P04");
-		like($err, qr/CALL migrate_run\(\)/, "$label: ... and a hint naming migrate_run()");
-	}
-	if ($rc != 0)
-	{
-		if (!@enum_adds || $err !~ /55P04/)
+		my ($rc, $o, $err) = run_psql($db, $sql, %o);
+		$calls++;
+		$first_err //= $err;
+		if ($rc != 0)
 		{
-			fail("$label: migrate_apply()");
+			fail("$label: migrate_apply() (call $calls)");
 			diag($err);
 			return undef;
 		}
-		$out = '';
-		for my $target (@enum_adds, undef)
+		$out = $o;
+		last unless $err =~ /uses enum value/;
+		$stopped++;
+		if ($calls > 20)
 		{
-			my $call = defined $target
-			  ? "migrate_apply(target => '$target')" : 'migrate_apply()';
-			($rc, my $o, $err) = run_psql($db,
-				"SET client_min_messages = warning; SELECT version, action FROM $call;", %o);
-			if ($rc != 0)
-			{
-				fail("$label: $call");
-				diag($err);
-				return undef;
-			}
-			$out .= "$o\n";
+			fail("$label: migrate_apply() keeps stopping at an enum value");
+			return undef;
 		}
 	}
-	pass("$label: migrate_apply()");
+	if (@enum_adds)
+	{
+		ok($stopped > 0,
+			"$label: one migrate_apply() stops before a migration that uses an enum value an earlier one adds");
+		like($first_err, qr/55P04/, "$label: ... its WARNING names PostgreSQL's 55P04");
+		like($first_err, qr/CALL migrate_run\(\)/, "$label: ... and the hint names migrate_run()");
+	}
+	pass("$label: migrate_apply() ($calls calls)");
 	my %pending;
 	for (split /\n/, $out)
 	{
