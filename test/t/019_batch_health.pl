@@ -21,7 +21,9 @@
 #  3. migrate.batch_max_lag = 0 does not look at replica lag: with replay
 #     paused and replay_lag above 2 s, a job started with it runs through
 #     (it never waits, its note never names the replica), while replay stays
-#     paused; resumed, the standby catches up with the result.
+#     paused; resumed, the standby catches up with the result;
+#  4. new options for a running job (the same text registered again with a
+#     bigger size and no pause) are taken before its next batch.
 #
 # Every wait is a poll, except the 2 s over which batches_done must stand
 # still.  The tables have autovacuum off: a vacuum on them is a note too.
@@ -216,6 +218,28 @@ $standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', 'SELECT count(*), min(n), max(n) FROM big'),
 	'300000|2|2', 'replay resumed, the standby has them');
+
+# ====================================================================
+# 4. new options for a running job: the migration registered again with the
+#    same text and a bigger size, no pause; the job takes them before its
+#    next batch (README: "To change size, target or pause of a running job")
+# ====================================================================
+query(q{CREATE TABLE tune (id int PRIMARY KEY, n int NOT NULL DEFAULT 0) WITH (autovacuum_enabled = off);
+        INSERT INTO tune (id) SELECT generate_series(1, 20000)});
+my $tune_sql = 'UPDATE tune SET n = n + 1 WHERE id > $1 AND id <= $2';
+query(qq{SELECT migrate_add('004', 'tune', '$tune_sql', batch => '{"table": "tune", "size": 100, "pause": "200 ms"}')});
+my $job4 = query('SELECT migrate_start()');
+ok( $primary->poll_query_until('postgres',
+		"SELECT batches_done >= 2 FROM migrate.jobs WHERE id = $job4"),
+	'job 4 walks 100 keys a batch, 200 ms apart (200 batches would take 40 s)');
+query(qq{SELECT migrate_add('004', 'tune', '$tune_sql', batch => '{"table": "tune", "size": 5000}')});
+is(query(q{SELECT action FROM migrate.history WHERE version = '004' ORDER BY id DESC LIMIT 1}), 'update',
+	'registering the same text with new options is an update');
+ok($primary->poll_query_until('postgres', "SELECT state = 'succeeded' FROM migrate.jobs WHERE id = $job4"),
+	'job 4 succeeds');
+my $batches = job_row($job4, 'batches_done');
+cmp_ok($batches, '<', 20, "... in $batches batches: it took the new size (5000) before its next batch");
+is(query('SELECT count(*), min(n), max(n) FROM tune'), '20000|1|1', 'every row was bumped once');
 
 $standby->stop;
 $primary->stop;
