@@ -778,6 +778,11 @@ run_step(Job *j, bool first)
 	total = now->steps_done + list_length(steps);
 	job_update(j->id, "running", NULL, s->m->version, 0, -1, total, NULL);
 	job_wake_waiters(j->id);
+	/* the figures of a batched migration before it are not this step's */
+	catalog_exec("UPDATE migrate.job_state SET batches_done = NULL, rows_done = NULL, rows_total = NULL, "
+				 "       rows_per_second = NULL, eta = NULL, note = NULL "
+				 " WHERE id = $1 AND batches_done IS NOT NULL",
+				 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(j->id)}, NULL);
 
 	if (migration_needs_worker(s->m))
 	{
@@ -793,11 +798,6 @@ run_step(Job *j, bool first)
 		return run_non_transactional(j, m, step, total);
 	}
 	next_key = MemoryContextStrdup(job_step_context, s->m->key);
-	/* the figures of a batched migration before it are not this step's */
-	catalog_exec("UPDATE migrate.job_state SET batches_done = NULL, rows_done = NULL, rows_total = NULL, "
-				 "       rows_per_second = NULL, eta = NULL, note = NULL "
-				 " WHERE id = $1 AND batches_done IS NOT NULL",
-				 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(j->id)}, NULL);
 	worker_tx_commit();
 
 	worker_tx_begin();
