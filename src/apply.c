@@ -15,6 +15,7 @@
 #include "funcapi.h"
 #include "libpq/libpq.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "portability/instr_time.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
@@ -214,7 +215,15 @@ static void
 exec_statement_timed(Script *script, int i, const char *what, const char *hint, int start_timeout)
 {
 	StatementTimer timer;
+	ScriptStmt *st = &script->stmts[i];
 
+	/*
+	 * pg_stat_activity.query shows which migration and statement runs (as
+	 * pg_cron's workers show their command), not only "SELECT migrate_apply()".
+	 */
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("/* migrate: %s, statement %d of %d, line %d */ %s",
+									what, i + 1, script->nstmts, st->line, st->sql));
 	statement_timer_start(&timer, start_timeout);
 	PG_TRY();
 	{
@@ -261,6 +270,9 @@ run_statements(Script *script, const char *what, const char *hint, List **touche
 				*touched = touched_add(*touched, relid);
 		}
 	}
+	/* the statements ran: the session's own command again */
+	if (debug_query_string)
+		pgstat_report_activity(STATE_RUNNING, debug_query_string);
 	return rows;
 }
 

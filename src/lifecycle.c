@@ -121,7 +121,11 @@ migrate_run(PG_FUNCTION_ARGS)
 	MemoryContext step_cxt;
 	int			done = 0;
 	int			total = -1;
+	int			left_pending = 0;
+	instr_time	start,
+				elapsed;
 
+	INSTR_TIME_SET_CURRENT(start);
 	if (!nonatomic)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
@@ -156,6 +160,7 @@ migrate_run(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(step_cxt);
 		}
 		steps = leave_non_transactional(steps, &left, total < 0);
+		left_pending = list_length(left);
 		if (total < 0)
 			total = list_length(steps);
 		if (steps == NIL || (plan && !plan_next_step_reviewed(reviewed, steps, done)))
@@ -180,6 +185,14 @@ migrate_run(PG_FUNCTION_ARGS)
 		MemoryContextReset(step_cxt);
 	}
 	SPI_finish();
+	/* what the call did, in one line at its end */
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	ereport(NOTICE,
+			(errmsg_internal("migrate_run: %d migration%s applied in %.0f ms%s", done, done == 1 ? "" : "s",
+							 INSTR_TIME_GET_MILLISEC(elapsed),
+							 left_pending > 0 ? psprintf(", %d left pending for a job (SELECT migrate_start())",
+														 left_pending) : "")));
 	PG_RETURN_VOID();
 }
 

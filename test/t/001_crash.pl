@@ -64,11 +64,11 @@ $bg->query_until(qr/started/, qq{\\echo started\nSELECT * FROM migrate_apply();\
 ok( $node->poll_query_until(
 		'postgres', q{
 	SELECT count(*) = 1 FROM pg_stat_activity
-	 WHERE wait_event = 'PgSleep' AND query LIKE '%migrate_apply()%'}),
-	'migrate_apply() is running 002 (waiting in pg_sleep)');
+	 WHERE wait_event = 'PgSleep' AND query LIKE '/* migrate: Migration 002 %'}),
+	'migrate_apply() is running 002 (waiting in pg_sleep; pg_stat_activity names the migration)');
 my $apply_pid = query(
 	q{SELECT pid FROM pg_stat_activity
-	   WHERE wait_event = 'PgSleep' AND query LIKE '%migrate_apply()%'});
+	   WHERE wait_event = 'PgSleep' AND query LIKE '/* migrate: Migration 002 %'});
 like($apply_pid, qr/^\d+$/, 'pid of the applying backend');
 
 my $log_offset = -s $node->logfile;

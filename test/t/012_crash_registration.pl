@@ -155,9 +155,11 @@ sub consistent
 	is(query('SELECT count(*) FROM migrate_validate()'), '0', "$what: migrate_validate() finds no problem");
 }
 
+# pg_stat_activity names the migration and statement that runs
+my $slow_running = sprintf('/* migrate: Migration %03d %%', $slow);
 $bg = $node->background_psql('postgres', on_error_stop => 0);
 $bg->query_until(qr/started/, "\\echo started\nSELECT count(*) FROM migrate_apply();\n");
-kill_when_waiting('%migrate_apply()%', q{wait_event = 'PgSleep'},
+kill_when_waiting($slow_running, q{wait_event = 'PgSleep'},
 	"migrate_apply() in migration $slow of $nmig");
 eval { $bg->quit; };
 consistent('after the kill in migrate_apply()', 0);
@@ -166,7 +168,7 @@ consistent('after the kill in migrate_apply()', 0);
 # migrate_run() commits after each migration: those before $slow stay.
 $bg = $node->background_psql('postgres', on_error_stop => 0);
 $bg->query_until(qr/started/, "\\echo started\nCALL migrate_run();\n");
-kill_when_waiting('%migrate_run()%', q{wait_event = 'PgSleep'},
+kill_when_waiting($slow_running, q{wait_event = 'PgSleep'},
 	"CALL migrate_run() in migration $slow of $nmig");
 eval { $bg->quit; };
 consistent('after the kill in migrate_run()', $slow - 1);
