@@ -147,7 +147,7 @@ $def$);
 CREATE FUNCTION @extschema@.migrate_compare_scripts(filenames text[], scripts text[])
 RETURNS TABLE (file text, version text, name text, state text, checksum text, registered_checksum text,
                detail text)
-AS 'MODULE_PATHNAME', 'migrate_compare_scripts' LANGUAGE C STABLE;
+AS 'MODULE_PATHNAME', 'migrate_compare_scripts' LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION @extschema@.migrate_compare_scripts(text[], text[]) FROM PUBLIC;
 
 -- ==== 5. Taking back a pending migration registered by mistake.
@@ -158,6 +158,12 @@ CREATE FUNCTION @extschema@.migrate_remove(version text)
 RETURNS TABLE (version text, name text, action text)
 AS 'MODULE_PATHNAME', 'migrate_remove' LANGUAGE C VOLATILE STRICT;
 REVOKE ALL ON FUNCTION @extschema@.migrate_remove(text) FROM PUBLIC;
+
+-- ==== 6. migrate_plan() and migrate_validate() read the catalog through SPI
+-- as its owner, with statements that are not read-only (the catalog lock):
+-- VOLATILE, as what they run is.
+ALTER FUNCTION @extschema@.migrate_plan(pg_catalog.text, pg_catalog.bool) VOLATILE;
+ALTER FUNCTION @extschema@.migrate_validate() VOLATILE;
 
 REVOKE ALL ON TABLE migrate.batch_progress FROM PUBLIC;
 DO $$

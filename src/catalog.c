@@ -155,7 +155,7 @@ lock_holder_description(void)
 	char	   *result = NULL;
 	int			rc;
 
-	rc = SPI_execute("SELECT pg_catalog.format('Process %s (role %s, application %s) holds it since %s.', "
+	rc = SPI_execute("SELECT pg_catalog.format('Process %s (role %s, application %s) holds it, in a transaction started at %s.', "
 					 "       a.pid, pg_catalog.quote_ident(a.usename::pg_catalog.text), "
 					 "       pg_catalog.quote_literal(a.application_name), a.xact_start) "
 					 "  FROM pg_catalog.pg_locks l "

@@ -169,9 +169,9 @@ like(
 	'55P03 with the lock_timeout in effect');
 like(
 	$err,
-	qr/DETAIL:  Process $holder_pid .* holds it since /,
+	qr/DETAIL:  Process $holder_pid .* holds it, in a transaction started at /,
 	'DETAIL names the holding backend');
-like($err, qr/Process \d+ .* holds it since/, 'DETAIL format');
+like($err, qr/Process \d+ .* holds it, in a transaction started at/, 'DETAIL format');
 
 # migrate_add() queues behind the same lock.
 ($rc, $out, $err) = run_sql(
