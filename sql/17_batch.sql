@@ -65,6 +65,11 @@ SELECT pg_temp.sqlstate_of($$SELECT migrate_add('001', 'x', 'UPDATE legacy SET n
 SELECT pg_temp.sqlstate_of($$SELECT migrate_add('001', 'x', 'UPDATE legacy SET n = 1 WHERE id > $1 AND id <= $2', batch => '{"table": "legacy", "key": "pt"}')$$);
 SELECT pg_temp.sqlstate_of($$SELECT migrate_add('001', 'x', 'UPDATE legacy SET n = 1 WHERE id > $1 AND id <= $2', batch => '{"table": "two_keys"}')$$);
 SELECT pg_temp.sqlstate_of($$SELECT migrate_add('001', 'x', 'UPDATE legacy SET n = 1 WHERE id > $1 AND id <= $2', batch => '{"table": "no_key"}')$$);
+-- a key whose equal values may differ (a nondeterministic collation)
+CREATE COLLATION batch_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE by_ci (k text COLLATE batch_ci PRIMARY KEY, n int NOT NULL DEFAULT 0);
+SELECT pg_temp.sqlstate_of($$SELECT migrate_add('001', 'x', 'UPDATE by_ci SET n = 1 WHERE k > $1 AND k <= $2', batch => '{"table": "by_ci"}')$$);
+
 -- a role that may not read the table cannot register a walk of it (nor lock it meanwhile)
 CREATE ROLE regress_batch_nobody;
 GRANT USAGE ON SCHEMA batch TO regress_batch_nobody;
@@ -150,3 +155,13 @@ SELECT migrate_start() AS job \gset
 CALL migrate_wait(:job);
 SELECT state, error_sqlstate, error_message FROM migrate.jobs WHERE id = :job;
 SELECT n, count(*) FROM tiny GROUP BY n;
+
+-- a table that did not exist at registration, and still does not when the job
+-- reaches the migration: the job fails with the registration's error
+SELECT version, action FROM migrate_remove('020');
+SELECT migrate_add('030', 'gone', 'UPDATE gone SET n = 1 WHERE id > $1 AND id <= $2',
+                   batch => '{"table": "gone"}') IS NOT NULL AS registered;
+SELECT migrate_start() AS job \gset
+CALL migrate_wait(:job);
+SELECT state, error_sqlstate, error_message FROM migrate.jobs WHERE id = :job;
+SELECT version, state FROM migrate_status() WHERE version = '030';

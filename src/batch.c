@@ -218,15 +218,10 @@ batch_options(const char *json, const char *version)
 char *
 batch_table_name(const char *batch_json)
 {
-	Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(batch_json)));
-	JsonbValue	k;
-	JsonbValue *v;
+	const char *table = jsonb_field_text(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(batch_json))),
+										 "table");
 
-	k.type = jbvString;
-	k.val.string.val = "table";
-	k.val.string.len = 5;
-	v = JB_ROOT_IS_OBJECT(jb) ? findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k) : NULL;
-	return v && v->type == jbvString ? pnstrdup(v->val.string.val, v->val.string.len) : "?";
+	return table ? pstrdup(table) : "?";
 }
 
 /* ---- the key ---- */
@@ -940,10 +935,11 @@ lock_holders(BatchRun *r)
 	arg = PointerGetDatum(oid_list_to_array(tables));
 
 	SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.format('pid %s (role %s, application \"%s\", %s, "
-						  "holding %s on %s)', l.pid, coalesce(a.usename::text, '?'), "
+						  "holding %s on %s)', l.pid, coalesce(a.usename::pg_catalog.text, '?'), "
 						  "coalesce(a.application_name, ''), coalesce(a.state, 'state unknown') "
 						  "  OPERATOR(pg_catalog.||) coalesce(' since ' OPERATOR(pg_catalog.||) "
-						  "  pg_catalog.date_trunc('second', a.xact_start)::text, ''), l.mode, l.relation::regclass), '; ' "
+						  "  pg_catalog.date_trunc('second', a.xact_start)::pg_catalog.text, ''), l.mode, "
+						  "  l.relation::pg_catalog.regclass), '; ' "
 						  "  ORDER BY a.xact_start) "
 						  "  FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a "
 						  "    ON a.pid OPERATOR(pg_catalog.=) l.pid "
@@ -1103,10 +1099,7 @@ run_one_batch(BatchRun *r, bool *last)
 		FlushErrorState();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (started)
-		{
-			AbortCurrentTransaction();
-			worker_relock();	/* an abort released the job's lock */
-		}
+			worker_abort();
 		MemoryContextSwitchTo(cxt);
 		{
 			char	   *range = r->range;
@@ -1383,17 +1376,7 @@ final_checks_body(void *arg)
 
 		/* each table's count at the start; one of an expectation registered since is taken now */
 		foreach(le, fc->expectations)
-		{
-			JsonbValue	k;
-			JsonbValue *v;
-			const char *table = ((Expectation *) lfirst(le))->table;
-
-			k.type = jbvString;
-			k.val.string.val = (char *) table;
-			k.val.string.len = strlen(table);
-			v = JB_ROOT_IS_OBJECT(start) ? findJsonbValueFromContainer(&start->root, JB_FOBJECT, &k) : NULL;
-			counts = lappend(counts, v && v->type == jbvNumeric ? jsonb_value_text(v) : NULL);
-		}
+			counts = lappend(counts, (char *) jsonb_field_text(start, ((Expectation *) lfirst(le))->table));
 		expect_restore_before(fc->expectations, counts, m->version);
 		fc->rec->checks += expect_check_after(fc->expectations, m->version);
 		fc->rec->counts = expect_counts_json(fc->expectations);
@@ -1544,8 +1527,7 @@ try_setup(BatchRun *r)
 		MemoryContextSwitchTo(job_step_context);
 		edata = CopyErrorData();
 		FlushErrorState();
-		AbortCurrentTransaction();
-		worker_relock();		/* an abort released the job's lock */
+		worker_abort();
 		MemoryContextSwitchTo(cxt);
 	}
 	PG_END_TRY();

@@ -456,11 +456,6 @@ split_sections(MigrationFile *f, Migration *m)
 
 /* ---- registering a set of files ---- */
 
-static bool
-str_equal_or_null(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
-}
 
 /* The two file names of a duplicate, in name order, for a stable message. */
 #define Min_name(f, g) (strcmp((f)->filename, (g)->filename) < 0 ? (f)->filename : (g)->filename)
@@ -984,8 +979,8 @@ migrate_compare_scripts(PG_FUNCTION_ARGS)
 			}
 		}
 		if (old && strcmp(state, "changed") != 0 &&
-			(!str_equal_or_null(old->verify, m->verify) || !str_equal_or_null(old->expect, m->expect) ||
-			 !str_equal_or_null(old->batch, m->batch)))
+			(!str_equal(old->verify, m->verify) || !str_equal(old->expect, m->expect) ||
+			 !str_equal(old->batch, m->batch)))
 			detail = psprintf("%s%sits verify query, expectations or batch options differ from the registered ones",
 							  detail ? detail : "", detail ? "; " : "");
 		put_compare_row(rsinfo, f->filename, f->version, f->name, state, m->checksum, registered, detail);

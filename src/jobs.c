@@ -926,39 +926,17 @@ waiter_register(int64 job, bool add)
 					 2, (Oid[]) {INT8OID, INT4OID}, args, NULL);
 }
 
-/* A top-level field of a JSON object as text (strings unquoted), or NULL. */
-static const char *
-jsonb_get_string(Jsonb *jb, const char *key)
-{
-	JsonbValue	k;
-	JsonbValue *v;
-
-	if (!JB_ROOT_IS_OBJECT(jb))
-		return NULL;
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
-	if (v == NULL || v->type == jbvNull)
-		return NULL;
-	if (v->type == jbvString)
-		return pnstrdup(v->val.string.val, v->val.string.len);
-	if (v->type == jbvNumeric)
-		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-	return NULL;
-}
-
 /* Raise a failed job's own error, with its SQLSTATE. */
 static void
 raise_job_error(Job *j)
 {
 	Jsonb	   *e = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(j->error ? j->error : "{}")));
-	const char *sqlstate = jsonb_get_string(e, "sqlstate");
-	const char *message = jsonb_get_string(e, "message");
-	const char *detail = jsonb_get_string(e, "detail");
-	const char *hint = jsonb_get_string(e, "hint");
-	const char *statement = jsonb_get_string(e, "statement");
-	const char *line = jsonb_get_string(e, "line");
+	const char *sqlstate = jsonb_field_text(e, "sqlstate");
+	const char *message = jsonb_field_text(e, "message");
+	const char *detail = jsonb_field_text(e, "detail");
+	const char *hint = jsonb_field_text(e, "hint");
+	const char *statement = jsonb_field_text(e, "statement");
+	const char *line = jsonb_field_text(e, "line");
 
 	if (sqlstate == NULL || strlen(sqlstate) != 5)
 		sqlstate = "XX000";

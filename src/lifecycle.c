@@ -665,11 +665,7 @@ migrate_remove(PG_FUNCTION_ARGS)
 	bool		nulls[3] = {false, false, false};
 	Datum		arg;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("the version to remove must not be null")));
-	version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	version = text_to_cstring(PG_GETARG_TEXT_PP(0));	/* STRICT: never null */
 	key = migration_key(version);
 	InitMaterializedSRF(fcinfo, 0);
 

@@ -220,6 +220,8 @@ extern char *current_user_name(void);
 extern ArrayType *string_list_to_array(List *l);
 extern ArrayType *oid_list_to_array(List *oids);
 extern char *quote_json(const char *s);
+/* A top-level field of a JSON object as text (strings unquoted, numbers as written), or NULL. */
+extern const char *jsonb_field_text(Jsonb *jb, const char *key);
 
 /* ---- register.c ---- */
 
@@ -237,6 +239,7 @@ extern char *quote_json(const char *s);
 #define DOWN_UNPARSED_NOTE "down script does not parse: "
 
 extern char *text_arg_cstring(FunctionCallInfo fcinfo, int argno);
+extern bool str_equal(const char *a, const char *b);
 extern void migration_prepare(Migration *m);
 extern void migration_prepare_down(Migration *m);
 extern struct ScriptSyntaxError *check_down_script(const char *text, const char *where);
@@ -464,7 +467,7 @@ extern void worker_tx_begin(void);
 extern void worker_tx_commit(void);
 extern void worker_wait_while_paused(int64 id);
 extern void worker_reset_settings(Job *j);
-extern void worker_relock(void);
+extern void worker_abort(void);
 extern void job_fail(Job *j, ErrorData *edata, const char *version, int statement, int line);
 extern char *job_step_json(Job *j, int step, int total);
 extern char *job_step_detail(Job *j, int step, int total);

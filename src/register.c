@@ -21,7 +21,8 @@
 PG_FUNCTION_INFO_V1(migrate_add);
 
 
-static bool
+/* Two strings, either of which may be NULL, are the same. */
+bool
 str_equal(const char *a, const char *b)
 {
 	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);

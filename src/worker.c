@@ -99,15 +99,17 @@ job_lock_or_leave(int64 id)
 }
 
 /*
- * After a top-level abort: PostgreSQL releases every session lock of the
- * default lock method when a transaction aborts (ProcReleaseLocks), the
- * job's lock with them, so take it again at once.  A session that looked in
- * between may have started another worker (it waits for the lock, then
- * leaves) and cleared the row's worker_pid: name this worker again.
+ * Abort the current top-level transaction, and take the job's lock again:
+ * PostgreSQL releases every session lock of the default lock method when a
+ * transaction aborts (ProcReleaseLocks), the job's lock with them.  A session
+ * that looked in between may have started another worker (it waits for the
+ * lock, then leaves) and cleared the row's worker_pid: name this worker again.
+ * Every top-level abort in a job's worker goes through here.
  */
 void
-worker_relock(void)
+worker_abort(void)
 {
+	AbortCurrentTransaction();
 	job_lock_or_leave(worker_job_id);
 	worker_tx_begin();
 	catalog_exec("UPDATE migrate.job_state SET worker_pid = pg_catalog.pg_backend_pid() "
@@ -184,8 +186,7 @@ exec_toplevel(const char *sql)
 		edata = CopyErrorData();
 		EmitErrorReport();
 		FlushErrorState();
-		AbortCurrentTransaction();
-		worker_relock();
+		worker_abort();
 	}
 	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -705,10 +706,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		rec.action = "apply";
 		rec.detail = job_step_detail(j, step, total);
 		catalog_record_applied(m, &rec);
-		histories_record_apply(m, script, rec.duration_ms, NULL);
-		args[0] = CStringGetTextDatum(m->key);
-		catalog_exec("DELETE FROM migrate.statement_progress WHERE version_key = $1", 1, (Oid[]) {TEXTOID},
-					 args, NULL);
+		histories_record_apply(m, script, rec.duration_ms, NULL);	/* and the checkpoint is deleted */
 		catalog_mark_changed();
 		job_update(j->id, NULL, NULL, NULL, 0, step, -1, NULL);
 		job_wake_waiters(j->id);
@@ -910,8 +908,7 @@ run_job(int64 id)
 			edata = CopyErrorData();
 			EmitErrorReport();	/* the server log has it too */
 			FlushErrorState();
-			AbortCurrentTransaction();
-			worker_relock();	/* until the job's end is committed */
+			worker_abort();	/* the lock is kept until the job's end is committed */
 			if (j == NULL)
 			{
 				j = MemoryContextAllocZero(job_cxt, sizeof(Job));
@@ -948,7 +945,7 @@ migrate_job_main(Datum arg)
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "migrate job", ALLOCSET_DEFAULT_SIZES);
 	job_step_context = AllocSetContextCreate(job_cxt, "migrate job step", ALLOCSET_DEFAULT_SIZES);
 
-	/* the job's lock, for life (taken again after every abort: worker_relock()) */
+	/* the job's lock, for life (taken again after every abort: worker_abort()) */
 	worker_job_id = id;
 	job_lock_or_leave(id);
 
@@ -964,8 +961,7 @@ migrate_job_main(Datum arg)
 	{
 		EmitErrorReport();
 		FlushErrorState();
-		AbortCurrentTransaction();
-		job_lock_or_leave(id);
+		worker_abort();
 	}
 	PG_END_TRY();
 

@@ -9,6 +9,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use MigrateUpgrade qw($OBJECTS_SQL $CONFIG_SQL $INIT_PRIVS_SQL);
 
 my $node = PostgreSQL::Test::Cluster->new('upgrade_0_2');
 $node->init;
@@ -108,54 +111,8 @@ is(as_dba('upgraded', q{SELECT extversion FROM pg_extension WHERE extname = 'mig
 # ---- a fresh install
 as_dba('fresh', 'CREATE EXTENSION migrate');
 
-# Every object of the extension with its definition, comments and privileges
-# (grantee, privilege, grant option: the grantor of a routine that the update
-# replaced is the extension's script, not the DBA).
-my $objects = q{
-WITH members AS (
-    SELECT d.classid, d.objid
-      FROM pg_depend d
-     WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
-       AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')),
-acl AS (
-    SELECT a AS acl, (SELECT string_agg(item, ' ' ORDER BY item)
-                        FROM (SELECT CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END
-                                     || '=' || x.privilege_type || CASE WHEN x.is_grantable THEN '*' ELSE '' END
-                                FROM aclexplode(a) x) i(item)) AS shown
-      FROM (SELECT DISTINCT relacl FROM pg_class UNION SELECT DISTINCT proacl FROM pg_proc
-            UNION SELECT DISTINCT nspacl FROM pg_namespace) s(a))
-SELECT pg_describe_object(m.classid, m.objid, 0)
-    || ' comment: ' || coalesce(obj_description(m.objid, (SELECT relname FROM pg_class WHERE oid = m.classid)), '')
-    || E'\n' || CASE
-    WHEN m.classid = 'pg_proc'::regclass THEN
-        pg_get_functiondef(m.objid) || ' acl: ' || coalesce((SELECT shown FROM acl, pg_proc p
-                                                            WHERE p.oid = m.objid AND acl IS NOT DISTINCT FROM p.proacl), '')
-    WHEN m.classid = 'pg_class'::regclass THEN
-        (SELECT c.relkind::text || ' acl: ' || coalesce((SELECT shown FROM acl WHERE acl IS NOT DISTINCT FROM c.relacl), '')
-                || E'\n  ' || coalesce(pg_get_viewdef(c.oid), '')
-           FROM pg_class c WHERE c.oid = m.objid)
-        || coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-                                       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
-                                       || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
-                                       || ' collate ' || a.attcollation::regcollation::text
-                                       || coalesce(' comment: ' || col_description(a.attrelid, a.attnum), ''),
-                                       E'\n  ' ORDER BY a.attnum)
-                       FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-                      WHERE a.attrelid = m.objid AND a.attnum > 0 AND NOT a.attisdropped), '')
-        || coalesce((SELECT E'\n  ' || string_agg(conname || ' ' || pg_get_constraintdef(oid), E'\n  ' ORDER BY conname)
-                       FROM pg_constraint WHERE conrelid = m.objid), '')
-        || coalesce((SELECT E'\n  ' || string_agg(pg_get_indexdef(indexrelid), E'\n  ' ORDER BY pg_get_indexdef(indexrelid))
-                       FROM pg_index WHERE indrelid = m.objid), '')
-        || coalesce((SELECT E'\n  ' || string_agg(pg_get_triggerdef(oid) || ' enabled ' || tgenabled::text, E'\n  ' ORDER BY tgname)
-                       FROM pg_trigger WHERE tgrelid = m.objid AND NOT tgisinternal), '')
-    WHEN m.classid = 'pg_namespace'::regclass THEN
-        (SELECT 'acl: ' || coalesce((SELECT shown FROM acl WHERE acl IS NOT DISTINCT FROM n.nspacl), '')
-           FROM pg_namespace n WHERE n.oid = m.objid)
-    ELSE '' END
-  FROM members m
- ORDER BY 1;
-};
-my $config = q{SELECT extconfig::regclass[]::text || ' ' || extcondition::text FROM pg_extension WHERE extname = 'migrate'};
+my $objects = $OBJECTS_SQL;
+my $config = $CONFIG_SQL;
 
 my $got = as_dba('upgraded', $objects);
 my $want = as_dba('fresh', $objects);
@@ -183,10 +140,7 @@ is(as_dba('upgraded', $grants), join("\n",
 $got =~ s/ deployer=\w+//g;
 is($got, $want, 'the upgraded extension has exactly the objects of a fresh install');
 is(as_dba('upgraded', $config), as_dba('fresh', $config), 'the same tables are dumped by pg_dump');
-my $init = q{SELECT string_agg(pg_describe_object(classoid, objoid, objsubid) || ' ' || initprivs::text, E'\n'
-                                ORDER BY pg_describe_object(classoid, objoid, objsubid))
-               FROM pg_init_privs WHERE privtype = 'e'
-                AND pg_describe_object(classoid, objoid, objsubid) ~ 'migrate'};
+my $init = $INIT_PRIVS_SQL;
 is(as_dba('upgraded', $init) =~ s/=([A-Za-z*]+)\/\w+/=$1/gr, as_dba('fresh', $init) =~ s/=([A-Za-z*]+)\/\w+/=$1/gr,
 	"the extension's initial privileges are the same (the DBA's grants are not among them)");
 
