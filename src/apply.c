@@ -242,21 +242,28 @@ exec_statement_timed(Script *script, int i, const char *what, const char *hint, 
  * rename keeps the OID).  Returns the rows they processed.  A
  * statement_timeout the script sets applies to each of its following
  * statements (lock_timeout needs nothing: each lock wait reads it).
+ * At each absorbed COMMIT and at the end, what a commit ends ends
+ * (commit.c); the caller closes a GUC nest level opened before the call,
+ * which ends the script's settings.
  */
 int64
 run_statements(Script *script, const char *what, const char *hint, List **touched)
 {
 	int64		rows = 0;
 	int			start_timeout = StatementTimeout;
+	int			block_level = commit_block_begin();
 
 	for (int i = 0; i < script->nstmts; i++)
 	{
 		ListCell   *lc;
 		List	   *written;
+		const char *absorbed = stmt_absorbed(script->stmts[i].parsetree);
 
 		refuse_in_dry_run(script, i, what);
 
 		exec_statement_timed(script, i, what, hint, start_timeout);
+		if (absorbed && strcmp(absorbed, "COMMIT") == 0)
+			commit_absorbed(what, hint, script->stmts[i].line, &block_level);
 		/* rows written: what a SELECT returned (to no one) is not counted */
 		written = stmt_written_relations(script->stmts[i].parsetree);
 		if (written != NIL)
@@ -270,6 +277,7 @@ run_statements(Script *script, const char *what, const char *hint, List **touche
 				*touched = touched_add(*touched, relid);
 		}
 	}
+	commit_script_end(what, hint);
 	/* the statements ran: the session's own command again */
 	if (debug_query_string)
 		pgstat_report_activity(STATE_RUNNING, debug_query_string);
@@ -445,30 +453,42 @@ leave_non_transactional(List *steps, List **left, bool warn)
 }
 
 /*
- * One transaction cannot use an enum value it adds (PostgreSQL's 55P04):
- * stop before the first step that uses a value an earlier step adds (the
- * plan marked it); it and what follows are left pending, for the next call
- * or for CALL migrate_run() or a job, which commit between migrations.
+ * Stop before the first step that needs a commit before it (the plan marked
+ * it): one that uses an enum value an earlier step adds (PostgreSQL's
+ * 55P04), or one after a step that sets constraint modes (SET CONSTRAINTS
+ * lasts until a commit).  It and what follows are left pending, for the next
+ * call or for CALL migrate_run() or a job, which commit between migrations.
  */
 static List *
-stop_before_enum_use(List *steps, List **left)
+stop_before_needed_commit(List *steps, List **left)
 {
 	ListCell   *lc;
 
 	foreach(lc, steps)
 	{
 		PlanStep   *s = lfirst(lc);
+		const char *hint = psprintf("The migrations before %s are applied by this call: run migrate_apply() again "
+									"once it has committed, or use CALL migrate_run() or SELECT migrate_start(), "
+									"which commit after each migration.", s->m->version);
 
-		if (s->enum_adder == NULL)
+		if (s->enum_adder != NULL)
+			ereport(WARNING,
+					(errmsg("migration %s and the migrations after it were left pending: it uses enum value %s, "
+							"which migration %s adds in this same transaction",
+							s->m->version, quote_literal_cstr(s->enum_value), s->enum_adder),
+					 errdetail("PostgreSQL refuses an enum value before the transaction that adds it commits (55P04)."),
+					 errhint("%s", hint)));
+		else if (s->modes_setter != NULL)
+			ereport(WARNING,
+					(errmsg("migration %s and the migrations after it were left pending: migration %s before it "
+							"sets constraint modes, which last until a commit",
+							s->m->version, s->modes_setter),
+					 errdetail("Migration %s runs SET CONSTRAINTS; run on its own, as psql -1 would run it, "
+							   "its modes end when it commits, and no migration after it runs with them.",
+							   s->modes_setter),
+					 errhint("%s", hint)));
+		else
 			continue;
-		ereport(WARNING,
-				(errmsg("migration %s and the migrations after it were left pending: it uses enum value %s, "
-						"which migration %s adds in this same transaction",
-						s->m->version, quote_literal_cstr(s->enum_value), s->enum_adder),
-				 errdetail("PostgreSQL refuses an enum value before the transaction that adds it commits (55P04)."),
-				 errhint("The migrations before %s are applied by this call: run migrate_apply() again once it has "
-						 "committed, or use CALL migrate_run() or SELECT migrate_start(), which commit after each "
-						 "migration.", s->m->version)));
 		*left = list_concat(list_copy_tail(steps, foreach_current_index(lc)), *left);
 		return list_truncate(steps, foreach_current_index(lc));
 	}
@@ -506,7 +526,7 @@ apply_pending(void *arg)
 	if (call->plan)
 		(void) plan_check_reviewed(steps, call->plan);
 	steps = leave_non_transactional(steps, &left, true);
-	steps = stop_before_enum_use(steps, &left);
+	steps = stop_before_needed_commit(steps, &left);
 	nsteps = list_length(steps);
 
 	foreach(lc, steps)

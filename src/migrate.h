@@ -13,7 +13,13 @@
  *				 migrations run, and in what order; the plan checksum that
  *				 migrate_apply/migrate_run check
  *	 register.c  migrate_add()
+ *	 files.c	 migration files: names, sections, directives; migrate_load(),
+ *				 migrate_add_script(), migrate_compare_scripts()
  *	 apply.c	 migrate_apply(): the statement executor
+ *	 commit.c	 what a COMMIT ends, at an absorbed COMMIT and at the end
+ *				 of every migration
+ *	 lifecycle.c migrate_run(), migrate_rollback(), migrate_baseline(),
+ *				 migrate_repair(), migrate_remove()
  *	 verify.c	 verify queries, constraint re-checks, migrate_verify/check
  *	 validate.c  migrate_validate(), and the state of every migration
  *				 (the migrate.status view, migrate_status())
@@ -235,6 +241,12 @@ extern const char *jsonb_field_text(Jsonb *jb, const char *key);
 /* The note of each enum value a migration adds (the value follows, to the end). */
 #define ENUM_ADD_NOTE "adds enum value: "
 
+/*
+ * The note of a migration that sets constraint modes (SET CONSTRAINTS): they
+ * last until a commit, so a commit must come before the next migration.
+ */
+#define CONSTRAINT_MODES_NOTE "sets constraint modes until it commits: "
+
 /* The note that flags a down script registered although it does not parse. */
 #define DOWN_UNPARSED_NOTE "down script does not parse: "
 
@@ -313,6 +325,7 @@ typedef struct PlanStep
 	const char *blocker;		/* the requirement (as written) it waits with, or NULL */
 	const char *enum_value;		/* an enum value it uses that an earlier step adds, or NULL */
 	const char *enum_adder;		/* the version of that step */
+	const char *modes_setter;	/* the step before it sets constraint modes: its version */
 } PlanStep;
 
 /* A step as it was reviewed: kept by runners that plan again after each commit. */
@@ -387,6 +400,12 @@ extern const char *non_transactional_reason(Migration *m);
 /* The note that says why registration made a migration non-transactional. */
 #define NON_TRANSACTIONAL_NOTE "cannot run in a transaction: "
 extern Interval *ms_interval(double ms);
+
+/* ---- commit.c ---- */
+
+extern int	commit_block_begin(void);
+extern void commit_absorbed(const char *what, const char *hint, int line, int *level);
+extern void commit_script_end(const char *what, const char *hint);
 
 /* ---- lifecycle.c ---- */
 

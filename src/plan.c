@@ -289,16 +289,20 @@ pending_up(Migration *m)
 }
 
 /*
- * A step that uses an enum value an earlier step of the same plan adds
- * cannot run in the transaction that adds it (PostgreSQL's 55P04): mark it,
- * and say so in its reason.  Registration noted every value a migration
- * adds; the scripts after one are read only then.
+ * The steps that need a commit before them, marked and said so in their
+ * reason: a step that uses an enum value an earlier step of the same plan
+ * adds cannot run in the transaction that adds it (PostgreSQL's 55P04), and
+ * a step after one that sets constraint modes would run with them (they last
+ * until a commit; commit.c).  Registration noted every value a migration
+ * adds and every SET CONSTRAINTS; the scripts after an adder are read only
+ * then.
  */
 static void
-plan_mark_enum_uses(List *steps)
+plan_mark_needed_commits(List *steps)
 {
 	List	   *values = NIL;	/* values added so far */
 	List	   *adders = NIL;	/* the version that added each */
+	const char *modes_setter = NULL;	/* the step before, if it sets constraint modes */
 	ListCell   *lc;
 
 	foreach(lc, steps)
@@ -325,12 +329,24 @@ plan_mark_enum_uses(List *steps)
 				}
 			}
 		}
+		if (modes_setter != NULL && s->enum_adder == NULL)
+		{
+			s->modes_setter = modes_setter;
+			s->reason = psprintf("%s; follows %s, which sets constraint modes until it commits: needs %s "
+								 "committed first (migrate_apply() stops before it)",
+								 s->reason, modes_setter, modes_setter);
+		}
+		modes_setter = NULL;
 		foreach(ln, s->m->notes)
+		{
 			if (strncmp(lfirst(ln), ENUM_ADD_NOTE, strlen(ENUM_ADD_NOTE)) == 0)
 			{
 				values = lappend(values, (char *) lfirst(ln) + strlen(ENUM_ADD_NOTE));
 				adders = lappend(adders, s->m->version);
 			}
+			if (strncmp(lfirst(ln), CONSTRAINT_MODES_NOTE, strlen(CONSTRAINT_MODES_NOTE)) == 0)
+				modes_setter = s->m->version;
+		}
 		/* the up scripts after an adder are needed: load them now */
 		if (values != NIL && lnext(steps, lc))
 		{
@@ -502,7 +518,7 @@ plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check
 			elog(ERROR, "%d pending migrations could not be ordered", nplan - planned);
 		cycle_error(cat, linitial(cycles));
 	}
-	plan_mark_enum_uses(steps);
+	plan_mark_needed_commits(steps);
 	return steps;
 }
 

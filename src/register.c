@@ -65,6 +65,7 @@ typedef struct ScriptCheck
 	int			non_tx_line;
 	int			others;
 	List	   *enum_adds;
+	int			modes_line;		/* of the last SET CONSTRAINTS, or 0 */
 } ScriptCheck;
 
 static void
@@ -79,6 +80,21 @@ check_statement(ScriptStmt *st, void *arg)
 
 	if (reason)
 		script_refuse_stmt(c->what, st->line, reason, hint);
+
+	/*
+	 * Constraint modes last until a commit, and an absorbed COMMIT cannot end
+	 * them: the blocks after it would run with them (commit.c).
+	 */
+	if (IsA(st->parsetree, ConstraintsSetStmt))
+		c->modes_line = st->line;
+	else if (c->modes_line > 0 && (absorbed = stmt_absorbed(st->parsetree)) != NULL &&
+			 strcmp(absorbed, "COMMIT") == 0)
+		script_refuse_stmt(c->what, c->modes_line,
+						   psprintf("SET CONSTRAINTS sets constraint modes until the transaction commits, "
+									"and the COMMIT at line %d, which migrate absorbs, cannot end them "
+									"as a commit would", st->line),
+						   "Split the script at the COMMIT into two migrations (CALL migrate_run() and jobs "
+						   "commit between migrations), or remove the SET CONSTRAINTS.");
 	if (!c->up)
 		return;
 
@@ -148,9 +164,11 @@ check_up_script(Migration *m)
 										 note, "Move the use into a later migration."));
 		m->notes = lappend(m->notes, note);
 	}
+	if (c.modes_line > 0)
+		m->notes = lappend(m->notes, psprintf(CONSTRAINT_MODES_NOTE "SET CONSTRAINTS at line %d", c.modes_line));
 	if (c.absorbed.len > 0)
 		m->notes = lappend(m->notes,
-						   psprintf("skipped at apply, migrate controls transactions: %s", c.absorbed.data));
+						   psprintf("absorbed at apply (migrate controls the transaction; a COMMIT ends what a commit ends): %s", c.absorbed.data));
 	if (c.non_tx)
 	{
 		m->transactional = false;

@@ -989,9 +989,15 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 
 	if (absorbed)
 	{
-		ereport(NOTICE,
-				(errmsg("%s, line %d: %s skipped: the migration already runs in one transaction",
-						what, st->line, absorbed)));
+		if (strcmp(absorbed, "COMMIT") == 0)
+			ereport(NOTICE,
+					(errmsg("%s, line %d: COMMIT absorbed: the migration goes on in its one transaction, and "
+							"what a commit ends ends here (local settings, deferred constraints, ON COMMIT "
+							"temporary tables)", what, st->line)));
+		else
+			ereport(NOTICE,
+					(errmsg("%s, line %d: %s skipped: the migration already runs in one transaction",
+							what, st->line, absorbed)));
 		SPI_tuptable = NULL;
 		SPI_processed = 0;
 		return SPI_OK_UTILITY;
