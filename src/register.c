@@ -168,7 +168,7 @@ check_up_script(Migration *m)
 		m->notes = lappend(m->notes, psprintf(CONSTRAINT_MODES_NOTE "SET CONSTRAINTS at line %d", c.modes_line));
 	if (c.absorbed.len > 0)
 		m->notes = lappend(m->notes,
-						   psprintf("absorbed at apply (migrate controls the transaction; a COMMIT ends what a commit ends): %s", c.absorbed.data));
+						   psprintf("absorbed at apply, migrate controls the transaction: %s", c.absorbed.data));
 	if (c.non_tx)
 	{
 		m->transactional = false;

@@ -991,9 +991,9 @@ script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool
 	{
 		if (strcmp(absorbed, "COMMIT") == 0)
 			ereport(NOTICE,
-					(errmsg("%s, line %d: COMMIT absorbed: the migration goes on in its one transaction, and "
-							"what a commit ends ends here (local settings, deferred constraints, ON COMMIT "
-							"temporary tables)", what, st->line)));
+					(errmsg("%s, line %d: COMMIT absorbed: what a commit ends ends here (local settings, "
+							"deferred constraints, ON COMMIT temporary tables); the migration goes on in its "
+							"one transaction", what, st->line)));
 		else
 			ereport(NOTICE,
 					(errmsg("%s, line %d: %s skipped: the migration already runs in one transaction",
