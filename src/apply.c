@@ -528,6 +528,10 @@ apply_pending(void *arg)
 	steps = leave_non_transactional(steps, &left, true);
 	steps = stop_before_needed_commit(steps, &left);
 	nsteps = list_length(steps);
+	if (call->dry_run)
+		lint_report(steps);
+	else
+		lint_refuse(steps, "migrate_apply()");
 
 	foreach(lc, steps)
 	{

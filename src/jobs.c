@@ -610,6 +610,7 @@ migrate_start(PG_FUNCTION_ARGS)
 	steps = plan_pending(cat, target_key, out_of_order, true);
 	if (plan)
 		(void) plan_check_reviewed(steps, plan);
+	lint_refuse(steps, "migrate_start()");
 
 	values[0] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(role, false)));
 	values[1] = ObjectIdGetDatum(role);

@@ -162,7 +162,10 @@ migrate_run(PG_FUNCTION_ARGS)
 		steps = leave_non_transactional(steps, &left, total < 0);
 		left_pending = list_length(left);
 		if (total < 0)
+		{
 			total = list_length(steps);
+			lint_refuse(steps, "CALL migrate_run()");
+		}
 		if (steps == NIL || (plan && !plan_next_step_reviewed(reviewed, steps, done)))
 		{
 			MemoryContextSwitchTo(saved);

@@ -26,6 +26,17 @@ static const struct config_enum_entry verify_constraints_options[] = {
 	{NULL, 0, false}
 };
 
+int			migrate_lint_mode = LINT_MODE_ERROR;
+int			migrate_lint_large_rows = 100000;
+int			migrate_lint_large_bytes = 100 * 1024;	/* kB */
+
+static const struct config_enum_entry lint_options[] = {
+	{"error", LINT_MODE_ERROR, false},
+	{"warn", LINT_MODE_WARN, false},
+	{"off", LINT_MODE_OFF, false},
+	{NULL, 0, false}
+};
+
 void		_PG_init(void);
 
 void
@@ -74,6 +85,32 @@ _PG_init(void)
 							5, 0, 100,
 							PGC_USERSET,
 							0,
+							NULL, NULL, NULL);
+	DefineCustomEnumVariable("migrate.lint",
+							 "What an error finding of migrate_lint() does to migrate_apply(), migrate_run() and jobs.",
+							 "error: refuses to start them (a -- migrate:allow comment allows one statement); "
+							 "warn: a WARNING, and they run; off: no linting when they start.",
+							 &migrate_lint_mode,
+							 LINT_MODE_ERROR,
+							 lint_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("migrate.lint_large_rows",
+							"Rows (from statistics) from which work under a strong lock on a table is a lint error.",
+							"Below it such work on a table that is not empty is a warning; on an empty or new table, info.",
+							&migrate_lint_large_rows,
+							100000, 0, INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("migrate.lint_large_bytes",
+							"Size from which work under a strong lock on a table is a lint error (also below lint_large_rows).",
+							"0 looks at rows only.",
+							&migrate_lint_large_bytes,
+							100 * 1024, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("migrate");
 

@@ -16,6 +16,8 @@
  *	 files.c	 migration files: names, sections, directives; migrate_load(),
  *				 migrate_add_script(), migrate_compare_scripts()
  *	 apply.c	 migrate_apply(): the statement executor
+ *	 lint.c		 migrate_lint(): safety rules from parse trees and the live
+ *				 catalog, checked before a migration runs
  *	 commit.c	 what a COMMIT ends, at an absorbed COMMIT and at the end
  *				 of every migration
  *	 lifecycle.c migrate_run(), migrate_rollback(), migrate_baseline(),
@@ -57,6 +59,18 @@ extern int	migrate_verify_constraints;
 extern int	migrate_batch_max_lag;
 extern int	migrate_batch_max_blocked;
 extern int	migrate_batch_lock_retries;
+
+/* migrate.lint: what an error finding of the linter does (lint.c). */
+typedef enum LintMode
+{
+	LINT_MODE_ERROR,
+	LINT_MODE_WARN,
+	LINT_MODE_OFF
+} LintMode;
+
+extern int	migrate_lint_mode;
+extern int	migrate_lint_large_rows;
+extern int	migrate_lint_large_bytes;	/* kB */
 
 extern ErrorData *run_in_subtransaction(void (*fn) (void *), void *arg, bool keep);
 
@@ -133,6 +147,7 @@ extern const char *stmt_absorbed(Node *parsetree);
 extern const char *stmt_non_transactional(Node *parsetree);
 extern const char *stmt_new_enum_value(Node *parsetree);
 extern bool script_uses_value(const char *script, const char *what, const char *value);
+extern bool stmt_uses_value(ScriptStmt *st, const char *value);
 extern int	script_exec_stmt(Script *script, int i, const char *what,
 							 const char *hint, bool read_only, bool discard);
 
@@ -365,6 +380,7 @@ extern bool *plan_waits_for_worker(Catalog *cat);
 /* Pending, versioned, older than the newest applied one, and not waiting for the worker. */
 extern bool plan_out_of_order(Catalog *cat, Migration *m, bool waits);
 /* Pending migrations up to target_key (NULL: all), ordered; ereports on bad plans. */
+extern const char *migration_up_text(Migration *m);
 extern List *plan_pending(Catalog *cat, const char *target_key, bool out_of_order,
 						  bool check_out_of_order);
 /*
@@ -400,6 +416,40 @@ extern const char *non_transactional_reason(Migration *m);
 /* The note that says why registration made a migration non-transactional. */
 #define NON_TRANSACTIONAL_NOTE "cannot run in a transaction: "
 extern Interval *ms_interval(double ms);
+
+/* ---- lint.c ---- */
+
+typedef enum LintSeverity
+{
+	LINT_INFO,
+	LINT_WARNING,
+	LINT_ERROR
+} LintSeverity;
+
+typedef struct LintFinding
+{
+	const char *version;
+	int			stmt;			/* 1-based */
+	int			line;
+	const char *rule;
+	LintSeverity severity;
+	char	   *table;			/* or NULL */
+	double		rows;			/* -1: unknown */
+	int64		bytes;			/* -1: unknown */
+	const char *lock;			/* the lock mode, or NULL */
+	char	   *message;
+	char	   *hint;
+	bool		allowed;		/* by a -- migrate:allow comment */
+	int			seq;			/* order found */
+} LintFinding;
+
+extern bool lint_rule_exists(const char *rule);
+extern const char *lint_severity_name(LintSeverity s);
+extern List *lint_allow_directive(const char *line, char **unknown);
+extern List *lint_steps(List *steps);
+extern char *lint_finding_text(LintFinding *f);
+extern void lint_refuse(List *steps, const char *what);
+extern void lint_report(List *steps);
 
 /* ---- commit.c ---- */
 

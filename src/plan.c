@@ -272,9 +272,9 @@ plan_check_requirements(Catalog *cat, List *migrations)
 		cycle_error(cat, linitial(cycles));
 }
 
-/* The up script of a pending migration, from the catalog when the caller did not load it. */
-static const char *
-pending_up(Migration *m)
+/* The up script of a migration, from the catalog when the caller did not load it. */
+const char *
+migration_up_text(Migration *m)
 {
 	Datum		arg;
 	const char *up = NULL;
@@ -352,7 +352,7 @@ plan_mark_needed_commits(List *steps)
 		{
 			PlanStep   *next = lfirst(lnext(steps, lc));
 
-			next->m->up = (char *) pending_up(next->m);
+			next->m->up = (char *) migration_up_text(next->m);
 		}
 	}
 }
@@ -767,32 +767,35 @@ migrate_plan(PG_FUNCTION_ARGS)
 	List	   *steps;
 	ListCell   *lc;
 	char	   *checksum = NULL;
+	List	   *findings = NIL;
 	int			natts;
 
 	InitMaterializedSRF(fcinfo, 0);
 	natts = rsinfo->setDesc->natts;
-	if (natts != 4 && natts != 8)
+	if (natts != 4 && natts != 8 && natts != 9)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("migrate_plan() is declared with %d result columns", natts),
-				 errdetail("This version of the migrate library returns 4 or 8 columns."),
+				 errdetail("This version of the migrate library returns 4, 8 or 9 columns."),
 				 errhint("Run ALTER EXTENSION migrate UPDATE.")));
 	SPI_connect();
-	cat = catalog_load(false);
+	cat = catalog_load(natts == 9);
 	steps = plan_pending(cat, target_key, out_of_order, true);
-	if (natts == 8)
+	if (natts >= 8)
 		checksum = plan_checksum(steps);
+	if (natts == 9)
+		findings = lint_steps(steps);
 	foreach(lc, steps)
 	{
 		PlanStep   *s = lfirst(lc);
-		Datum		values[8];
-		bool		nulls[8] = {false, false, false, false, false, false, false, false};
+		Datum		values[9];
+		bool		nulls[9] = {false, false, false, false, false, false, false, false, false};
 
 		values[0] = Int32GetDatum(foreach_current_index(lc) + 1);
 		values[1] = CStringGetTextDatum(s->m->version);
 		values[2] = CStringGetTextDatum(s->m->name);
 		values[3] = CStringGetTextDatum(s->reason);
-		if (natts == 8)
+		if (natts >= 8)
 		{
 			values[4] = CStringGetTextDatum(s->m->checksum);
 			values[5] = s->verify_checksum ? CStringGetTextDatum(s->verify_checksum) : (Datum) 0;
@@ -800,6 +803,16 @@ migrate_plan(PG_FUNCTION_ARGS)
 			values[6] = s->down_checksum ? CStringGetTextDatum(s->down_checksum) : (Datum) 0;
 			nulls[6] = s->down_checksum == NULL;
 			values[7] = CStringGetTextDatum(checksum);
+		}
+		if (natts == 9)
+		{
+			List	   *texts = NIL;
+			ListCell   *lf;
+
+			foreach(lf, findings)
+				if (strcmp(((LintFinding *) lfirst(lf))->version, s->m->version) == 0)
+					texts = lappend(texts, lint_finding_text(lfirst(lf)));
+			values[8] = PointerGetDatum(string_list_to_array(texts));
 		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

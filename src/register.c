@@ -131,6 +131,49 @@ check_statement(ScriptStmt *st, void *arg)
 }
 
 /*
+ * The lint allows of an up script ("-- migrate:allow rule, ..." on the line
+ * before a statement): each rule must exist; each allow becomes a note.
+ */
+static void
+check_allow_directives(Migration *m)
+{
+	const char *p = m->up;
+	int			line = 1;
+
+	while (p && *p)
+	{
+		char	   *unknown = NULL;
+		List	   *rules = lint_allow_directive(p, &unknown);
+		const char *eol = strchr(p, '\n');
+
+		if (unknown)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the up script of migration %s allows an unknown lint rule \"%s\"", m->version, unknown),
+					 errdetail("Line %d: -- migrate:allow names the rules it allows for the statement after it.", line),
+					 errhint("The rules: table-rewrite, scan-under-lock, index-without-concurrently, "
+							 "lock-held-during-data-change, breaks-dependents, security-definer-search-path, "
+							 "table-without-rls, write-grant-to-api-role, enum-value-in-transaction.")));
+		if (rules != NIL)
+		{
+			StringInfoData note;
+			ListCell   *lc;
+
+			initStringInfo(&note);
+			appendStringInfoString(&note, "lint allows ");
+			foreach(lc, rules)
+				appendStringInfo(&note, "%s%s", foreach_current_index(lc) ? ", " : "", strVal(lfirst(lc)));
+			appendStringInfo(&note, " for the statement after line %d", line);
+			m->notes = lappend(m->notes, note.data);
+		}
+		if (eol == NULL)
+			break;
+		p = eol + 1;
+		line++;
+	}
+}
+
+/*
  * Check the up script; what its statements say about the migration become
  * notes, and unsafe mixes warnings, given when the text is registered (not
  * again for text already registered).
@@ -164,6 +207,7 @@ check_up_script(Migration *m)
 										 note, "Move the use into a later migration."));
 		m->notes = lappend(m->notes, note);
 	}
+	check_allow_directives(m);
 	if (c.modes_line > 0)
 		m->notes = lappend(m->notes, psprintf(CONSTRAINT_MODES_NOTE "SET CONSTRAINTS at line %d", c.modes_line));
 	if (c.absorbed.len > 0)

@@ -940,6 +940,16 @@ use_in_statement(ScriptStmt *st, void *arg)
 		u->found = true;
 }
 
+/* Whether a statement uses a string constant (see script_uses_value()). */
+bool
+stmt_uses_value(ScriptStmt *st, const char *value)
+{
+	ValueUse	u = {value, quote_literal_cstr(value), false};
+
+	use_in_statement(st, &u);
+	return u.found;
+}
+
 /*
  * Whether a script uses a string constant (an enum value a migration before
  * it adds): any statement may, so a match is not proof of a use, but a

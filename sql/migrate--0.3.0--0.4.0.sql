@@ -1,0 +1,89 @@
+-- migrate 0.3.0 -> 0.4.0: safety checks before a migration runs (migrate_lint()).
+\echo Use "ALTER EXTENSION migrate UPDATE" to load this file. \quit
+
+-- As the earlier scripts, this runs as the bootstrap superuser for a trusted
+-- extension: every operator, function and table below is qualified.
+
+-- Replace a routine whose signature changes, keeping the privileges granted on
+-- it since installation: the extension's own grants are made again (and stay
+-- its initial privileges, which pg_dump leaves out), the grants that DBAs made
+-- are made again and kept out of the initial privileges, so pg_dump still
+-- dumps them.  Dropped again at the end of this script.
+CREATE FUNCTION migrate.replace_routine(old pg_catalog.regprocedure, new_signature pg_catalog.text,
+                                        definition pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    acl      pg_catalog.aclitem[];
+    kind     pg_catalog."char";
+    proowner pg_catalog.oid;
+    extowner pg_catalog.oid;
+    routine  pg_catalog.regprocedure;
+    initial  pg_catalog.aclitem[];
+    g        record;
+BEGIN
+    SELECT p.proacl, p.prokind, p.proowner INTO acl, kind, proowner
+      FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) old::pg_catalog.oid;
+    SELECT e.extowner INTO extowner
+      FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
+    EXECUTE pg_catalog.format('DROP %s %s',
+                              CASE WHEN kind OPERATOR(pg_catalog.=) 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, old);
+    EXECUTE definition;
+    routine := pg_catalog.to_regprocedure(new_signature);
+    EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', routine);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %s TO %I WITH GRANT OPTION',
+                              routine, pg_catalog.pg_get_userbyid(extowner));
+    SELECT p.proacl INTO initial FROM pg_catalog.pg_proc p
+     WHERE p.oid OPERATOR(pg_catalog.=) routine::pg_catalog.oid;
+    FOR g IN
+        SELECT a.grantee, a.is_grantable
+          FROM pg_catalog.aclexplode(acl) a
+         WHERE a.grantee OPERATOR(pg_catalog.<>) proowner
+           AND a.grantee OPERATOR(pg_catalog.<>) extowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %s TO %s%s', routine,
+                                  CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
+                                       ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END,
+                                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    UPDATE pg_catalog.pg_init_privs SET initprivs = initial
+     WHERE objoid OPERATOR(pg_catalog.=) routine::pg_catalog.oid
+       AND classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
+       AND objsubid OPERATOR(pg_catalog.=) 0;
+END
+$fn$;
+
+-- ==== 1. migrate_lint(): one row per finding of the pending migrations (or
+-- of one), from their parse trees and the live catalog.
+CREATE FUNCTION @extschema@.migrate_lint(version text DEFAULT NULL)
+RETURNS TABLE (version text, statement integer, line integer, rule text, severity text,
+               table_name text, table_rows bigint, table_bytes bigint, lock text,
+               message text, hint text, allowed boolean)
+AS 'MODULE_PATHNAME', 'migrate_lint' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@.migrate_lint(text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.migrate_lint(text) IS
+    'What the pending migrations (or one) would do to the live database: rewrites, scans and index builds under strong locks, what drops break, security gaps; one row per finding';
+
+-- ==== 2. migrate_plan() shows each step's findings.
+SELECT migrate.replace_routine(
+    '@extschema@.migrate_plan(pg_catalog.text, pg_catalog.bool)',
+    '@extschema@.migrate_plan(pg_catalog.text, pg_catalog.bool)', $def$
+CREATE FUNCTION @extschema@.migrate_plan(target text DEFAULT NULL, out_of_order boolean DEFAULT false)
+RETURNS TABLE (step integer, version text, name text, reason text,
+               checksum text, verify_checksum text, down_checksum text, plan_checksum text,
+               lint text[])
+AS 'MODULE_PATHNAME', 'migrate_plan' LANGUAGE C VOLATILE
+$def$);
+
+DO $$
+DECLARE
+    owner pg_catalog.text;
+BEGIN
+    SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(e.extowner)) INTO owner
+      FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
+    EXECUTE 'GRANT EXECUTE ON FUNCTION @extschema@.migrate_lint(text) TO '
+            OPERATOR(pg_catalog.||) owner OPERATOR(pg_catalog.||) ' WITH GRANT OPTION';
+END
+$$;
+
+DROP FUNCTION migrate.replace_routine(pg_catalog.regprocedure, pg_catalog.text, pg_catalog.text);
