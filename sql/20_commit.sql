@@ -48,9 +48,7 @@ commit;
 select cm.look('after block 2');
 $m$);
 SELECT version, notes FROM migrate_status();
-SET client_min_messages = notice;
 SELECT version, action, rows FROM migrate_apply();
-SET client_min_messages = warning;
 SELECT at, who, claims FROM cm.seen ORDER BY n;
 SELECT current_user = session_user AS caller_role_back, current_setting('request.jwt.claims', true) AS claims;
 
