@@ -339,6 +339,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 	 * its own: they must not leak into the next migration or the caller.
 	 */
 	guc_level = NewGUCNestLevel();
+	lockwait_set_timeout();
 	rec->rows += run_statements(script, what,
 								"Nothing of this migration was kept; correct the script, register it again and rerun.",
 								&touched);
@@ -541,7 +542,7 @@ apply_pending(void *arg)
 		Datum		values[6];
 		bool		nulls[6] = {false, false, false, false, false, false};
 
-		apply_step(s->m, foreach_current_index(lc) + 1, nsteps, call->dry_run, &rec);
+		apply_step_retrying(s->m, foreach_current_index(lc) + 1, nsteps, call->dry_run, &rec);
 
 		values[0] = CStringGetTextDatum(s->m->version);
 		values[1] = CStringGetTextDatum(s->m->name);

@@ -920,8 +920,6 @@ static char *
 lock_holders(BatchRun *r)
 {
 	List	   *tables = r->locked_tables;
-	Datum		arg;
-	char	   *result = NULL;
 
 	/* the wait was for the table itself, before its key was resolved */
 	if (tables == NIL && r->opts)
@@ -932,24 +930,7 @@ lock_holders(BatchRun *r)
 		if (OidIsValid(relid))
 			tables = list_make1_oid(relid);
 	}
-	arg = PointerGetDatum(oid_list_to_array(tables));
-
-	SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.format('pid %s (role %s, application \"%s\", %s, "
-						  "holding %s on %s)', l.pid, coalesce(a.usename::pg_catalog.text, '?'), "
-						  "coalesce(a.application_name, ''), coalesce(a.state, 'state unknown') "
-						  "  OPERATOR(pg_catalog.||) coalesce(' since ' OPERATOR(pg_catalog.||) "
-						  "  pg_catalog.date_trunc('second', a.xact_start)::pg_catalog.text, ''), l.mode, "
-						  "  l.relation::pg_catalog.regclass), '; ' "
-						  "  ORDER BY a.xact_start) "
-						  "  FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a "
-						  "    ON a.pid OPERATOR(pg_catalog.=) l.pid "
-						  " WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.granted "
-						  "   AND l.relation OPERATOR(pg_catalog.=) ANY ($1) "
-						  "   AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
-						  1, (Oid[]) {OIDARRAYOID}, &arg, NULL, true, 1);
-	if (SPI_processed > 0)
-		result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	return result;
+	return lock_holders_text(tables);
 }
 
 /*

@@ -86,6 +86,24 @@ _PG_init(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("migrate.lock_timeout",
+							"How long each statement of a migration waits for a lock before the migration is rolled back and retried.",
+							"A shorter lock_timeout of the session stays; a script may SET lock_timeout itself; 0 leaves "
+							"the session's lock_timeout.",
+							&migrate_lock_timeout,
+							5000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("migrate.lock_retries",
+							"How many times a migration whose statement timed out waiting for a lock is retried from its start.",
+							"Each retry waits 250 ms, 500 ms, 1 s, ... (at most 10 s), times a random 0.5 to 1.5; 0 does "
+							"not retry (and runs each migration without a subtransaction of its own).",
+							&migrate_lock_retries,
+							3, 0, 100,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
 	DefineCustomEnumVariable("migrate.lint",
 							 "What an error finding of migrate_lint() does to migrate_apply(), migrate_run() and jobs.",
 							 "error: refuses to start them (a -- migrate:allow comment allows one statement); "

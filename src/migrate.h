@@ -18,6 +18,8 @@
  *	 apply.c	 migrate_apply(): the statement executor
  *	 lint.c		 migrate_lint(): safety rules from parse trees and the live
  *				 catalog, checked before a migration runs
+ *	 lockwait.c  lock waits bounded by migrate.lock_timeout; a migration
+ *				 that timed out retried from its start; who holds the locks
  *	 commit.c	 what a COMMIT ends, at an absorbed COMMIT and at the end
  *				 of every migration
  *	 lifecycle.c migrate_run(), migrate_rollback(), migrate_baseline(),
@@ -450,6 +452,14 @@ extern List *lint_steps(List *steps);
 extern char *lint_finding_text(LintFinding *f);
 extern void lint_refuse(List *steps, const char *what);
 extern void lint_report(List *steps);
+
+/* ---- lockwait.c ---- */
+
+extern int	migrate_lock_timeout;
+extern int	migrate_lock_retries;
+extern void lockwait_set_timeout(void);
+extern char *lock_holders_text(List *relids);
+extern void apply_step_retrying(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec);
 
 /* ---- commit.c ---- */
 
