@@ -341,7 +341,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 	guc_level = NewGUCNestLevel();
 	lockwait_set_timeout();
 	rec->rows += run_statements(script, what,
-								"Nothing of this migration was kept; correct the script, register it again and rerun.",
+								psprintf("%s; correct the script, register it again and rerun.", nothing_kept_text()),
 								&touched);
 	AtEOXact_GUC(false, guc_level);
 
@@ -496,6 +496,24 @@ stop_before_needed_commit(List *steps, List **left)
 	return steps;
 }
 
+/*
+ * How many migrations the running migrate_apply() call applied before the
+ * one that runs now, all in its one transaction: an error rolls them back
+ * too, and its hint says so (0 outside migrate_apply(): migrate_run() and
+ * jobs commit each migration).
+ */
+static int	call_applied_before = 0;
+
+/* "Nothing of this migration was kept", or of the whole call when more went. */
+const char *
+nothing_kept_text(void)
+{
+	if (call_applied_before > 0)
+		return psprintf("Nothing of this call was kept (%d migrations rolled back: this one and the %d before it)",
+						call_applied_before + 1, call_applied_before);
+	return "Nothing of this migration was kept";
+}
+
 /* The arguments of one migrate_apply() call. */
 typedef struct ApplyCall
 {
@@ -542,7 +560,17 @@ apply_pending(void *arg)
 		Datum		values[6];
 		bool		nulls[6] = {false, false, false, false, false, false};
 
-		apply_step_retrying(s->m, foreach_current_index(lc) + 1, nsteps, call->dry_run, &rec);
+		/* an error rolls back this migration and those before it in the call */
+		call_applied_before = foreach_current_index(lc);
+		PG_TRY();
+		{
+			apply_step_retrying(s->m, foreach_current_index(lc) + 1, nsteps, call->dry_run, &rec);
+		}
+		PG_FINALLY();
+		{
+			call_applied_before = 0;
+		}
+		PG_END_TRY();
 
 		values[0] = CStringGetTextDatum(s->m->version);
 		values[1] = CStringGetTextDatum(s->m->name);

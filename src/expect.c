@@ -257,8 +257,8 @@ resolve_before(Expectation *e, const char *version)
 				 errdetail("Migration %s expects \"%s\" of it; under READ COMMITTED the table is locked in "
 						   "SHARE mode from the count before the migration to the end of the transaction, "
 						   "and another session is writing it.", version, expected_text(e)),
-				 errhint("Nothing of this migration was kept. Rerun when that session is done, raise "
-						 "lock_timeout, or apply under REPEATABLE READ, which takes no such lock.")));
+				 errhint("%s. Rerun when that session is done, raise lock_timeout, or apply under "
+						 "REPEATABLE READ, which takes no such lock.", nothing_kept_text())));
 	}
 	PG_END_TRY();
 	e->existed = OidIsValid(e->relid);

@@ -448,7 +448,10 @@ migrate_rollback(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot roll back to %s: some migrations have no down script", target),
 				 errdetail("Without a down script: %s.", missing.data),
-				 errhint("Register their down scripts (migrate_add(..., down => ...), a U<version>__ or .down.sql file), or roll back to a later version.")));
+				 errhint("Register their down scripts, with the same up script (an applied migration takes a down "
+						 "script that way): migrate_add(..., down => ...); in a file, a -- migrate:down section "
+						 "after the up one, or a file of its own (U<version>__name.sql as Flyway names it, "
+						 "<version>_name.down.sql as golang-migrate does). Or roll back to a later version.")));
 	refuse_non_transactional_downs(revert);
 	refuse_unparsed_downs(revert);
 

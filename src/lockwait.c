@@ -196,9 +196,9 @@ apply_step_retrying(Migration *m, int step, int nsteps, bool dry_run, ApplyRecor
 									 m->version, attempt + 1, effective_lock_timeout(),
 									 holders ? psprintf("Locks on its tables are held by: %s.", holders)
 									 : "No other session holds a lock on its tables now.");
-			edata->hint = psprintf("Nothing of this migration was kept. End or wait for the session holding "
-								   "the lock, or raise migrate.lock_timeout or migrate.lock_retries, and run "
-								   "again.");
+			edata->hint = psprintf("%s. End or wait for the session holding the lock, or raise "
+								   "migrate.lock_timeout or migrate.lock_retries, and run again.",
+								   nothing_kept_text());
 			ReThrowError(edata);
 		}
 		backoff = Min(10000L, 250L << Min(attempt, 6));

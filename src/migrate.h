@@ -409,6 +409,7 @@ extern bool plan_next_step_reviewed(List *reviewed, List *steps, int done);
 
 /* ---- apply.c ---- */
 
+extern const char *nothing_kept_text(void);
 extern int64 run_statements(Script *script, const char *what, const char *hint, List **touched);
 extern void apply_step(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec);
 extern void progress_notice(const char *result, int step, int nsteps, Migration *m, double ms);
