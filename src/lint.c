@@ -30,6 +30,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
@@ -57,6 +59,7 @@
 #include "parser/analyze.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -133,12 +136,19 @@ typedef struct LintRun
 	Migration  *m;
 	Script	   *script;
 	int			stmt;			/* 0-based */
+	bool		one_transaction;	/* its statements share a transaction (not a non-transactional one) */
+	int		   *line_starts;	/* offset of each line of the script (1-based), once needed */
+	int			nlines;
 	List	   *strong_locks;	/* (LintTable *, lock name, line) held so far: a List of 3-lists */
 	List	   *enum_values;	/* values this migration adds */
 	List	   *rls_enabled;	/* RangeVars given ENABLE ROW LEVEL SECURITY in it */
-	List	   *not_null_checks;	/* "table\ncolumn" of checks (col IS NOT NULL) validated in it */
-	List	   *pending_checks; /* (constraint name, "table\ncolumn") added NOT VALID in it */
 	List	   *pending_rls;	/* (RangeVar, API role, statement) of tables created in an API schema */
+	/* across the plan */
+	List	   *not_null_checks;	/* "table\ncolumn" of checks (col IS NOT NULL) validated in the plan */
+	List	   *pending_checks; /* (constraint name, "table\ncolumn") added NOT VALID in the plan */
+	List	   *validated;		/* "table\nconstraint" validated in the plan */
+	List	   *dropped_rels;	/* OIDs of tables and views dropped so far in the plan */
+	List	   *dropped_constraints;	/* "table\nconstraint" dropped so far in the plan */
 } LintRun;
 
 static bool
@@ -199,19 +209,28 @@ table_size(Oid relid, double *rows, int64 *bytes)
 	stats_size(relid, rows, bytes);
 	if (*rows >= 0 || (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW))
 		return;
+	/* never analysed: unknown, unless it can be measured without waiting */
+	*rows = -1;
+	*bytes = -1;
 	if (ConditionalLockRelationOid(relid, AccessShareLock))
 	{
 		Relation	rel = try_relation_open(relid, NoLock);
 
 		if (rel)
 		{
+			BlockNumber real = RelationGetNumberOfBlocks(rel);
 			BlockNumber pages;
 			double		tuples;
 			double		allvisfrac;
 
-			estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
-			*rows = tuples;
-			*bytes = (int64) pages * BLCKSZ;
+			*rows = 0;
+			*bytes = (int64) real * BLCKSZ;
+			if (real > 0)
+			{
+				/* the planner's density, over the real size (it assumes 10 pages at least) */
+				estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+				*rows = pages > 0 ? rint(tuples * real / pages) : -1;
+			}
 			relation_close(rel, NoLock);
 		}
 		UnlockRelationOid(relid, AccessShareLock);
@@ -246,8 +265,10 @@ lint_table(LintRun *run, RangeVar *rv)
 static LintSeverity
 size_severity(LintTable *t)
 {
-	if (t->is_new || (t->rows <= 0 && t->bytes <= 0))
+	if (t->is_new || (t->rows == 0 && t->bytes <= 0) || (t->rows < 0 && t->bytes == 0))
 		return LINT_INFO;
+	if (t->rows < 0 && t->bytes < 0)
+		return LINT_WARNING;	/* cannot be told now: another session holds a lock on it */
 	if (t->rows >= migrate_lint_large_rows ||
 		(migrate_lint_large_bytes > 0 && t->bytes >= (int64) migrate_lint_large_bytes * 1024))
 		return LINT_ERROR;
@@ -260,6 +281,8 @@ size_text(LintTable *t)
 {
 	if (t->is_new)
 		return pstrdup("new in this plan");
+	if (t->rows < 0 && t->bytes < 0)
+		return pstrdup("size unknown: never analysed, and locked by another session now");
 	return psprintf("%s rows, %s",
 					t->rows < 0 ? "unknown" : psprintf("%.0f", t->rows),
 					t->bytes < 0 ? "size unknown" :
@@ -269,26 +292,49 @@ size_text(LintTable *t)
 
 /* ---- findings ---- */
 
-/* The rules a "-- migrate:allow" comment on the line before statement `st` allows. */
-static List *
-allowed_rules(Script *script, ScriptStmt *st)
+/* Whether a line (from its start) is blank or a -- comment. */
+static bool
+blank_or_comment(const char *p)
 {
-	const char *text = script->text;
-	const char *p = text;
-	const char *prev = NULL;
-	int			line = 1;
-
-	if (st->line <= 1)
-		return NIL;
-	/* the start of line st->line - 1 */
-	while (*p && line < st->line - 1)
-	{
-		if (*p == '\n')
-			line++;
+	while (*p == ' ' || *p == '\t' || *p == '\r')
 		p++;
+	return *p == '\n' || *p == '\0' || (p[0] == '-' && p[1] == '-');
+}
+
+/*
+ * The rules that "-- migrate:allow" comments before statement `st` allow:
+ * those on the lines just above it, up to the first line that is neither
+ * blank nor a comment.
+ */
+static List *
+allowed_rules(LintRun *run, ScriptStmt *st)
+{
+	const char *text = run->script->text;
+	List	   *rules = NIL;
+
+	if (run->line_starts == NULL)
+	{
+		int			n = 1;
+
+		for (const char *p = text; *p; p++)
+			n += (*p == '\n');
+		run->line_starts = palloc((n + 1) * sizeof(int));
+		run->nlines = n;
+		run->line_starts[1] = 0;
+		n = 1;
+		for (const char *p = text; *p; p++)
+			if (*p == '\n')
+				run->line_starts[++n] = p + 1 - text;
 	}
-	prev = p;
-	return lint_allow_directive(prev, NULL);
+	for (int line = st->line - 1; line >= 1 && line <= run->nlines; line--)
+	{
+		const char *p = text + run->line_starts[line];
+
+		if (!blank_or_comment(p))
+			break;
+		rules = list_concat(rules, lint_allow_directive(p, NULL));
+	}
+	return rules;
 }
 
 static LintFinding *
@@ -297,7 +343,7 @@ add_finding(LintRun *run, const char *rule, LintSeverity severity, LintTable *t,
 {
 	LintFinding *f = palloc0(sizeof(LintFinding));
 	ScriptStmt *st = &run->script->stmts[run->stmt];
-	List	   *allowed = allowed_rules(run->script, st);
+	List	   *allowed = allowed_rules(run, st);
 	ListCell   *lc;
 
 	f->seq = list_length(run->findings);
@@ -512,7 +558,8 @@ alter_type_rewrite(LintTable *t, AlterTableCmd *cmd)
 		return NULL;
 	att = SearchSysCacheAttName(t->relid, cmd->name);
 	if (!HeapTupleIsValid(att))
-		return NULL;			/* added earlier in the plan: new */
+		return psprintf("column \"%s\", added earlier in the plan, changes type: the whole table is rewritten",
+						cmd->name);
 	oldtype = ((Form_pg_attribute) GETSTRUCT(att))->atttypid;
 	oldmod = ((Form_pg_attribute) GETSTRUCT(att))->atttypmod;
 	ReleaseSysCache(att);
@@ -562,9 +609,13 @@ proves_not_null(Node *expr, AttrNumber attnum)
 	return false;
 }
 
-/* A validated CHECK constraint of the table proves the column NOT NULL: SET NOT NULL skips its scan. */
+/*
+ * A validated CHECK constraint of the table (in the catalog, or by a VALIDATE
+ * earlier in the plan: "table\nconstraint" in `validated`) proves the column
+ * NOT NULL: SET NOT NULL skips its scan.
+ */
 static bool
-has_not_null_check(Oid relid, const char *column)
+has_not_null_check(Oid relid, const char *table, const char *column, List *validated)
 {
 	AttrNumber	attnum = get_attnum(relid, column);
 	Relation	conrel;
@@ -584,7 +635,9 @@ has_not_null_check(Oid relid, const char *column)
 		bool		isnull;
 		Datum		bin;
 
-		if (con->contype != CONSTRAINT_CHECK || !con->convalidated)
+		if (con->contype != CONSTRAINT_CHECK ||
+			(!con->convalidated &&
+			 !list_member(validated, makeString(psprintf("%s\n%s", table, NameStr(con->conname))))))
 			continue;
 		bin = heap_getattr(tup, Anum_pg_constraint_conbin, RelationGetDescr(conrel), &isnull);
 		if (!isnull)
@@ -643,10 +696,11 @@ rule_relation(Oid rule)
 /*
  * What depends on a table (attnum 0) or one of its columns, other than the
  * table itself: views, foreign keys of other tables, functions with SQL
- * bodies.  Descriptions, at most a few.
+ * bodies; not what the plan drops before (run->dropped_rels,
+ * run->dropped_constraints).  Descriptions.
  */
 static List *
-dependents(Oid relid, AttrNumber attnum)
+dependents(LintRun *run, Oid relid, AttrNumber attnum)
 {
 	Relation	deprel = table_open(DependRelationId, AccessShareLock);
 	ScanKeyData keys[2];
@@ -671,7 +725,7 @@ dependents(Oid relid, AttrNumber attnum)
 		{
 			Oid			view = rule_relation(dep->objid);
 
-			if (OidIsValid(view) && view != relid)
+			if (OidIsValid(view) && view != relid && !list_member_oid(run->dropped_rels, view))
 				what = psprintf("view %s.%s", get_namespace_name(get_rel_namespace(view)), get_rel_name(view));
 		}
 		else if (dep->classid == ConstraintRelationId || dep->classid == ProcedureRelationId)
@@ -686,7 +740,12 @@ dependents(Oid relid, AttrNumber attnum)
 
 				if (HeapTupleIsValid(con))
 				{
-					if (((Form_pg_constraint) GETSTRUCT(con))->conrelid == relid)
+					Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(con);
+
+					if (c->conrelid == relid || list_member_oid(run->dropped_rels, c->conrelid) ||
+						list_member(run->dropped_constraints,
+									makeString(psprintf("%s.%s\n%s", get_namespace_name(get_rel_namespace(c->conrelid)),
+														get_rel_name(c->conrelid), NameStr(c->conname)))))
 						what = NULL;
 					ReleaseSysCache(con);
 				}
@@ -734,7 +793,7 @@ check_dependents(LintRun *run, LintTable *t, const char *column, bool drop, bool
 		if (attnum == InvalidAttrNumber)
 			return;
 	}
-	deps = dependents(t->relid, attnum);
+	deps = dependents(run, t->relid, attnum);
 	if (deps == NIL)
 		return;
 	what = column ? psprintf("column \"%s\" of %s", column, t->name) : psprintf("table %s", t->name);
@@ -754,26 +813,48 @@ check_dependents(LintRun *run, LintTable *t, const char *column, bool drop, bool
 
 /* ---- statements ---- */
 
+/*
+ * A lock of SHARE or stronger, taken by a statement on an existing table,
+ * is held to the end of the migration's transaction (not in a
+ * non-transactional migration, whose statements commit one by one).
+ */
 static void
 note_strong_lock(LintRun *run, LintTable *t, LOCKMODE mode)
 {
-	if (t->is_new || mode < ShareLock)
+	if (t->is_new || mode < ShareLock || !run->one_transaction)
 		return;
 	run->strong_locks = lappend(run->strong_locks,
 								list_make3(t, (void *) lock_name(mode),
 										   makeInteger(run->script->stmts[run->stmt].line)));
 }
 
+/* The strong lock an earlier statement of the migration holds on t: (t, lock name, line), or NIL. */
+static List *
+strong_lock_held(LintRun *run, LintTable *t)
+{
+	ListCell   *lc;
+
+	foreach(lc, run->strong_locks)
+	{
+		List	   *held = lfirst(lc);
+
+		if (strcmp(((LintTable *) linitial(held))->name, t->name) == 0)
+			return held;
+	}
+	return NIL;
+}
+
 static void
 lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 {
 	LintTable  *t;
+	List	   *held;
 	ListCell   *lc;
 
 	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_MATVIEW)
 		return;
 	t = lint_table(run, stmt->relation);
-	note_strong_lock(run, t, AlterTableGetLockLevel(stmt->cmds));
+	held = strong_lock_held(run, t);
 	foreach(lc, stmt->cmds)
 	{
 		AlterTableCmd *cmd = lfirst(lc);
@@ -784,7 +865,7 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 		{
 			case AT_AddColumn:
 				why = add_column_rewrite((ColumnDef *) cmd->def);
-				if (why == NULL)
+				if (why == NULL && !t->is_new)
 				{
 					ListCell   *lc2;
 
@@ -803,6 +884,11 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 				break;
 			case AT_SetLogged:
 			case AT_SetUnLogged:
+				/* to what it is already: nothing is done */
+				if (OidIsValid(t->relid) &&
+					get_rel_persistence(t->relid) == (cmd->subtype == AT_SetLogged ? RELPERSISTENCE_PERMANENT
+													  : RELPERSISTENCE_UNLOGGED))
+					break;
 				why = psprintf("SET %sLOGGED writes the whole table anew", cmd->subtype == AT_SetLogged ? "" : "UN");
 				break;
 			case AT_SetNotNull:
@@ -811,14 +897,15 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 
 					if (t->is_new || !OidIsValid(t->relid) ||
 						list_member(run->not_null_checks, makeString(key)) ||
-						has_not_null_check(t->relid, cmd->name))
+						has_not_null_check(t->relid, t->name, cmd->name, run->validated))
 						break;
 					add_finding(run, "scan-under-lock", size_severity(t), t, lock,
 								psprintf("SET NOT NULL on \"%s\" scans every row of %s (%s) under %s",
 										 cmd->name, t->name, size_text(t), lock),
-								psprintf("First ADD CONSTRAINT c CHECK (%s IS NOT NULL) NOT VALID, and VALIDATE "
-										 "CONSTRAINT c (a lock that lets reads and writes go on); then SET NOT NULL "
-										 "skips the scan, and the check can be dropped.", quote_identifier(cmd->name)));
+								psprintf("First ADD CONSTRAINT c CHECK (%s IS NOT NULL) NOT VALID; in a later "
+										 "migration VALIDATE CONSTRAINT c (a lock that lets reads and writes go on); "
+										 "then SET NOT NULL skips the scan, and the check can be dropped.",
+										 quote_identifier(cmd->name)));
 					break;
 				}
 			case AT_AddConstraint:
@@ -861,6 +948,15 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 				{
 					ListCell   *lc2;
 
+					run->validated = lappend(run->validated, makeString(psprintf("%s\n%s", t->name, cmd->name)));
+					if (held && !t->is_new)
+						add_finding(run, "scan-under-lock", size_severity(t), t, (char *) lsecond(held),
+									psprintf("VALIDATE CONSTRAINT %s scans every row of %s (%s) while %s on it, "
+											 "taken at line %d, is held", quote_identifier(cmd->name), t->name,
+											 size_text(t), (char *) lsecond(held), intVal(lthird(held))),
+									pstrdup("Validate in a migration of its own, after the one that adds the "
+											"constraint NOT VALID: alone, VALIDATE takes a lock that lets reads "
+											"and writes go on."));
 					foreach(lc2, run->pending_checks)
 					{
 						List	   *pc = lfirst(lc2);
@@ -872,6 +968,10 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 				}
 			case AT_DropColumn:
 				check_dependents(run, t, cmd->name, true, cmd->behavior == DROP_CASCADE);
+				break;
+			case AT_DropConstraint:
+				run->dropped_constraints = lappend(run->dropped_constraints,
+												   makeString(psprintf("%s\n%s", t->name, cmd->name)));
 				break;
 			case AT_EnableRowSecurity:
 				run->rls_enabled = lappend(run->rls_enabled, stmt->relation);
@@ -886,6 +986,7 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 								"it in batches (a batched migration), then add the constraint NOT VALID and "
 								"VALIDATE it."));
 	}
+	note_strong_lock(run, t, AlterTableGetLockLevel(stmt->cmds));
 }
 
 static void
@@ -931,6 +1032,7 @@ lint_reindex(LintRun *run, ReindexStmt *stmt)
 				psprintf("REINDEX rebuilds over every row of %s (%s) while its writes wait and readers of the index wait",
 						 t->name, size_text(t)),
 				pstrdup("REINDEX ... CONCURRENTLY, in a migration of its own (a job runs it)."));
+	note_strong_lock(run, t, ShareLock);
 }
 
 static void
@@ -1023,13 +1125,16 @@ api_roles(void)
 }
 
 static void
-lint_create_table(LintRun *run, RangeVar *rv, bool is_temp)
+lint_create_table(LintRun *run, RangeVar *rv, bool if_not_exists)
 {
 	Oid			nsp;
 	ListCell   *lc;
 
+	/* IF NOT EXISTS of a table that is there: nothing is created */
+	if (if_not_exists && OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
+		return;
 	run->created = lappend(run->created, rv);
-	if (is_temp || rv->relpersistence == RELPERSISTENCE_TEMP)
+	if (rv->relpersistence == RELPERSISTENCE_TEMP)
 		return;
 	/* a schema an earlier statement creates is not there to look at */
 	nsp = rv->schemaname ? get_namespace_oid(rv->schemaname, true) : RangeVarGetCreationNamespace(rv);
@@ -1054,6 +1159,7 @@ finish_rls(LintRun *run)
 {
 	ListCell   *lc;
 	int			stmt = run->stmt;
+	LintTable	t = {InvalidOid, NULL, true, -1, -1};
 
 	foreach(lc, run->pending_rls)
 	{
@@ -1068,11 +1174,11 @@ finish_rls(LintRun *run)
 		if (enabled)
 			continue;
 		run->stmt = intVal(lthird(p));
-		add_finding(run, "table-without-rls", LINT_WARNING, NULL, NULL,
-					psprintf("table %s is created in schema %s, which role %s can use, and this migration does "
-							 "not enable row level security on it", rv->relname,
-							 rv->schemaname ? rv->schemaname
-							 : get_namespace_name(RangeVarGetCreationNamespace(rv)), (char *) lsecond(p)),
+		t.name = psprintf("%s.%s", rv->schemaname ? rv->schemaname
+						  : get_namespace_name(RangeVarGetCreationNamespace(rv)), rv->relname);
+		add_finding(run, "table-without-rls", LINT_WARNING, &t, NULL,
+					psprintf("table %s is created in a schema that role %s can use, and this migration does "
+							 "not enable row level security on it", t.name, (char *) lsecond(p)),
 					psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY, and add the policies it needs, in the "
 							 "same migration.", quote_identifier(rv->relname)));
 	}
@@ -1166,11 +1272,12 @@ lint_statement(LintRun *run, ScriptStmt *st)
 				lint_rewrite_all(run, ((ClusterStmt *) tree)->relation, "CLUSTER");
 			break;
 		case T_CreateStmt:
-			lint_create_table(run, ((CreateStmt *) tree)->relation, false);
+			lint_create_table(run, ((CreateStmt *) tree)->relation, ((CreateStmt *) tree)->if_not_exists);
 			break;
 		case T_CreateTableAsStmt:
 			if (((CreateTableAsStmt *) tree)->objtype == OBJECT_TABLE)
-				lint_create_table(run, ((CreateTableAsStmt *) tree)->into->rel, false);
+				lint_create_table(run, ((CreateTableAsStmt *) tree)->into->rel,
+								  ((CreateTableAsStmt *) tree)->if_not_exists);
 			break;
 		case T_UpdateStmt:
 			lint_data_change(run, ((UpdateStmt *) tree)->relation, "UPDATE");
@@ -1198,14 +1305,38 @@ lint_statement(LintRun *run, ScriptStmt *st)
 		case T_DropStmt:
 			{
 				DropStmt   *d = (DropStmt *) tree;
+				List	   *tables = NIL;
 
+				if (d->removeType != OBJECT_TABLE && d->removeType != OBJECT_VIEW &&
+					d->removeType != OBJECT_MATVIEW)
+					break;
+				/* what the statement drops does not hold up the rest of it */
+				foreach(lc, d->objects)
+				{
+					LintTable  *t = lint_table(run, makeRangeVarFromNameList(lfirst(lc)));
+
+					tables = lappend(tables, t);
+					if (OidIsValid(t->relid))
+						run->dropped_rels = lappend_oid(run->dropped_rels, t->relid);
+				}
 				if (d->removeType != OBJECT_TABLE)
 					break;
-				foreach(lc, d->objects)
-					check_dependents(run, lint_table(run, makeRangeVarFromNameList(lfirst(lc))), NULL, true,
-									 d->behavior == DROP_CASCADE);
+				foreach(lc, tables)
+					check_dependents(run, lfirst(lc), NULL, true, d->behavior == DROP_CASCADE);
 				break;
 			}
+		case T_LockStmt:
+			{
+				LockStmt   *l = (LockStmt *) tree;
+
+				foreach(lc, l->relations)
+					note_strong_lock(run, lint_table(run, lfirst(lc)), l->mode);
+				break;
+			}
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) tree)->relations)
+				note_strong_lock(run, lint_table(run, lfirst(lc)), AccessExclusiveLock);
+			break;
 		case T_CreateFunctionStmt:
 			lint_function(run, (CreateFunctionStmt *) tree);
 			break;
@@ -1219,7 +1350,7 @@ lint_statement(LintRun *run, ScriptStmt *st)
 	{
 		const char *added = stmt_new_enum_value(tree);
 
-		if (added)
+		if (added && run->one_transaction)
 			run->enum_values = lappend(run->enum_values, makeString(pstrdup(added)));
 	}
 }
@@ -1237,6 +1368,14 @@ finding_cmp(const ListCell *a, const ListCell *b)
 }
 
 static void
+parse_up(void *arg)
+{
+	LintRun    *run = arg;
+
+	run->script = script_parse(run->m->up, psprintf("the up script of migration %s", run->m->version));
+}
+
+static void
 lint_one(LintRun *run, Migration *m)
 {
 	int			first = list_length(run->findings);
@@ -1248,12 +1387,14 @@ lint_one(LintRun *run, Migration *m)
 	if (m->up == NULL)
 		return;
 	run->m = m;
-	run->script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
+	/* a script that does not parse is for apply to report, with its line */
+	if (run_in_subtransaction(parse_up, run, false) != NULL)
+		return;
+	run->one_transaction = m->transactional;
+	run->line_starts = NULL;
 	run->strong_locks = NIL;
 	run->enum_values = NIL;
 	run->rls_enabled = NIL;
-	run->not_null_checks = NIL;
-	run->pending_checks = NIL;
 	run->pending_rls = NIL;
 	for (run->stmt = 0; run->stmt < run->script->nstmts; run->stmt++)
 		lint_statement(run, &run->script->stmts[run->stmt]);
