@@ -130,8 +130,8 @@ ALTER TABLE big VALIDATE CONSTRAINT big_n_nn;
 ALTER TABLE big ALTER COLUMN n SET NOT NULL;
 $m$);
 CALL pg_temp.add('123', 'not valid, set not null', $m$
-ALTER TABLE big ADD CONSTRAINT big_n_nn CHECK (n IS NOT NULL) NOT VALID;
-ALTER TABLE big ALTER COLUMN n SET NOT NULL;
+ALTER TABLE big ADD CONSTRAINT big_amount_nn CHECK (amount IS NOT NULL) NOT VALID;
+ALTER TABLE big ALTER COLUMN amount SET NOT NULL;
 $m$);
 CALL pg_temp.add('124', 'validated check, set not null', $m$
 ALTER TABLE big ADD CONSTRAINT big_n_nn CHECK (n IS NOT NULL);
@@ -391,6 +391,43 @@ SELECT version, action FROM migrate_apply(dry_run => true);
 SELECT version, action FROM migrate_apply();
 RESET migrate.lint;
 SELECT version, state FROM migrate_status();
+
+-- what a review of the rules found, each case firing or not as it should
+SELECT count(*) FROM (SELECT migrate_remove(version) FROM migrate_status() WHERE state = 'pending') r;
+-- never analysed: the real size, not the planner's 10-page guess; empty: info
+CREATE TABLE tiny (id int) WITH (autovacuum_enabled = off);
+INSERT INTO tiny VALUES (1);
+CREATE TABLE never (id int) WITH (autovacuum_enabled = off);
+CALL pg_temp.add('301', 'never analysed', E'CREATE INDEX tiny_idx ON tiny (id);\nALTER TABLE never ADD COLUMN r float DEFAULT random();');
+-- NOT VALID, VALIDATE and SET NOT NULL each in a migration of its own: no scan under a lock
+CALL pg_temp.add('311', 'nn check', 'ALTER TABLE big ADD CONSTRAINT big_n_nn CHECK (n IS NOT NULL) NOT VALID;');
+CALL pg_temp.add('312', 'nn validate', 'ALTER TABLE big VALIDATE CONSTRAINT big_n_nn;');
+CALL pg_temp.add('313', 'nn set', 'ALTER TABLE big ALTER COLUMN n SET NOT NULL;');
+-- in one migration, VALIDATE scans under the ACCESS EXCLUSIVE that ADD CONSTRAINT took
+CALL pg_temp.add('314', 'nn at once', E'ALTER TABLE big ADD CONSTRAINT big_s_nn CHECK (s IS NOT NULL) NOT VALID;\nALTER TABLE big VALIDATE CONSTRAINT big_s_nn;\nALTER TABLE big ALTER COLUMN s SET NOT NULL;');
+-- what uses a table, dropped before it: nothing breaks
+CREATE TABLE dparent (id int PRIMARY KEY);
+CREATE TABLE dchild (id int, parent_id int REFERENCES dparent);
+CREATE VIEW dpv AS SELECT id FROM dparent;
+CALL pg_temp.add('321', 'drop in order', E'DROP VIEW dpv;\nALTER TABLE dchild DROP CONSTRAINT dchild_parent_id_fkey;\nDROP TABLE dparent;');
+CREATE TABLE eparent (id int PRIMARY KEY);
+CREATE TABLE echild (id int, parent_id int REFERENCES eparent);
+CALL pg_temp.add('322', 'drop both', 'DROP TABLE echild, eparent;');
+-- a non-transactional migration commits each statement: no lock held over the UPDATE
+SELECT migrate_add('331', 'non-transactional', E'ALTER TABLE big ADD COLUMN f boolean;\nUPDATE big SET f = true;', transactional => false) IS NOT NULL AS registered;
+-- LOCK TABLE and TRUNCATE hold their locks too
+CALL pg_temp.add('332', 'lock then update', E'LOCK TABLE small IN ACCESS EXCLUSIVE MODE;\nUPDATE big SET n = n;');
+CALL pg_temp.add('333', 'truncate then copy', E'TRUNCATE small;\nINSERT INTO big SELECT id + 5000, n FROM big;');
+-- a column added earlier in the same migration: changing its type still rewrites the table
+CALL pg_temp.add('334', 'new column retyped', E'ALTER TABLE big ADD COLUMN z int;\nALTER TABLE big ALTER COLUMN z TYPE bigint;');
+-- CREATE TABLE IF NOT EXISTS of a table that is there creates nothing new
+CALL pg_temp.add('335', 'if not exists', E'CREATE TABLE IF NOT EXISTS big (id int);\nCREATE INDEX ON big (n);');
+-- an allow over a blank line and another comment still allows
+CALL pg_temp.add('336', 'allow above', E'-- migrate:allow table-rewrite\n\n-- the type grows\nALTER TABLE big ALTER COLUMN id TYPE bigint;');
+-- REFERENCES of a column added to a table new in the plan; SET LOGGED of a logged table
+CALL pg_temp.add('337', 'new and no-ops', E'CREATE TABLE fr (id int);\nALTER TABLE fr ADD COLUMN p int REFERENCES small;\nALTER TABLE big SET LOGGED;\nALTER TABLE big ALTER COLUMN id SET NOT NULL;');
+SELECT * FROM pg_temp.lint;
+SELECT version, statement, message FROM migrate_lint() WHERE version IN ('301', '314', '334');
 
 RESET migrate.lint_large_rows;
 RESET search_path;

@@ -123,6 +123,7 @@ typedef struct LintTable
 	Oid			relid;			/* InvalidOid: does not exist now */
 	char	   *name;			/* qualified when it exists, else as written */
 	bool		is_new;			/* created in this plan (or not there yet) */
+	bool		estimated;		/* rows estimated from its size: never analysed */
 	double		rows;			/* -1: unknown */
 	int64		bytes;			/* -1: unknown */
 } LintTable;
@@ -182,7 +183,7 @@ stats_size(Oid relid, double *rows, int64 *bytes)
  * table counts its partitions.  Never waits for a lock.
  */
 static void
-table_size(Oid relid, double *rows, int64 *bytes)
+table_size(Oid relid, double *rows, int64 *bytes, bool *estimated)
 {
 	char		relkind = get_rel_relkind(relid);
 
@@ -212,6 +213,7 @@ table_size(Oid relid, double *rows, int64 *bytes)
 	/* never analysed: unknown, unless it can be measured without waiting */
 	*rows = -1;
 	*bytes = -1;
+	*estimated = true;
 	if (ConditionalLockRelationOid(relid, AccessShareLock))
 	{
 		Relation	rel = try_relation_open(relid, NoLock);
@@ -257,7 +259,7 @@ lint_table(LintRun *run, RangeVar *rv)
 	}
 	t->name = psprintf("%s.%s", get_namespace_name(get_rel_namespace(t->relid)), get_rel_name(t->relid));
 	if (!t->is_new)
-		table_size(t->relid, &t->rows, &t->bytes);
+		table_size(t->relid, &t->rows, &t->bytes, &t->estimated);
 	return t;
 }
 
@@ -283,8 +285,10 @@ size_text(LintTable *t)
 		return pstrdup("new in this plan");
 	if (t->rows < 0 && t->bytes < 0)
 		return pstrdup("size unknown: never analysed, and locked by another session now");
-	return psprintf("%s rows, %s",
-					t->rows < 0 ? "unknown" : psprintf("%.0f", t->rows),
+	return psprintf("%s rows%s, %s",
+					t->rows < 0 ? "unknown" :
+					psprintf(t->estimated && t->rows > 0 ? "about %.0f" : "%.0f", t->rows),
+					t->estimated && t->rows > 0 ? " (never analysed)" : "",
 					t->bytes < 0 ? "size unknown" :
 					text_to_cstring(DatumGetTextPP(DirectFunctionCall1(pg_size_pretty,
 																	   Int64GetDatum(t->bytes)))));
@@ -648,6 +652,21 @@ has_not_null_check(Oid relid, const char *table, const char *column, List *valid
 	return found;
 }
 
+/* Whether a column is NOT NULL already: SET NOT NULL does nothing. */
+static bool
+column_not_null(Oid relid, const char *column)
+{
+	HeapTuple	att = SearchSysCacheAttName(relid, column);
+	bool		result = false;
+
+	if (HeapTupleIsValid(att))
+	{
+		result = ((Form_pg_attribute) GETSTRUCT(att))->attnotnull;
+		ReleaseSysCache(att);
+	}
+	return result;
+}
+
 /* The column a raw CHECK expression proves NOT NULL ("col IS NOT NULL"), or NULL. */
 static char *
 raw_not_null_column(Node *expr)
@@ -895,7 +914,7 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 				{
 					char	   *key = table_column_key(t, cmd->name);
 
-					if (t->is_new || !OidIsValid(t->relid) ||
+					if (t->is_new || !OidIsValid(t->relid) || column_not_null(t->relid, cmd->name) ||
 						list_member(run->not_null_checks, makeString(key)) ||
 						has_not_null_check(t->relid, t->name, cmd->name, run->validated))
 						break;
@@ -1023,7 +1042,7 @@ lint_reindex(LintRun *run, ReindexStmt *stmt)
 		{
 			t->relid = heap;
 			t->name = psprintf("%s.%s", get_namespace_name(get_rel_namespace(heap)), get_rel_name(heap));
-			table_size(heap, &t->rows, &t->bytes);
+			table_size(heap, &t->rows, &t->bytes, &t->estimated);
 		}
 	}
 	if (t->is_new)
@@ -1159,7 +1178,7 @@ finish_rls(LintRun *run)
 {
 	ListCell   *lc;
 	int			stmt = run->stmt;
-	LintTable	t = {InvalidOid, NULL, true, -1, -1};
+	LintTable	t = {InvalidOid, NULL, true, false, -1, -1};
 
 	foreach(lc, run->pending_rls)
 	{
