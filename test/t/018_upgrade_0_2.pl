@@ -1,6 +1,7 @@
 # 0.2.0 is released and in use: a database created at 0.2.0, with applied and
 # pending migrations, a finished job and a DBA's grants, is refused by the
-# new library until ALTER EXTENSION migrate UPDATE; updated, it has exactly
+# new library until ALTER EXTENSION migrate UPDATE; updated to the default
+# version of migrate.control (through every later version), it has exactly
 # the objects of a fresh install, keeps every row and grant (on migrate_add
 # and migrate_jobs, whose signature and result type changed), and a job runs
 # a batched migration registered by the DBA's deployer.
@@ -11,15 +12,16 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use FindBin;
 use lib "$FindBin::RealBin/lib";
-use MigrateUpgrade qw($OBJECTS_SQL $CONFIG_SQL $INIT_PRIVS_SQL);
+use MigrateUpgrade qw($OBJECTS_SQL $CONFIG_SQL $INIT_PRIVS_SQL control_default_version);
 
 my $node = PostgreSQL::Test::Cluster->new('upgrade_0_2');
 $node->init;
 $node->start;
 
-my $latest = $node->safe_psql('postgres',
-	q{SELECT default_version FROM pg_available_extensions WHERE name = 'migrate'});
-is($latest, '0.3.0', 'the default version is 0.3.0');
+my $latest = control_default_version($node);
+is($node->safe_psql('postgres', q{SELECT default_version FROM pg_available_extensions WHERE name = 'migrate'}),
+	$latest, "the default version is migrate.control's ($latest)");
+isnt($latest, '0.2.0', '... which is newer than 0.2.0');
 
 $node->safe_psql('postgres', q{
     CREATE ROLE dba LOGIN CREATEDB;
@@ -105,8 +107,8 @@ for my $case ([ 'dba', 'SELECT * FROM migrate_validate()' ],
 }
 
 as_dba('upgraded', 'ALTER EXTENSION migrate UPDATE');
-is(as_dba('upgraded', q{SELECT extversion FROM pg_extension WHERE extname = 'migrate'}), '0.3.0',
-	'updated to 0.3.0');
+is(as_dba('upgraded', q{SELECT extversion FROM pg_extension WHERE extname = 'migrate'}), $latest,
+	"updated to $latest");
 
 # ---- a fresh install
 as_dba('fresh', 'CREATE EXTENSION migrate');

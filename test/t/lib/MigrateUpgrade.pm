@@ -1,4 +1,5 @@
-# Queries the upgrade tests share (test/t/007_upgrade.pl, test/t/018_upgrade_0_2.pl):
+# What the upgrade tests share (test/t/007_upgrade.pl, test/t/018_upgrade_0_2.pl,
+# test/t/022_upgrade_0_3.pl): the version they update to, and the queries of
 # what an upgraded database must have exactly as a fresh install has it.
 package MigrateUpgrade;
 
@@ -6,7 +7,21 @@ use strict;
 use warnings;
 use Exporter 'import';
 
-our @EXPORT_OK = qw($OBJECTS_SQL $CONFIG_SQL $INIT_PRIVS_SQL);
+our @EXPORT_OK = qw($OBJECTS_SQL $CONFIG_SQL $INIT_PRIVS_SQL control_default_version);
+
+# The default_version of the migrate.control that `make install` put in the
+# share directory of $node's installation: the version a fresh install gets
+# and ALTER EXTENSION migrate UPDATE goes to.
+sub control_default_version
+{
+	my ($node) = @_;
+	my $control = $node->config_data('--sharedir') . '/extension/migrate.control';
+	open(my $fh, '<', $control) or die "could not read $control: $!";
+	my ($version) = map { /^\s*default_version\s*=\s*'([^']+)'/ ? ($1) : () } <$fh>;
+	close($fh);
+	die "no default_version in $control" unless defined $version;
+	return $version;
+}
 
 # Every object of the extension with its definition, comments and privileges
 # (grantee, privilege, grant option: the grantor of a routine that an update
