@@ -4,6 +4,30 @@
 -- As the earlier scripts, this runs as the bootstrap superuser for a trusted
 -- extension: every operator, function and table below is qualified.
 
+-- Take back what a new routine of the extension was given at its creation
+-- beyond its owner's: the grants that default privileges of the creating role
+-- add (a platform's for its API roles, as Supabase's for anon and
+-- authenticated), which the install script revoked from every routine of
+-- 0.1.0.  Dropped again at the end of this script.
+CREATE FUNCTION migrate.revoke_default_grants(routine pg_catalog.regprocedure)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    who pg_catalog.oid;
+BEGIN
+    FOR who IN
+        SELECT DISTINCT a.grantee
+          FROM pg_catalog.pg_proc p CROSS JOIN pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid OPERATOR(pg_catalog.=) routine::pg_catalog.oid
+           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM %s', routine,
+                                  CASE WHEN who OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
+                                       ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(who)) END);
+    END LOOP;
+END
+$fn$;
+
 -- Replace a routine whose signature changes, keeping the privileges granted on
 -- it since installation: the extension's own grants are made again (and stay
 -- its initial privileges, which pg_dump leaves out), the grants that DBAs made
@@ -30,6 +54,7 @@ BEGIN
                               CASE WHEN kind OPERATOR(pg_catalog.=) 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, old);
     EXECUTE definition;
     routine := pg_catalog.to_regprocedure(new_signature);
+    PERFORM migrate.revoke_default_grants(routine);
     EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', routine);
     EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %s TO %I WITH GRANT OPTION',
                               routine, pg_catalog.pg_get_userbyid(extowner));
@@ -60,6 +85,7 @@ RETURNS TABLE (version text, statement integer, line integer, rule text, severit
                table_name text, table_rows bigint, table_bytes bigint, lock text,
                message text, hint text, allowed boolean)
 AS 'MODULE_PATHNAME', 'migrate_lint' LANGUAGE C VOLATILE;
+SELECT migrate.revoke_default_grants('@extschema@.migrate_lint(pg_catalog.text)');
 REVOKE ALL ON FUNCTION @extschema@.migrate_lint(text) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.migrate_lint(text) IS
     'What the pending migrations (or one) would do to the live database: rewrites, scans and index builds under strong locks, what drops break, security gaps; one row per finding';
@@ -87,3 +113,4 @@ END
 $$;
 
 DROP FUNCTION migrate.replace_routine(pg_catalog.regprocedure, pg_catalog.text, pg_catalog.text);
+DROP FUNCTION migrate.revoke_default_grants(pg_catalog.regprocedure);
