@@ -16,7 +16,7 @@ CREATE EXTENSION pgtap;
 CREATE EXTENSION migrate;
 SET LOCAL client_min_messages = warning;
 
-SELECT plan(61);
+SELECT plan(63);
 
 -- ---------------------------------------------------------------- setup (superuser)
 CREATE ROLE app_owner NOLOGIN;
@@ -66,8 +66,24 @@ SELECT is(
     (SELECT count(*) FROM pg_depend d
       WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')),
-    32::bigint,
-    'the extension has 32 routines (26 migrate_* and 6 catalog helpers: append-only and chain triggers, row hash, registered_by and job role triggers, status rows)');
+    33::bigint,
+    'the extension has 33 routines (27 migrate_* and 6 catalog helpers: append-only and chain triggers, row hash, registered_by and job role triggers, status rows)');
+SELECT is(
+    (SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text COLLATE "C")
+       FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+      WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+        AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')
+        AND p.pronamespace <> 'migrate'::regnamespace),
+    ARRAY['migrate_add(text,text,text,text,text,jsonb,text[],boolean,jsonb)', 'migrate_add_script(text,text)',
+          'migrate_add_scripts(text[],text[])', 'migrate_apply(text,boolean,boolean,text)', 'migrate_baseline(text)',
+          'migrate_cancel(bigint)', 'migrate_check(text)', 'migrate_checksum(text)',
+          'migrate_compare_scripts(text[],text[])', 'migrate_histories()', 'migrate_import_history(text)',
+          'migrate_jobs()', 'migrate_lint(text)', 'migrate_load(text)', 'migrate_pause(bigint)',
+          'migrate_plan(text,boolean)', 'migrate_remove(text)', 'migrate_repair(text,text)', 'migrate_resume(bigint)',
+          'migrate_rollback(text)', 'migrate_run(text,boolean,text)', 'migrate_start(text,boolean,text)',
+          'migrate_status()', 'migrate_validate()', 'migrate_verify(text)', 'migrate_version_key(text)',
+          'migrate_wait(bigint,interval,text,integer,integer)'],
+    'the 27 migrate_* routines, migrate_lint(text) among them (the 6 helpers are in schema migrate)');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure
         FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
@@ -164,6 +180,8 @@ SELECT throws_ok($$SELECT * FROM migrate_status()$$,
                  '42501', 'permission denied for function migrate_status', 'stranger cannot call migrate_status');
 SELECT throws_ok($$SELECT * FROM migrate_plan()$$,
                  '42501', 'permission denied for function migrate_plan', 'stranger cannot call migrate_plan');
+SELECT throws_ok($$SELECT * FROM migrate_lint()$$,
+                 '42501', 'permission denied for function migrate_lint', 'stranger cannot call migrate_lint');
 SELECT throws_ok($$SELECT * FROM migrate.status$$,
                  '42501', 'permission denied for schema migrate', 'stranger cannot read migrate.status');
 
