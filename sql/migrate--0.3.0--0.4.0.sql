@@ -112,5 +112,39 @@ BEGIN
 END
 $$;
 
+-- ==== 3. Nothing for PUBLIC nor Supabase's API roles, as the install script
+-- of 0.1.0 has it: the 0.1.0 -> 0.2.0 and 0.2.0 -> 0.3.0 scripts created
+-- routines and tables that default privileges of a platform (EXECUTE on new
+-- functions for anon, as Supabase sets them) could reach.
+DO $$
+DECLARE
+    f pg_catalog.regprocedure;
+    r pg_catalog.text;
+BEGIN
+    FOR f IN
+        SELECT d.objid::pg_catalog.regprocedure
+          FROM pg_catalog.pg_depend d
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                  WHERE e.extname OPERATOR(pg_catalog.=) 'migrate')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);
+        FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
+            IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
+                EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM %I', f, r);
+            END IF;
+        END LOOP;
+    END LOOP;
+    FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
+        IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
+            EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA migrate FROM %I', r);
+            EXECUTE pg_catalog.format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA migrate FROM %I', r);
+        END IF;
+    END LOOP;
+END
+$$;
+
 DROP FUNCTION migrate.replace_routine(pg_catalog.regprocedure, pg_catalog.text, pg_catalog.text);
 DROP FUNCTION migrate.revoke_default_grants(pg_catalog.regprocedure);
