@@ -10,6 +10,9 @@
 --
 SET client_min_messages = warning;
 \set VERBOSITY default
+-- the lock waits below fail at once, as they did before migrations were
+-- retried after a lock timeout (test/t/023_lock_retry.pl covers retries)
+SET migrate.lock_retries = 0;
 
 -- SQLSTATE and message of an error
 CREATE FUNCTION pg_temp.sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
