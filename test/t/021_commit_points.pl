@@ -44,6 +44,8 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib "$FindBin::RealBin/lib";
+use MigratePsql qw(spew);
 
 # test/run.sh runs this file from a copy of the repository.
 my $root    = abs_path("$FindBin::Bin/../..");
@@ -67,53 +69,9 @@ CREATE ROLE service_role NOLOGIN;
 GRANT authenticated, service_role TO app_owner;
 });
 
-# ------------------------------------------------------------ helpers
-# Run psql; returns (exit code, stdout, stderr).  Options: user, file (run
-# with -f FILE), stdin (a command piped into psql), single_transaction.
-sub run_psql
-{
-	my ($db, $sql, %o) = @_;
-	my $connstr = $node->connstr($db);
-	$connstr .= " user=$o{user}" if $o{user};
-	my @psql = ('psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-v',
-		'VERBOSITY=verbose', '-d', $connstr);
-	push @psql, '--single-transaction' if $o{single_transaction};
-	my ($out, $err) = ('', '');
-	my $ok;
-	if ($o{stdin})
-	{
-		$ok = IPC::Run::run($o{stdin}, '|', \@psql, '>', \$out, '2>', \$err);
-	}
-	elsif ($o{file})
-	{
-		$ok = IPC::Run::run([ @psql, '-f', $o{file} ],
-			'<', \undef, '>', \$out, '2>', \$err);
-	}
-	else
-	{
-		$ok = IPC::Run::run([ @psql, '-f', '-' ], '<', \$sql, '>', \$out,
-			'2>', \$err);
-	}
-	chomp $out;
-	return ($ok ? 0 : ($? >> 8 || 1), $out, $err);
-}
-
-sub query
-{
-	my ($db, $sql, %o) = @_;
-	my ($rc, $out, $err) = run_psql($db, $sql, %o);
-	die "query failed in database $db: $sql\n$err" if $rc;
-	return $out;
-}
-
-sub spew
-{
-	my ($path, $text) = @_;
-	open(my $fh, '>:raw', $path) or die "cannot write $path: $!";
-	print $fh $text;
-	close($fh) or die "cannot write $path: $!";
-	return;
-}
+# psql as a user runs it, against $node (test/t/lib/MigratePsql.pm)
+sub run_psql { return MigratePsql::run_psql($node, @_); }
+sub query { return MigratePsql::query($node, @_); }
 
 # Write the files of a project directory; returns the directory.
 sub project
