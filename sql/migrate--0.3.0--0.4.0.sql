@@ -115,33 +115,56 @@ $$;
 -- ==== 3. Nothing for PUBLIC nor Supabase's API roles, as the install script
 -- of 0.1.0 has it: the 0.1.0 -> 0.2.0 and 0.2.0 -> 0.3.0 scripts created
 -- routines and tables that default privileges of a platform (EXECUTE on new
--- functions for anon, as Supabase sets them) could reach.
+-- functions for anon, as Supabase sets them) could reach.  Only objects
+-- that have such a grant are touched, and their initial privileges lose
+-- just those grants: a REVOKE in an extension script records the object's
+-- whole ACL as initial, which would hide a DBA's grants from pg_dump.
 DO $$
 DECLARE
-    f pg_catalog.regprocedure;
-    r pg_catalog.text;
+    o        record;
+    who      pg_catalog.oid[];
+    init     pg_catalog.aclitem[];
+    g        pg_catalog.oid;
 BEGIN
-    FOR f IN
-        SELECT d.objid::pg_catalog.regprocedure
+    who := ARRAY(SELECT 0::pg_catalog.oid UNION ALL
+                 SELECT r.oid FROM pg_catalog.pg_roles r
+                  WHERE r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY['anon', 'authenticated']));
+    FOR o IN
+        SELECT d.classid, d.objid,
+               CASE WHEN d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
+                    THEN 'ROUTINE ' OPERATOR(pg_catalog.||) d.objid::pg_catalog.regprocedure::pg_catalog.text
+                    ELSE 'TABLE ' OPERATOR(pg_catalog.||) d.objid::pg_catalog.regclass::pg_catalog.text END AS what,
+               ARRAY(SELECT DISTINCT a.grantee
+                       FROM pg_catalog.aclexplode(coalesce(p.proacl, c.relacl)) a
+                      WHERE a.grantee OPERATOR(pg_catalog.=) ANY (who)) AS grantees
           FROM pg_catalog.pg_depend d
-         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
-           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid
+          LEFT JOIN pg_catalog.pg_proc p
+            ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
+           AND p.oid OPERATOR(pg_catalog.=) d.objid
+          LEFT JOIN pg_catalog.pg_class c
+            ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+           AND c.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid
            AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
                                                   WHERE e.extname OPERATOR(pg_catalog.=) 'migrate')
            AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND (p.oid IS NOT NULL OR c.oid IS NOT NULL)
     LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);
-        FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
-            IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
-                EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM %I', f, r);
-            END IF;
+        CONTINUE WHEN pg_catalog.cardinality(o.grantees) OPERATOR(pg_catalog.=) 0;
+        SELECT i.initprivs INTO init FROM pg_catalog.pg_init_privs i
+         WHERE i.objoid OPERATOR(pg_catalog.=) o.objid AND i.classoid OPERATOR(pg_catalog.=) o.classid
+           AND i.objsubid OPERATOR(pg_catalog.=) 0;
+        FOREACH g IN ARRAY o.grantees LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', o.what,
+                                      CASE WHEN g OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
+                                           ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g)) END);
         END LOOP;
-    END LOOP;
-    FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
-        IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
-            EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA migrate FROM %I', r);
-            EXECUTE pg_catalog.format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA migrate FROM %I', r);
-        END IF;
+        UPDATE pg_catalog.pg_init_privs
+           SET initprivs = ARRAY(SELECT a FROM pg_catalog.unnest(init) a
+                                  WHERE NOT EXISTS (SELECT FROM pg_catalog.aclexplode(ARRAY[a]) x
+                                                     WHERE x.grantee OPERATOR(pg_catalog.=) ANY (o.grantees)))
+         WHERE objoid OPERATOR(pg_catalog.=) o.objid AND classoid OPERATOR(pg_catalog.=) o.classid
+           AND objsubid OPERATOR(pg_catalog.=) 0;
     END LOOP;
 END
 $$;
