@@ -241,5 +241,23 @@ denied('anon', 'platform', q{SELECT * FROM migrate_plan()}, 'migrate_plan', 'upd
 is(as_dba('platform', $grants), '', 'anon has no grant on any routine of the extension');
 is(as_dba('platform', $OBJECTS_SQL), $want, '... which has exactly the objects of a fresh install');
 
+# ---- the same default privileges in place before the extension came: the
+# 0.1.0 -> 0.2.0 and 0.2.0 -> 0.3.0 scripts let them grant anon routines they
+# created (migrate_remove, migrate_start, ...); the 0.4.0 update revokes them,
+# and a DBA's own grant to another role stays, dumped by pg_dump.
+$node->safe_psql('postgres', 'CREATE DATABASE platform2 OWNER dba');
+$node->safe_psql('platform2',
+	qq{ALTER DEFAULT PRIVILEGES FOR ROLE "$bootstrap" GRANT EXECUTE ON FUNCTIONS TO anon});
+as_dba('platform2', q{CREATE EXTENSION migrate VERSION '0.3.0'});
+like(as_dba('platform2', $grants), qr/^function migrate_remove\(text\) anon EXECUTE$/m,
+	'at 0.3.0 the default privileges gave anon migrate_remove()');
+as_dba('platform2', q{GRANT EXECUTE ON FUNCTION migrate_status() TO deployer});
+as_dba('platform2', 'ALTER EXTENSION migrate UPDATE');
+is(as_dba('platform2', $grants), 'function migrate_status() deployer EXECUTE',
+	'updated, anon has no grant on any routine of the extension; the DBA grant to deployer stays');
+denied('anon', 'platform2', q{SELECT * FROM migrate_remove('1')}, 'migrate_remove', 'updated, anon calls migrate_remove()');
+my ($dump) = run_command([ 'pg_dump', '--schema-only', '-d', $node->connstr('platform2') ]);
+like($dump, qr/GRANT ALL ON FUNCTION public\.migrate_status\(\) TO deployer;/, '... and pg_dump dumps that grant');
+
 $node->stop;
 done_testing();
