@@ -429,6 +429,22 @@ CALL pg_temp.add('337', 'new and no-ops', E'CREATE TABLE fr (id int);\nALTER TAB
 SELECT * FROM pg_temp.lint;
 SELECT version, statement, message FROM migrate_lint() WHERE version IN ('301', '314', '334');
 
+-- lock waits: each statement waits at most migrate.lock_timeout (a shorter
+-- lock_timeout of the session stays); "-- migrate:lock_timeout" sets the
+-- migration's own, longer or shorter; a value that is not a time is refused
+SELECT count(*) FROM (SELECT migrate_remove(version) FROM migrate_status() WHERE state = 'pending') r;
+SELECT pg_temp.sqlstate_of($$SELECT migrate_add('401', 'bad', E'-- migrate:lock_timeout soon\nSELECT 1;')$$);
+CALL pg_temp.add('401', 'own timeout', E'-- migrate:lock_timeout 250ms\nCREATE TABLE seen_401 AS SELECT current_setting(''lock_timeout'') AS lt;');
+CALL pg_temp.add('402', 'default timeout', E'CREATE TABLE seen_402 AS SELECT current_setting(''lock_timeout'') AS lt;');
+SELECT version, notes FROM migrate_status() WHERE version IN ('401', '402');
+SELECT version, action FROM migrate_apply();
+SET lock_timeout = '100ms';
+CALL pg_temp.add('403', 'session timeout', E'CREATE TABLE seen_403 AS SELECT current_setting(''lock_timeout'') AS lt;');
+SELECT version, action FROM migrate_apply();
+RESET lock_timeout;
+SELECT (SELECT lt FROM seen_401) AS own, (SELECT lt FROM seen_402) AS default, (SELECT lt FROM seen_403) AS session_shorter,
+       current_setting('lock_timeout') AS after;
+
 RESET migrate.lint_large_rows;
 RESET search_path;
 DROP VIEW pg_temp.lint;

@@ -339,7 +339,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 	 * its own: they must not leak into the next migration or the caller.
 	 */
 	guc_level = NewGUCNestLevel();
-	lockwait_set_timeout();
+	lockwait_set_timeout(m->up);
 	rec->rows += run_statements(script, what,
 								psprintf("%s; correct the script, register it again and rerun.", nothing_kept_text()),
 								&touched);

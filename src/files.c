@@ -413,8 +413,9 @@ split_sections(MigrationFile *f, Migration *m)
 				file_error(f, mk->line, "-- migrate:batch is given twice");
 			m->batch = JsonbToCString(NULL, &j->root, VARSIZE(j));
 		}
-		else if (strcmp(mk->directive, "allow") == 0)
-			;					/* a lint allow: a comment of the script, checked with it */
+		else if (strcmp(mk->directive, "allow") == 0 ||
+				 (strcmp(mk->directive, "lock") == 0 && strncmp(mk->arg, "_timeout", 8) == 0))
+			;					/* a lint allow, a lock timeout: comments of the script, checked with it */
 		else
 			file_error(f, mk->line, psprintf("unknown directive \"-- migrate:%s\"", mk->directive));
 

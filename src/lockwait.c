@@ -25,6 +25,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
@@ -51,16 +53,91 @@ effective_lock_timeout(void)
 }
 
 /*
+ * The value of a "-- migrate:lock_timeout 30s" line of a script (the first),
+ * or NULL.  *line gets its line.
+ */
+char *
+lock_timeout_directive(const char *script, int *line)
+{
+	const char *p = script;
+	int			n = 1;
+
+	while (p && *p)
+	{
+		const char *q = p;
+		const char *eol = strchr(p, '\n');
+
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (q[0] == '-' && q[1] == '-')
+		{
+			q += 2;
+			while (*q == ' ' || *q == '\t')
+				q++;
+			if (strncmp(q, "migrate:lock_timeout", 20) == 0 && (q[20] == ' ' || q[20] == '\t'))
+			{
+				char	   *value;
+				int			len;
+
+				q += 20;
+				while (*q == ' ' || *q == '\t')
+					q++;
+				len = eol ? eol - q : strlen(q);
+				value = pnstrdup(q, len);
+				while (len > 0 && isspace((unsigned char) value[len - 1]))
+					value[--len] = '\0';
+				if (line)
+					*line = n;
+				return value;
+			}
+		}
+		if (eol == NULL)
+			break;
+		p = eol + 1;
+		n++;
+	}
+	return NULL;
+}
+
+/*
+ * A lock_timeout directive's value in ms; ereports (22023) on a value that
+ * is not a time.  `what` names the script.
+ */
+int
+lock_timeout_directive_ms(const char *value, int line, const char *what)
+{
+	int			ms;
+	const char *hint = NULL;
+
+	if (!parse_int(value, &ms, GUC_UNIT_MS, &hint) || ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s sets an invalid lock timeout \"%s\"", what, value),
+				 errdetail("Line %d: -- migrate:lock_timeout takes a time, such as 30s or 500ms (0: wait as long as it takes).",
+						   line),
+				 hint ? errhint("%s", hint) : 0));
+	return ms;
+}
+
+/*
  * Give the migration's statements lock_timeout = migrate.lock_timeout, in
  * the GUC nest level the caller opened for the migration (its end puts the
- * caller's back).  A shorter lock_timeout of the caller's stays.
+ * caller's back).  A shorter lock_timeout of the caller's stays.  A
+ * "-- migrate:lock_timeout" line of the script sets the migration's own,
+ * longer or shorter (0: no limit).
  */
 void
-lockwait_set_timeout(void)
+lockwait_set_timeout(const char *script)
 {
-	if (effective_lock_timeout() == LockTimeout)
+	int			line;
+	char	   *own = lock_timeout_directive(script, &line);
+	int			ms;
+
+	if (own)
+		ms = lock_timeout_directive_ms(own, line, "the up script");
+	else if ((ms = effective_lock_timeout()) == LockTimeout)
 		return;
-	(void) set_config_option("lock_timeout", psprintf("%d", migrate_lock_timeout), PGC_USERSET,
+	(void) set_config_option("lock_timeout", psprintf("%d", ms), PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
 }
 

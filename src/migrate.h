@@ -458,7 +458,9 @@ extern void lint_report(List *steps);
 
 extern int	migrate_lock_timeout;
 extern int	migrate_lock_retries;
-extern void lockwait_set_timeout(void);
+extern void lockwait_set_timeout(const char *script);
+extern char *lock_timeout_directive(const char *script, int *line);
+extern int	lock_timeout_directive_ms(const char *value, int line, const char *what);
 extern char *lock_holders_text(List *relids);
 extern void apply_step_retrying(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec);
 

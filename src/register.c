@@ -208,6 +208,16 @@ check_up_script(Migration *m)
 		m->notes = lappend(m->notes, note);
 	}
 	check_allow_directives(m);
+	{
+		int			line;
+		char	   *lock_timeout = lock_timeout_directive(m->up, &line);
+
+		if (lock_timeout)
+		{
+			(void) lock_timeout_directive_ms(lock_timeout, line, psprintf("the up script of migration %s", m->version));
+			m->notes = lappend(m->notes, psprintf("lock timeout %s (line %d)", lock_timeout, line));
+		}
+	}
 	if (c.modes_line > 0)
 		m->notes = lappend(m->notes, psprintf(CONSTRAINT_MODES_NOTE "SET CONSTRAINTS at line %d", c.modes_line));
 	if (c.absorbed.len > 0)
