@@ -48,6 +48,7 @@ typedef struct MigrationFile
 	bool		is_down;
 	bool		has_up;			/* a down file whose up file is registered with it */
 	struct ScriptSyntaxError *down_error;	/* a down file's syntax error */
+	char	   *parts;			/* what the file holds: "up", "up, down, verify", "down" */
 	/* outcome */
 	char	   *key;
 	const char *result;
@@ -622,6 +623,7 @@ prepare_files(List *files, bool strict)
 		m->name = f->name;
 		m->source = f->filename;
 		split_sections(f, m);
+		f->parts = psprintf("up%s%s", m->down ? ", down" : "", m->verify ? ", verify" : "");
 		/* a separate down file (U..., .down.sql) is the down script */
 		down_file = NULL;
 		if (lnext(files, lc))
@@ -699,6 +701,9 @@ register_files(List *files, bool strict, bool directory)
 		f->result = register_migration(cat, m);
 		if (!m->transactional)
 			f->detail = "transaction:false";
+		if (m->updated_parts)
+			f->detail = f->detail ? psprintf("%s; updated: %s", f->detail, m->updated_parts)
+				: psprintf("updated: %s", m->updated_parts);
 		changed |= strcmp(f->result, "unchanged") != 0;
 		registered = lappend(registered, m);
 	}
@@ -784,7 +789,7 @@ put_file_rows(FunctionCallInfo fcinfo, List *files)
 		nulls[2] = !known;
 		values[3] = known ? CStringGetTextDatum(f->key[0] == REPEATABLE_KEY_CHAR ? "repeatable" : "versioned") : (Datum) 0;
 		nulls[3] = !known;
-		values[4] = known ? CStringGetTextDatum(f->is_down ? "down" : "up") : (Datum) 0;
+		values[4] = known ? CStringGetTextDatum(f->parts ? f->parts : f->is_down ? "down" : "up") : (Datum) 0;
 		nulls[4] = !known;
 		values[5] = CStringGetTextDatum(f->result);
 		values[6] = f->detail ? CStringGetTextDatum(f->detail) : (Datum) 0;

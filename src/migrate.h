@@ -182,6 +182,7 @@ typedef struct Migration
 	bool		explained;		/* the history records its applying (history_scan) */
 	bool		history_applied;	/* the history says it is applied (history_scan) */
 	List	   *touched;		/* qualified table names, for applied ones */
+	char	   *updated_parts;	/* what register_migration() updated ("down script, ..."), or NULL */
 } Migration;
 
 /* Runs only in a job: it cannot run in a transaction, or it is batched. */

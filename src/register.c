@@ -413,6 +413,26 @@ changed_part_after_apply(Migration *m, const char *part, const char *was, const 
 					 from, to);
 }
 
+/* What differs between two registrations of one text: "down script, verify query", or NULL. */
+static char *
+updated_parts(Migration *old, Migration *m)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+#define PART_DIFFERS(cond, what) \
+	if (cond) \
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", what)
+	PART_DIFFERS(!str_equal(old->down, m->down), m->down ? (old->down ? "down script" : "down script added") : "down script removed");
+	PART_DIFFERS(!str_equal(old->verify, m->verify), m->verify ? (old->verify ? "verify query" : "verify query added") : "verify query removed");
+	PART_DIFFERS(!str_equal(old->expect, m->expect), "expectations");
+	PART_DIFFERS(!list_equal_strings(old->requires, m->requires), "requirements");
+	PART_DIFFERS(old->transactional != m->transactional, m->transactional ? "transactional" : "non-transactional");
+	PART_DIFFERS(!str_equal(old->batch, m->batch), "batch options");
+#undef PART_DIFFERS
+	return buf.len ? buf.data : NULL;
+}
+
 /*
  * Register a prepared migration against the loaded catalog (the caller holds
  * the catalog lock).  Returns what happened: "new", "unchanged", "changed"
@@ -455,9 +475,7 @@ register_migration(Catalog *cat, Migration *m)
 		action = "register";
 	else if (strcmp(old->checksum, m->checksum) != 0)
 		action = "replace";
-	else if (!str_equal(old->down, m->down) || !str_equal(old->verify, m->verify) ||
-			 !str_equal(old->expect, m->expect) || !list_equal_strings(old->requires, m->requires) ||
-			 old->transactional != m->transactional || !str_equal(old->batch, m->batch))
+	else if ((m->updated_parts = updated_parts(old, m)) != NULL)
 		action = "update";
 	else if (!OidIsValid(get_role_oid(old->registered_by, true)))
 	{
@@ -466,6 +484,7 @@ register_migration(Catalog *cat, Migration *m)
 		 * it now adopts it (its verify query runs as that role from now on).
 		 */
 		action = "update";
+		m->updated_parts = psprintf("registered by %s, whose registrant was dropped", current_user_name());
 		appendStringInfo(&detail, "\"registered_by\": {\"from\": %s, \"to\": %s}",
 						 quote_json(old->registered_by), quote_json(current_user_name()));
 	}
