@@ -90,7 +90,27 @@ REVOKE ALL ON FUNCTION @extschema@.migrate_lint(text) FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.migrate_lint(text) IS
     'What the pending migrations (or one) would do to the live database: rewrites, scans and index builds under strong locks, what drops break, security gaps; one row per finding';
 
--- ==== 2. migrate_plan() shows each step's findings.
+-- ==== 2. An assert query: checked when the migration is applied, before its
+-- commit, like the verify query, but never again (migrate_verify() runs the
+-- verify query only): for what holds once ("150 tools were imported").
+ALTER TABLE migrate.migrations ADD COLUMN assert pg_catalog.text;
+COMMENT ON COLUMN migrate.migrations.assert IS
+    'The assert query: checked when the migration is applied (every row''s first column true), never re-run by migrate_verify()';
+SELECT migrate.replace_routine(
+    '@extschema@.migrate_add(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, '
+    'pg_catalog.jsonb, pg_catalog.text[], pg_catalog.bool, pg_catalog.jsonb)',
+    '@extschema@.migrate_add(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, '
+    'pg_catalog.jsonb, pg_catalog.text[], pg_catalog.bool, pg_catalog.jsonb, pg_catalog.text)', $def$
+CREATE FUNCTION @extschema@.migrate_add(
+    version text, name text, up text,
+    down text DEFAULT NULL, verify text DEFAULT NULL, expect jsonb DEFAULT NULL,
+    requires text[] DEFAULT NULL, transactional boolean DEFAULT true, batch jsonb DEFAULT NULL,
+    "assert" text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_add' LANGUAGE C VOLATILE
+$def$);
+
+-- ==== 3. migrate_plan() shows each step's findings.
 SELECT migrate.replace_routine(
     '@extschema@.migrate_plan(pg_catalog.text, pg_catalog.bool)',
     '@extschema@.migrate_plan(pg_catalog.text, pg_catalog.bool)', $def$
@@ -112,7 +132,7 @@ BEGIN
 END
 $$;
 
--- ==== 3. Nothing for PUBLIC nor Supabase's API roles, as the install script
+-- ==== 4. Nothing for PUBLIC nor Supabase's API roles, as the install script
 -- of 0.1.0 has it: the 0.1.0 -> 0.2.0 and 0.2.0 -> 0.3.0 scripts created
 -- routines and tables that default privileges of a platform (EXECUTE on new
 -- functions for anon, as Supabase sets them) could reach.  Only objects

@@ -355,6 +355,8 @@ apply_one(Migration *m, ApplyRecord *rec)
 	rec->checks += expect_check_after(expectations, m->version);
 	if (m->verify)
 		rec->checks += verify_query_raise(m->verify, m->version);
+	if (m->assertion)
+		rec->checks += assert_query_raise(m->assertion, m->version);
 	rec->checks += verify_constraints_raise(touched, m->version);
 	AtEOXact_GUC(false, guc_level);
 

@@ -1364,6 +1364,8 @@ final_checks_body(void *arg)
 	}
 	if (m->verify)
 		fc->rec->checks += verify_query_raise(m->verify, m->version);
+	if (m->assertion)
+		fc->rec->checks += assert_query_raise(m->assertion, m->version);
 	fc->rec->checks += verify_constraints_raise(fc->touched, m->version);
 }
 
@@ -1398,6 +1400,7 @@ batch_finish(BatchRun *r, double ms)
 	}
 	r->m->expect = now->expect;		/* expectations and verify query as registered now */
 	r->m->verify = now->verify;
+	r->m->assertion = now->assertion;
 	r->m->registered_by = now->registered_by;
 	foreach(lc, stmt_written_relations(r->script->stmts[0].parsetree))
 	{

@@ -304,9 +304,10 @@ file_error(MigrationFile *f, int line, const char *msg)
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("%s", msg),
 			 errdetail("In file \"%s\", line %d.", f->filename, line),
-			 errhint("Section markers are -- migrate:up, -- migrate:down and -- migrate:verify "
+			 errhint("Section markers are -- migrate:up, -- migrate:down, -- migrate:verify and -- migrate:assert "
 					 "(up and down may add transaction:false); directives are "
-					 "-- migrate:requires <versions>, -- migrate:expect <JSON object> and -- migrate:batch <JSON object>.")));
+					 "-- migrate:requires <versions>, -- migrate:expect <JSON object> and -- migrate:batch <JSON object>; "
+					 "in a script, -- migrate:allow <rules> and -- migrate:lock_timeout <time>.")));
 }
 
 /*
@@ -347,6 +348,29 @@ append_script(char *acc, const char *more, bool before)
 }
 
 /*
+ * The markers that are the file's, not its scripts': "-- migrate:allow"
+ * (lint) and "-- migrate:lock_timeout" lines are comments of the script
+ * they stand in, kept in its text (registration checks them there).
+ */
+static List *
+script_markers(List *markers)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, markers)
+	{
+		Marker	   *mk = lfirst(lc);
+
+		if (strcmp(mk->directive, "allow") == 0 ||
+			(strcmp(mk->directive, "lock") == 0 && strncmp(mk->arg, "_timeout", 8) == 0))
+			continue;
+		result = lappend(result, mk);
+	}
+	return result;
+}
+
+/*
  * Fill a migration from the text of its (up) file: the sections, or the
  * whole text as up; requirements and expectations from directives.
  * Several up/down pairs (dbmate) are joined: ups in order, downs in reverse.
@@ -355,7 +379,7 @@ static void
 split_sections(MigrationFile *f, Migration *m)
 {
 	const char *text = script_skip_bom(f->content);
-	List	   *markers = find_markers(text);
+	List	   *markers = script_markers(find_markers(text));
 	char	   *clean = without_markers(text, markers);
 	Marker	   *section = NULL;
 	int			header_end = strlen(clean);
@@ -378,7 +402,7 @@ split_sections(MigrationFile *f, Migration *m)
 			else if (mk->arg[0] != '\0' && strcmp(mk->arg, "transaction:true") != 0)
 				file_error(f, mk->line, psprintf("unknown option \"%s\" of -- migrate:%s", mk->arg, mk->directive));
 		}
-		else if (strcmp(mk->directive, "verify") == 0)
+		else if (strcmp(mk->directive, "verify") == 0 || strcmp(mk->directive, "assert") == 0)
 			is_section = true;
 		else if (strcmp(mk->directive, "requires") == 0)
 		{
@@ -414,9 +438,6 @@ split_sections(MigrationFile *f, Migration *m)
 				file_error(f, mk->line, "-- migrate:batch is given twice");
 			m->batch = JsonbToCString(NULL, &j->root, VARSIZE(j));
 		}
-		else if (strcmp(mk->directive, "allow") == 0 ||
-				 (strcmp(mk->directive, "lock") == 0 && strncmp(mk->arg, "_timeout", 8) == 0))
-			;					/* a lint allow, a lock timeout: comments of the script, checked with it */
 		else
 			file_error(f, mk->line, psprintf("unknown directive \"-- migrate:%s\"", mk->directive));
 
@@ -433,6 +454,8 @@ split_sections(MigrationFile *f, Migration *m)
 				m->up = append_script(m->up, body, false);
 			else if (strcmp(section->directive, "down") == 0)
 				m->down = append_script(m->down, body, true);
+			else if (strcmp(section->directive, "assert") == 0)
+				m->assertion = append_script(m->assertion, body, false);
 			else
 				m->verify = append_script(m->verify, body, false);
 		}
@@ -446,6 +469,8 @@ split_sections(MigrationFile *f, Migration *m)
 			m->up = append_script(m->up, body, false);
 		else if (strcmp(section->directive, "down") == 0)
 			m->down = append_script(m->down, body, true);
+		else if (strcmp(section->directive, "assert") == 0)
+			m->assertion = append_script(m->assertion, body, false);
 		else
 			m->verify = append_script(m->verify, body, false);
 		/* without an up marker, what stands before the first section is the up script */
@@ -623,7 +648,8 @@ prepare_files(List *files, bool strict)
 		m->name = f->name;
 		m->source = f->filename;
 		split_sections(f, m);
-		f->parts = psprintf("up%s%s", m->down ? ", down" : "", m->verify ? ", verify" : "");
+		f->parts = psprintf("up%s%s%s", m->down ? ", down" : "", m->verify ? ", verify" : "",
+							m->assertion ? ", assert" : "");
 		/* a separate down file (U..., .down.sql) is the down script */
 		down_file = NULL;
 		if (lnext(files, lc))
@@ -987,9 +1013,9 @@ migrate_compare_scripts(PG_FUNCTION_ARGS)
 			}
 		}
 		if (old && strcmp(state, "changed") != 0 &&
-			(!str_equal(old->verify, m->verify) || !str_equal(old->expect, m->expect) ||
-			 !str_equal(old->batch, m->batch)))
-			detail = psprintf("%s%sits verify query, expectations or batch options differ from the registered ones",
+			(!str_equal(old->verify, m->verify) || !str_equal(old->assertion, m->assertion) ||
+			 !str_equal(old->expect, m->expect) || !str_equal(old->batch, m->batch)))
+			detail = psprintf("%s%sits verify or assert query, expectations or batch options differ from the registered ones",
 							  detail ? detail : "", detail ? "; " : "");
 		put_compare_row(rsinfo, f->filename, f->version, f->name, state, m->checksum, registered, detail);
 	}

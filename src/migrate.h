@@ -164,6 +164,7 @@ typedef struct Migration
 	char	   *up;				/* NULL when not loaded (applied ones) */
 	char	   *down;
 	char	   *verify;
+	char	   *assertion;		/* the assert query: checked when applied, never again */
 	char	   *expect;			/* jsonb as text, or NULL */
 	char	   *batch;			/* batch options (jsonb as text), or NULL */
 	List	   *requires;		/* version texts */
@@ -611,6 +612,7 @@ typedef struct CheckResult
 extern int	verify_constraints_raise(List *reloids, const char *version);
 /* Run a verify script; raises on failure; returns number of checks passed. */
 extern int	verify_query_raise(const char *verify, const char *version);
+extern int	assert_query_raise(const char *assertion, const char *version);
 /* Add relations (and their partition ancestors) to a list of OIDs. */
 extern List *touched_add(List *reloids, Oid relid);
 extern List *touched_names(List *reloids);

@@ -546,7 +546,8 @@ append_field(StringInfo buf, const char *name, const char *value)
  * What one step adds to the plan checksum: what decides what runs and what
  * is checked (the up script's checksum as registered, the checksums of the
  * verify query and the down script, the expectations as normalised jsonb
- * text, the requirements' keys, the transactional flag) and what the
+ * text, the requirements' keys, the transactional flag; the batch options
+ * and the assert query's checksum when there are) and what the
  * reviewer saw of it (key, version, name).  Not the reason: it is English
  * derived from these.  Nothing here depends on a session setting.
  */
@@ -573,6 +574,8 @@ step_text(PlanStep *s)
 	appendStringInfo(&text, "transactional %s\n", m->transactional ? "true" : "false");
 	if (m->batch)
 		append_field(&text, "batch", m->batch);
+	if (m->assertion)
+		append_field(&text, "assert", script_checksum(m->assertion));
 	s->text = text.data;
 }
 

@@ -361,6 +361,8 @@ migration_prepare(Migration *m)
 		batch_prepare(m);
 	if (m->verify)
 		(void) check_other_script(m->verify, psprintf("the verify query of migration %s", m->version), false);
+	if (m->assertion)
+		(void) check_other_script(m->assertion, psprintf("the assert query of migration %s", m->version), false);
 	migration_prepare_down(m);
 	if (m->source == NULL)
 		m->source = "migrate_add";
@@ -425,6 +427,8 @@ updated_parts(Migration *old, Migration *m)
 		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", what)
 	PART_DIFFERS(!str_equal(old->down, m->down), m->down ? (old->down ? "down script" : "down script added") : "down script removed");
 	PART_DIFFERS(!str_equal(old->verify, m->verify), m->verify ? (old->verify ? "verify query" : "verify query added") : "verify query removed");
+	PART_DIFFERS(!str_equal(old->assertion, m->assertion),
+				 m->assertion ? (old->assertion ? "assert query" : "assert query added") : "assert query removed");
 	PART_DIFFERS(!str_equal(old->expect, m->expect), "expectations");
 	PART_DIFFERS(!list_equal_strings(old->requires, m->requires), "requirements");
 	PART_DIFFERS(old->transactional != m->transactional, m->transactional ? "transactional" : "non-transactional");
@@ -444,8 +448,8 @@ register_migration(Catalog *cat, Migration *m)
 	Migration  *old = catalog_find(cat, m->key);
 	const char *action;
 	StringInfoData detail;
-	Datum		values[15];
-	char		nulls[15];
+	Datum		values[16];
+	char		nulls[16];
 
 	if (old && strcmp(old->version, m->version) != 0)
 		ereport(ERROR,
@@ -546,19 +550,23 @@ register_migration(Catalog *cat, Migration *m)
 	values[13] = PointerGetDatum(string_list_to_array(m->notes));
 	values[14] = m->batch ? CStringGetTextDatum(m->batch) : (Datum) 0;
 	nulls[14] = m->batch ? ' ' : 'n';
+	values[15] = m->assertion ? CStringGetTextDatum(m->assertion) : (Datum) 0;
+	nulls[15] = m->assertion ? ' ' : 'n';
 	catalog_exec("INSERT INTO migrate.migrations (version_key, version, name, up, down, verify, "
-				 "       expect, requires, transactional, checksum, registered_by, kind, source, notes, batch) "
-				 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb) "
+				 "       expect, requires, transactional, checksum, registered_by, kind, source, notes, batch, "
+				 "       assert) "
+				 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16) "
 				 "ON CONFLICT (version_key) DO UPDATE SET "
 				 "  up = EXCLUDED.up, down = EXCLUDED.down, verify = EXCLUDED.verify, "
 				 "  expect = EXCLUDED.expect, requires = EXCLUDED.requires, "
 				 "  transactional = EXCLUDED.transactional, checksum = EXCLUDED.checksum, "
 				 "  registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now(), "
 				 "  source = EXCLUDED.source, notes = EXCLUDED.notes, batch = EXCLUDED.batch, "
+				 "  assert = EXCLUDED.assert, "
 				 "  failure = CASE WHEN migrations.checksum = EXCLUDED.checksum "
 				 "                 THEN migrations.failure END",
-				 15, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID},
+				 16, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID},
 				 values, nulls);
 	if (strcmp(action, "replace") == 0)
 		appendStringInfo(&detail, "%s\"previous_checksum\": \"%s\"", detail.len ? ", " : "", old->checksum);
@@ -614,7 +622,7 @@ required_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 
 /*
  * migrate_add(version, name, up, down, verify, expect, requires,
- * transactional, batch) -> checksum
+ * transactional, batch, assert) -> checksum
  */
 Datum
 migrate_add(PG_FUNCTION_ARGS)
@@ -640,6 +648,8 @@ migrate_add(PG_FUNCTION_ARGS)
 
 		m->batch = JsonbToCString(NULL, &batch->root, VARSIZE(batch));
 	}
+	if (PG_NARGS() > 9 && !PG_ARGISNULL(9))
+		m->assertion = text_arg_cstring(fcinfo, 9);
 	if (!PG_ARGISNULL(6))
 	{
 		Datum	   *elems;

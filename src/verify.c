@@ -568,22 +568,23 @@ verify_constraints_raise(List *touched, const char *version)
 /* ---- verify queries ---- */
 
 /*
- * Run a verify script: every statement must run, and every row's first
- * column must be true (boolean) or not begin with "not ok" (text, as pgTAP's
- * ok() and friends print).  Counts as one check.
+ * Run a check script, `kind` "verify" or "assert": every statement must
+ * run, and every row's first column must be true (boolean) or not begin
+ * with "not ok" (text, as pgTAP's ok() and friends print).  Counts as one
+ * check.
  */
-int
-verify_query_raise(const char *verify, const char *version)
+static int
+check_query_raise(const char *sql, const char *version, const char *kind)
 {
-	Script	   *script = script_parse(verify, psprintf("the verify query of migration %s", version));
-	char	   *what = psprintf("Verify query of migration %s", version);
+	Script	   *script = script_parse(sql, psprintf("the %s query of migration %s", kind, version));
+	char	   *what = psprintf("%c%s query of migration %s", pg_toupper((unsigned char) kind[0]), kind + 1, version);
 
 	for (int i = 0; i < script->nstmts; i++)
 	{
 		TupleDesc	desc;
 		Oid			type;
 
-		script_exec_stmt(script, i, what, "Correct the verify query, or the data it checks.", false, false);
+		script_exec_stmt(script, i, what, psprintf("Correct the %s query, or the data it checks.", kind), false, false);
 		if (SPI_tuptable == NULL)
 			continue;
 		desc = SPI_tuptable->tupdesc;
@@ -592,7 +593,8 @@ verify_query_raise(const char *verify, const char *version)
 			type != NAMEOID)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("the first column of a verify query must be boolean or text, not %s",
+					 errmsg("the first column of %s %s query must be boolean or text, not %s",
+							kind[0] == 'a' ? "an" : "a", kind,
 							type == InvalidOid ? "nothing" : format_type_be(type)),
 					 errdetail("%s, statement %d of %d, line %d.", what, i + 1, script->nstmts,
 							   script->stmts[i].line),
@@ -615,8 +617,8 @@ verify_query_raise(const char *verify, const char *version)
 			if (shown)
 				ereport(ERROR,
 						(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
-						 errmsg("verify query of migration %s failed: row %llu returned %s",
-								version, (unsigned long long) r + 1, shown),
+						 errmsg("%s query of migration %s failed: row %llu returned %s",
+								kind, version, (unsigned long long) r + 1, shown),
 						 errdetail("%s, statement %d of %d, line %d.", what, i + 1, script->nstmts,
 								   script->stmts[i].line),
 						 errhint("Every row's first column must be true.")));
@@ -624,6 +626,20 @@ verify_query_raise(const char *verify, const char *version)
 		SPI_freetuptable(SPI_tuptable);
 	}
 	return 1;
+}
+
+/* A verify query: checked when applied, and again by migrate_verify(). */
+int
+verify_query_raise(const char *verify, const char *version)
+{
+	return check_query_raise(verify, version, "verify");
+}
+
+/* An assert query: checked when applied, before the commit, and never again. */
+int
+assert_query_raise(const char *assertion, const char *version)
+{
+	return check_query_raise(assertion, version, "assert");
 }
 
 /* ---- re-verification of applied migrations ---- */

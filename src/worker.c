@@ -328,6 +328,8 @@ final_checks_body(void *arg)
 
 	if (fc->m->verify)
 		fc->rec->checks += verify_query_raise(fc->m->verify, fc->m->version);
+	if (fc->m->assertion)
+		fc->rec->checks += assert_query_raise(fc->m->assertion, fc->m->version);
 	fc->rec->checks += verify_constraints_raise(fc->touched, fc->m->version);
 }
 
