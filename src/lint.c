@@ -1453,23 +1453,6 @@ lint_finding_text(LintFinding *f)
 }
 
 /*
- * Whether this database's migrate has migrate_lint() (0.4.0 on): a catalog
- * not yet updated is not linted before apply, as its users cannot see why.
- */
-static bool
-lint_installed(void)
-{
-	const char *version = NULL;
-
-	if (SPI_execute("SELECT e.extversion FROM pg_catalog.pg_extension e "
-					" WHERE e.extname OPERATOR(pg_catalog.=) 'migrate'", true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-		version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	return version == NULL || (strcmp(version, "0.1.0") != 0 && strcmp(version, "0.2.0") != 0 &&
-							   strcmp(version, "0.3.0") != 0);
-}
-
-/*
  * Before migrate_apply(), migrate_run() or a job starts: with migrate.lint =
  * 'error', an error finding that is not allowed refuses the call (0A000,
  * every such finding listed); with 'warn' each is a WARNING; with 'off'
@@ -1484,7 +1467,7 @@ lint_refuse(List *steps, const char *what)
 	int			n = 0;
 	LintFinding *first = NULL;
 
-	if (migrate_lint_mode == LINT_MODE_OFF || steps == NIL || !lint_installed())
+	if (migrate_lint_mode == LINT_MODE_OFF || steps == NIL)
 		return;
 	findings = lint_steps(steps);
 	initStringInfo(&detail);
@@ -1527,7 +1510,7 @@ lint_report(List *steps)
 {
 	ListCell   *lc;
 
-	if (migrate_lint_mode == LINT_MODE_OFF || steps == NIL || !lint_installed())
+	if (migrate_lint_mode == LINT_MODE_OFF || steps == NIL)
 		return;
 	foreach(lc, lint_steps(steps))
 	{
