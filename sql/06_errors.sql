@@ -60,7 +60,7 @@ SELECT n, pg_temp.sqlstate_of(sql)
 RESET ROLE;
 
 -- with EXECUTE granted it works; the catalog stays out of reach
-GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb),
+GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text),
                           migrate_apply(text, boolean, boolean, text),
                           migrate_status()
    TO regress_migrate_user;

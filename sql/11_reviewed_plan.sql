@@ -64,7 +64,7 @@ SET search_path = rev, public;
 -- a role that may register but not apply: what it registers runs with the
 -- rights of whoever applies next
 CREATE ROLE regress_registrar;
-GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb)
+GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text)
     TO regress_registrar;
 
 --

@@ -36,7 +36,7 @@ CREATE ROLE regress_registrant;
 CREATE ROLE regress_other;
 CREATE ROLE regress_mallory;
 GRANT USAGE, CREATE ON SCHEMA sec TO regress_registrant, regress_mallory;
-GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb),
+GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text),
                           migrate_check(text), migrate_verify(text), migrate_status()
    TO regress_registrant, regress_other;
 

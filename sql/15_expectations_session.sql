@@ -151,7 +151,7 @@ SELECT dblink_exec('other', 'ROLLBACK');
 CREATE ROLE regress_exp15_reader;
 GRANT USAGE ON SCHEMA exp15 TO regress_exp15_reader;
 GRANT SELECT ON exp15.t TO regress_exp15_reader;
-GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb),
+GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text),
                           migrate_apply(text, boolean, boolean, text)
    TO regress_exp15_reader;
 BEGIN;

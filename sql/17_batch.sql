@@ -73,13 +73,13 @@ SELECT pg_temp.sqlstate_of($$SELECT migrate_add('001', 'x', 'UPDATE by_ci SET n 
 -- a role that may not read the table cannot register a walk of it (nor lock it meanwhile)
 CREATE ROLE regress_batch_nobody;
 GRANT USAGE ON SCHEMA batch TO regress_batch_nobody;
-GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb),
+GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text),
     pg_temp.sqlstate_of(text) TO regress_batch_nobody;
 SET ROLE regress_batch_nobody;
 SELECT pg_temp.sqlstate_of($$SELECT migrate_add('001', 'x', 'UPDATE legacy SET n = 1 WHERE id > $1 AND id <= $2', batch => '{"table": "legacy"}')$$);
 RESET ROLE;
 REVOKE ALL ON SCHEMA batch FROM regress_batch_nobody;
-REVOKE ALL ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb),
+REVOKE ALL ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text),
     pg_temp.sqlstate_of(text) FROM regress_batch_nobody;
 DROP ROLE regress_batch_nobody;
 SELECT count(*) AS registered FROM migrate.migrations;

@@ -29,7 +29,7 @@ CREATE ROLE mallory NOLOGIN;
 CREATE ROLE carol NOLOGIN IN ROLE mallory;
 CREATE ROLE eve NOLOGIN;
 CREATE ROLE dave NOLOGIN;
-GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb) TO mallory, dave;
+GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text) TO mallory, dave;
 GRANT EXECUTE ON FUNCTION migrate_verify(text), migrate_check(text) TO carol, eve;
 
 -- A file the escalation would write; unique to this backend and transaction.
@@ -80,7 +80,7 @@ SET ROLE dave;
 SELECT lives_ok($$SELECT migrate_add('006', 'm006', 'CREATE TABLE t006 (id int);', verify => 'SELECT 1 = 1')$$,
                 '006: dave re-registers the applied migration with his own verify query');
 RESET ROLE;
-REVOKE ALL ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb) FROM dave;
+REVOKE ALL ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text) FROM dave;
 DROP ROLE dave;
 
 SELECT is((SELECT registered_by::text FROM migrate.migrations WHERE version = '001'), 'mallory',

@@ -81,7 +81,7 @@ SELECT is((SELECT count(*) FROM migrate_apply()), 1::bigint, 'a net-zero change 
 
 -- 7: the caller's rights: an expectation on a table the caller cannot read fails
 CREATE ROLE expect_reader;
-GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb),
+GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text),
                           migrate_apply(text, boolean, boolean, text) TO expect_reader;
 GRANT CREATE ON SCHEMA public TO expect_reader;
 SELECT migrate_add('6', 'no rights', 'CREATE TABLE mine (id int)', expect => '{"protected": "="}');

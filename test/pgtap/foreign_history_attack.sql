@@ -33,7 +33,7 @@ CREATE ROLE mallory NOLOGIN;
 CREATE ROLE app_owner NOLOGIN;
 DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO mallory, app_owner', current_database()); END $$;
 GRANT EXECUTE ON FUNCTION
-    migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb),
+    migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text),
     migrate_apply(text, boolean, boolean, text),
     migrate_rollback(text),
     migrate_baseline(text),
