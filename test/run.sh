@@ -184,6 +184,7 @@ for d in sql expected test bin src; do
 		mkdir -p "$SRC/$d"
 	fi
 done
+cp "$REPO/README.md" "$SRC/" # test/t/024_readme.pl runs its examples
 
 # Settings added to every test cluster (pg_regress --temp-config, the pgTAP
 # cluster's postgresql.conf, TEMP_CONFIG for PostgreSQL::Test::Cluster).
