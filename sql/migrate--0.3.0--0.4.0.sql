@@ -189,5 +189,71 @@ BEGIN
 END
 $$;
 
+-- ==== 5. Every routine says what it is (\df+ and pg_description).
+COMMENT ON FUNCTION @extschema@.migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text) IS
+    'Registers one migration (up script; down, verify, assert, expectations, requirements, batch options) and returns its checksum';
+COMMENT ON FUNCTION @extschema@.migrate_add_script(text, text) IS
+    'Registers one migration file by name and content (sections and directives read from it); one row per file';
+COMMENT ON FUNCTION @extschema@.migrate_add_scripts(text[], text[]) IS
+    'Registers a set of migration files, all or nothing (the laptop path: bin/migrate-bundle); one row per file';
+COMMENT ON FUNCTION @extschema@.migrate_load(text) IS
+    'Registers every migration file of a server directory, all or nothing; one row per file';
+COMMENT ON FUNCTION @extschema@.migrate_compare_scripts(text[], text[]) IS
+    'What a set of files would change, registering nothing: applied, pending, changed, not registered, missing';
+COMMENT ON FUNCTION @extschema@.migrate_checksum(text) IS
+    'The SHA-256 checksum migrate records for a script';
+COMMENT ON FUNCTION @extschema@.migrate_version_key(text) IS
+    'The order key of a version: versions ordered the way people mean them';
+COMMENT ON FUNCTION @extschema@.migrate_plan(text, boolean) IS
+    'What migrate_apply() would run, in order and why, with checksums to review and lint findings; changes nothing';
+COMMENT ON FUNCTION @extschema@.migrate_apply(text, boolean, boolean, text) IS
+    'Applies the pending migrations in one transaction, each checked before the commit; dry_run rolls back';
+COMMENT ON PROCEDURE @extschema@.migrate_run(text, boolean, text) IS
+    'Applies the pending migrations one transaction each, committing after each';
+COMMENT ON FUNCTION @extschema@.migrate_rollback(text) IS
+    'Runs the down scripts of the migrations newer than target, newest first, in one transaction';
+COMMENT ON FUNCTION @extschema@.migrate_baseline(text) IS
+    'Records the migrations up to a version as applied without running them';
+COMMENT ON FUNCTION @extschema@.migrate_repair(text, text) IS
+    'Accepts the registered text of changed applied migrations, or new text for one, and clears recorded failures';
+COMMENT ON FUNCTION @extschema@.migrate_remove(text) IS
+    'Unregisters a pending migration (recorded in history); an applied one is refused';
+COMMENT ON FUNCTION @extschema@.migrate_import_history(text) IS
+    'Adopts the history of another migration tool (Flyway, Supabase, dbmate, golang-migrate)';
+COMMENT ON FUNCTION @extschema@.migrate_histories() IS
+    'The other tools'' history tables migrate keeps in step, and why each is or is not';
+COMMENT ON FUNCTION @extschema@.migrate_status() IS
+    'Every registered migration with its state, checksums, when and by whom it was applied, and notes';
+COMMENT ON FUNCTION @extschema@.migrate_validate() IS
+    'Problems of the catalog: drift, a broken history chain, unrecorded or lost migrations, broken down scripts';
+COMMENT ON FUNCTION @extschema@.migrate_verify(text) IS
+    'Re-runs the checks of applied migrations (checksums, verify queries, constraints, indexes); raises the first failure';
+COMMENT ON FUNCTION @extschema@.migrate_check(text) IS
+    'The checks of migrate_verify() as rows, never raising';
+COMMENT ON FUNCTION @extschema@.migrate_start(text, boolean, text) IS
+    'Starts a background job that applies the pending migrations, those that cannot run in a transaction included';
+COMMENT ON PROCEDURE @extschema@.migrate_wait(bigint, interval, text, integer, integer) IS
+    'Waits for a job to finish (or reach a state), with progress NOTICEs';
+COMMENT ON FUNCTION @extschema@.migrate_pause(bigint) IS
+    'Asks a job to pause between statements or batches';
+COMMENT ON FUNCTION @extschema@.migrate_resume(bigint) IS
+    'Resumes a paused job';
+COMMENT ON FUNCTION @extschema@.migrate_cancel(bigint) IS
+    'Asks a job to stop between statements or batches';
+COMMENT ON FUNCTION @extschema@.migrate_jobs() IS
+    'Background jobs and their progress';
+COMMENT ON FUNCTION migrate.status_rows() IS
+    'The rows of the migrate.status view (the states of migrate_status())';
+COMMENT ON FUNCTION migrate.history_hash(text, migrate.history) IS
+    'The hash of a history row, chained to the previous row''s hash';
+COMMENT ON FUNCTION migrate.history_chain() IS
+    'Trigger: chains each new history row to the previous one';
+COMMENT ON FUNCTION migrate.history_is_append_only() IS
+    'Trigger: the history is append-only';
+COMMENT ON FUNCTION migrate.registered_by_writer() IS
+    'Trigger: a migration''s registrant is the role that registers it';
+COMMENT ON FUNCTION migrate.job_role_writer() IS
+    'Trigger: a job runs as the role that starts it';
+
 DROP FUNCTION migrate.replace_routine(pg_catalog.regprocedure, pg_catalog.text, pg_catalog.text);
 DROP FUNCTION migrate.revoke_default_grants(pg_catalog.regprocedure);
