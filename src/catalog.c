@@ -80,9 +80,9 @@ catalog_leave(OwnerScope *scope)
 }
 
 /*
- * Plans of catalog statements, kept for the session.  Every catalog statement
- * is a string constant, so its address identifies it.  PostgreSQL's plan
- * cache replans them after DDL on the catalog.
+ * Plans of catalog statements, kept for the session, found by their text (a
+ * copy of it is kept: a caller's string may be freed and its address reused).
+ * PostgreSQL's plan cache replans them after DDL on the catalog.
  */
 #define MAX_CACHED_PLANS 64
 
@@ -99,7 +99,7 @@ catalog_plan(const char *sql, int nargs, Oid *argtypes)
 	SPIPlanPtr	plan;
 
 	for (int i = 0; i < n_cached_plans; i++)
-		if (cached_plans[i].sql == sql)
+		if (strcmp(cached_plans[i].sql, sql) == 0)
 			return cached_plans[i].plan;
 	plan = SPI_prepare(sql, nargs, argtypes);
 	if (plan == NULL)
@@ -107,7 +107,7 @@ catalog_plan(const char *sql, int nargs, Oid *argtypes)
 			 SPI_result_code_string(SPI_result), sql);
 	if (n_cached_plans < MAX_CACHED_PLANS && SPI_keepplan(plan) == 0)
 	{
-		cached_plans[n_cached_plans].sql = sql;
+		cached_plans[n_cached_plans].sql = MemoryContextStrdup(TopMemoryContext, sql);
 		cached_plans[n_cached_plans].plan = plan;
 		n_cached_plans++;
 	}
