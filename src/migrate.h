@@ -144,6 +144,7 @@ extern void script_refuse_stmt(const char *what, int line, const char *reason, c
 
 /* Relations a statement writes or alters, as RangeVars (may be empty). */
 extern List *stmt_written_relations(Node *parsetree);
+extern List *stmt_locked_relations(Node *parsetree);
 extern const char *stmt_forbidden_reason(Node *parsetree, const char **hint);
 extern const char *stmt_absorbed(Node *parsetree);
 extern const char *stmt_non_transactional(Node *parsetree);

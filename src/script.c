@@ -6,6 +6,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "commands/defrem.h"
 #include "common/keywords.h"
 #include "executor/spi.h"
@@ -590,6 +591,81 @@ stmt_written_relations(Node *parsetree)
 			break;
 		case T_TruncateStmt:
 			result = list_copy(((TruncateStmt *) parsetree)->relations);
+			break;
+		default:
+			break;
+	}
+	return result;
+}
+
+/*
+ * The tables a statement locks by name: those it writes
+ * (stmt_written_relations()), and those that DDL renames, drops, locks,
+ * triggers on, indexes, or references from a new foreign key.  For naming
+ * who holds a lock it waited for; a table reached only inside a query or a
+ * function is not listed.
+ */
+List *
+stmt_locked_relations(Node *parsetree)
+{
+	List	   *result = stmt_written_relations(parsetree);
+	ListCell   *lc;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+			foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+			{
+				AlterTableCmd *cmd = lfirst(lc);
+				List	   *constraints = NIL;
+				ListCell   *lc2;
+
+				if (cmd->def && IsA(cmd->def, Constraint))
+					constraints = list_make1(cmd->def);
+				else if (cmd->def && IsA(cmd->def, ColumnDef))
+					constraints = ((ColumnDef *) cmd->def)->constraints;
+				foreach(lc2, constraints)
+					if (((Constraint *) lfirst(lc2))->contype == CONSTR_FOREIGN &&
+						((Constraint *) lfirst(lc2))->pktable)
+						result = lappend(result, ((Constraint *) lfirst(lc2))->pktable);
+			}
+			break;
+		case T_RenameStmt:
+			if (((RenameStmt *) parsetree)->relation)
+				result = lappend(result, ((RenameStmt *) parsetree)->relation);
+			break;
+		case T_DropStmt:
+			{
+				DropStmt   *d = (DropStmt *) parsetree;
+
+				if (d->removeType == OBJECT_TABLE || d->removeType == OBJECT_VIEW ||
+					d->removeType == OBJECT_MATVIEW || d->removeType == OBJECT_INDEX ||
+					d->removeType == OBJECT_SEQUENCE || d->removeType == OBJECT_FOREIGN_TABLE)
+					foreach(lc, d->objects)
+						result = lappend(result, makeRangeVarFromNameList(lfirst(lc)));
+				break;
+			}
+		case T_LockStmt:
+			result = list_concat(result, list_copy(((LockStmt *) parsetree)->relations));
+			break;
+		case T_CreateTrigStmt:
+			result = lappend(result, ((CreateTrigStmt *) parsetree)->relation);
+			break;
+		case T_CreatePolicyStmt:
+			result = lappend(result, ((CreatePolicyStmt *) parsetree)->table);
+			break;
+		case T_ReindexStmt:
+			if (((ReindexStmt *) parsetree)->relation)
+				result = lappend(result, ((ReindexStmt *) parsetree)->relation);
+			break;
+		case T_ClusterStmt:
+			if (((ClusterStmt *) parsetree)->relation)
+				result = lappend(result, ((ClusterStmt *) parsetree)->relation);
+			break;
+		case T_VacuumStmt:
+			foreach(lc, ((VacuumStmt *) parsetree)->rels)
+				if (((VacuumRelation *) lfirst(lc))->relation)
+					result = lappend(result, ((VacuumRelation *) lfirst(lc))->relation);
 			break;
 		default:
 			break;
