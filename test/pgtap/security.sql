@@ -28,7 +28,7 @@ GRANT USAGE ON SCHEMA locked TO app_owner;
 CREATE TABLE locked.secret (id int);           -- app_owner may not even read it
 INSERT INTO locked.secret VALUES (1), (2);
 GRANT EXECUTE ON FUNCTION
-    migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb),
+    migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb, text),
     migrate_apply(text, boolean, boolean, text),
     migrate_plan(text, boolean),
     migrate_validate(),
@@ -74,7 +74,7 @@ SELECT is(
       WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')
         AND p.pronamespace <> 'migrate'::regnamespace),
-    ARRAY['migrate_add(text,text,text,text,text,jsonb,text[],boolean,jsonb)', 'migrate_add_script(text,text)',
+    ARRAY['migrate_add(text,text,text,text,text,jsonb,text[],boolean,jsonb,text)', 'migrate_add_script(text,text)',
           'migrate_add_scripts(text[],text[])', 'migrate_apply(text,boolean,boolean,text)', 'migrate_baseline(text)',
           'migrate_cancel(bigint)', 'migrate_check(text)', 'migrate_checksum(text)',
           'migrate_compare_scripts(text[],text[])', 'migrate_histories()', 'migrate_import_history(text)',

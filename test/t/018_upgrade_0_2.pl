@@ -134,7 +134,7 @@ SELECT pg_describe_object(d.classid, d.objid, 0) || ' ' || x.privilege_type || C
    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')
    AND x.grantee = 'deployer'::regrole) s(g)};
 is(as_dba('upgraded', $grants), join("\n",
-	'function migrate_add(text,text,text,text,text,jsonb,text[],boolean,jsonb) EXECUTE',
+	'function migrate_add(text,text,text,text,text,jsonb,text[],boolean,jsonb,text) EXECUTE',
 	'function migrate_jobs() EXECUTE',
 	'schema migrate USAGE',
 	'view migrate.jobs SELECT'),
@@ -184,7 +184,7 @@ is(as_dba('upgraded', q{SELECT count(*) FROM migrate_validate()}), '0', 'validat
 my $dump = $node->basedir . '/upgraded.sql';
 $node->command_ok([ 'pg_dump', '-f', $dump, '-d', $node->connstr('upgraded') . ' user=dba' ], 'pg_dump as the owner');
 my $dumped = slurp_file($dump);
-like($dumped, qr/^GRANT ALL ON FUNCTION public\.migrate_add\(.*batch jsonb\) TO deployer;/m,
+like($dumped, qr/^GRANT ALL ON FUNCTION public\.migrate_add\(.*, batch jsonb, assert text\) TO deployer;/m,
 	"pg_dump dumps the DBA's grant on the replaced migrate_add");
 like($dumped, qr/^GRANT ALL ON FUNCTION public\.migrate_jobs\(\) TO deployer;/m,
 	"... and on the replaced migrate_jobs");

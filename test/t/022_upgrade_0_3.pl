@@ -1,14 +1,16 @@
-# 0.3.0 is released and in use.  No catalog table changed since, so the new
-# library works on a 0.3.0 database before it is updated (migrate_plan() with
-# its 8 columns, migrate_add(), migrate_apply()).  A database created at
-# 0.3.0, with an applied and a pending migration and a DBA's grants on
-# migrate_plan() (one WITH GRANT OPTION, used by its grantee), is then updated
-# with ALTER EXTENSION migrate UPDATE to the default version of migrate.control:
-# it has exactly the objects of a fresh install, keeps every row and grant
-# (on migrate_plan, replaced for its 9th column lint), migrate_lint() runs only
-# for the extension's owner and whom it grants it to (42501 for anyone else),
+# 0.3.0 is released and in use: a database created at 0.3.0, with an applied
+# and a pending migration and a DBA's grants on migrate_add() and
+# migrate_plan() (one WITH GRANT OPTION, used by its grantee).  0.4.0 added the
+# catalog column migrate.migrations.assert, so the new library refuses the
+# 0.3.0 catalog (55000, with a hint) until ALTER EXTENSION migrate UPDATE.
+# Updated to the default version of migrate.control, it has exactly the
+# objects of a fresh install, keeps every row and grant (on migrate_plan,
+# replaced for its 9th column lint, and on migrate_add, replaced for its last
+# parameter "assert"), migrate_lint() runs only for the extension's owner and
+# whom it grants it to (42501 for anyone else), the deployer applies the
+# pending migration and one whose assert query fails is refused (23000),
 # default privileges of a platform (Supabase's for its API roles) give nobody
-# the new or the replaced routine, and a dump of the updated database restores.
+# the new or the replaced routines, and a dump of the updated database restores.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -70,6 +72,11 @@ my $extversion = q{SELECT extversion FROM pg_extension WHERE extname = 'migrate'
 my $plan_oid = q{SELECT 'migrate_plan(text, boolean)'::regprocedure::oid};
 my $plan_result = q{SELECT pg_get_function_result('migrate_plan(text, boolean)'::regprocedure)};
 my $lint_exists = q{SELECT to_regprocedure('migrate_lint(text)') IS NOT NULL};
+my $add_oid = q{SELECT oid FROM pg_proc WHERE proname = 'migrate_add' AND pronamespace = 'public'::regnamespace};
+my $add_args = q{SELECT pg_get_function_identity_arguments(oid) FROM pg_proc
+                  WHERE proname = 'migrate_add' AND pronamespace = 'public'::regnamespace};
+my $assert_column = q{SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                       WHERE attrelid = 'migrate.migrations'::regclass AND attname = 'assert' AND NOT attisdropped};
 # The grants made on the extension's members to the roles of this test
 # ("*": with grant option).
 my $grants = q{
@@ -90,13 +97,18 @@ my $history_rows = q{SELECT string_agg(id || ' ' || version || ' ' || action || 
                        FROM migrate.history};
 my $status = q{SELECT string_agg(version || ':' || state || ':' || checksum, ',' ORDER BY version) FROM migrate_status()};
 
-# ---- a database at 0.3.0, in use: the DBA's grants, then the deployer
-# registers two migrations with 0.3.0's migrate_add() and applies the first
-# with migrate_apply(), all through the new library on the 0.3.0 catalog.
+# ---- a database at 0.3.0, in use.  This library refuses a 0.3.0 catalog
+# (below), so the rows are written as 0.3.0's code wrote them when deployer
+# registered two migrations with migrate_add() and applied the first with
+# migrate_apply(): the applied migration's SQL run as deployer, then the
+# catalog rows of registering and applying (history rows are chained by
+# 0.3.0's trigger).  The values are those 0.3.0 wrote (its 2 checks: the
+# expectation and the constraint re-check; its counts of the expectation).
 as_dba('upgraded', q{CREATE EXTENSION migrate VERSION '0.3.0'});
 is(as_dba('upgraded', $extversion), '0.3.0', 'installed at 0.3.0');
 is(as_dba('upgraded', $lint_exists), 'f', '... without migrate_lint()');
-unlike(as_dba('upgraded', $plan_result), qr/lint/, '... and with the 8 columns of migrate_plan() of 0.3.0');
+unlike(as_dba('upgraded', $plan_result), qr/lint/, '... with the 8 columns of migrate_plan() of 0.3.0');
+is(as_dba('upgraded', $assert_column), '', '... and without the column migrate.migrations.assert');
 as_dba('upgraded', q{
     GRANT CREATE ON SCHEMA public TO deployer;
     GRANT EXECUTE ON FUNCTION migrate_add(text, text, text, text, text, jsonb, text[], boolean, jsonb),
@@ -104,23 +116,43 @@ as_dba('upgraded', q{
     GRANT EXECUTE ON FUNCTION migrate_plan(text, boolean) TO deployer WITH GRANT OPTION;
 });
 as_role('deployer', 'upgraded', q{GRANT EXECUTE ON FUNCTION migrate_plan(text, boolean) TO reviewer});
-is(as_role('deployer', 'upgraded', q{
-    SELECT migrate_add('001', 'accounts',
-                       'CREATE TABLE accounts (id bigint PRIMARY KEY, balance int NOT NULL DEFAULT 0);
+$node->safe_psql('upgraded', q{
+    SET ROLE deployer;
+    CREATE TABLE accounts (id bigint PRIMARY KEY, balance int NOT NULL DEFAULT 0);
+    INSERT INTO accounts (id) SELECT generate_series(1, 50);
+    RESET ROLE;
+    CREATE TEMP TABLE m (version text, name text, up text, down text, expect jsonb);
+    INSERT INTO m VALUES
+        ('001', 'accounts', 'CREATE TABLE accounts (id bigint PRIMARY KEY, balance int NOT NULL DEFAULT 0);
                         INSERT INTO accounts (id) SELECT generate_series(1, 50)',
-                       down => 'DROP TABLE accounts', expect => '{"accounts": 50}') IS NOT NULL;
-    SELECT migrate_add('002', 'wider', 'ALTER TABLE accounts ALTER COLUMN balance TYPE bigint',
-                       down => 'ALTER TABLE accounts ALTER COLUMN balance TYPE integer') IS NOT NULL}),
-	"t\nt", 'at 0.3.0, deployer registers two migrations (migrate_add of 0.3.0)');
-my @cols = split /\|/, as_role('reviewer', 'upgraded', q{SELECT * FROM migrate_plan() WHERE step = 1}), -1;
-is(scalar @cols, 8, 'at 0.3.0, migrate_plan() returns its 8 columns (reviewer, granted by deployer)');
-is(join(' ', @cols[ 0 .. 3 ]), '1 001 accounts version order', '... the first step');
-is(as_role('reviewer', 'upgraded', q{SELECT string_agg(version, ',' ORDER BY step) FROM migrate_plan()}), '001,002',
-	'... both pending migrations planned');
-is(as_role('deployer', 'upgraded', q{SELECT version || ':' || action || ':' || rows FROM migrate_apply('001')}),
-	'001:applied:50', 'at 0.3.0, deployer applies the first with migrate_apply()');
-is(as_role('deployer', 'upgraded', q{SELECT string_agg(version || ':' || state, ',' ORDER BY version) FROM migrate_status()}),
-	'001:applied,002:pending', '... the second is left pending');
+         'DROP TABLE accounts', '{"accounts": 50}'),
+        ('002', 'wider', 'ALTER TABLE accounts ALTER COLUMN balance TYPE bigint',
+         'ALTER TABLE accounts ALTER COLUMN balance TYPE integer', NULL);
+    INSERT INTO migrate.migrations (version_key, version, name, up, down, expect, checksum, registered_by)
+    SELECT migrate_version_key(version), version, name, up, down, expect, migrate_checksum(up), 'deployer' FROM m;
+    INSERT INTO migrate.history (version, version_key, name, action, checksum, performed_by)
+    SELECT version, migrate_version_key(version), name, 'register', migrate_checksum(up), 'deployer'
+      FROM m ORDER BY version;
+    INSERT INTO migrate.applied (version_key, version, name, checksum, applied_by, touched, touched_tables)
+    SELECT migrate_version_key(version), version, name, migrate_checksum(up), 'deployer',
+           '{public.accounts}', '{accounts}'
+      FROM m WHERE version = '001';
+    INSERT INTO migrate.history (version, version_key, name, action, checksum, performed_by, duration,
+                                rows_affected, counts, checks)
+    SELECT version, migrate_version_key(version), name, 'apply', migrate_checksum(up), 'deployer', '5.228 ms',
+           50, '{"accounts": {"after": 50, "expect": "50"}}', 2
+      FROM m WHERE version = '001';
+});
+is(as_dba('upgraded', q{SELECT string_agg(m.version || ':' || (a.version_key IS NOT NULL)::text || ':' || m.registered_by,
+                                          ',' ORDER BY m.version)
+                          FROM migrate.migrations m LEFT JOIN migrate.applied a USING (version_key)}),
+	'001:true:deployer,002:false:deployer', 'at 0.3.0, two migrations of deployer, the first applied');
+# migrate_status() refuses the 0.3.0 catalog too (below): the states it
+# showed at 0.3.0, read from the catalog
+my $before_status = as_dba('upgraded', q{
+    SELECT string_agg(m.version || ':' || CASE WHEN a.version_key IS NULL THEN 'pending' ELSE 'applied' END
+                      || ':' || m.checksum, ',' ORDER BY m.version)
+      FROM migrate.migrations m LEFT JOIN migrate.applied a USING (version_key)});
 
 my $before_grants = as_dba('upgraded', $grants);
 is($before_grants, join("\n",
@@ -131,8 +163,27 @@ is($before_grants, join("\n",
 	'function migrate_status() deployer EXECUTE'),
 	"the DBA's grants at 0.3.0 (on migrate_plan with grant option, and deployer's onward grant)");
 my $before_history = as_dba('upgraded', $history_rows);
-my $before_status = as_dba('upgraded', $status);
 my $before_plan_oid = as_dba('upgraded', $plan_oid);
+my $before_add_oid = as_dba('upgraded', $add_oid);
+
+# ---- the new library refuses the 0.3.0 catalog, and says what to do: to the
+# DBA, and to deployer and reviewer through their grants (past the privilege
+# check: not 42501)
+for my $case ([ 'dba', 'SELECT * FROM migrate_validate()' ],
+	[ 'deployer', q{SELECT migrate_add('003', 'x', 'SELECT 1')} ],
+	[ 'deployer', q{SELECT * FROM migrate_apply('002')} ],
+	[ 'deployer', 'SELECT * FROM migrate_status()' ],
+	[ 'reviewer', 'SELECT * FROM migrate_plan()' ])
+{
+	my ($rc, $err) = fails_as($case->[0], 'upgraded', $case->[1]);
+	isnt($rc, 0, "0.3.0 catalog refused ($case->[0]): $case->[1]");
+	like($err, qr/ERROR:  55000: the migrate catalog of this database is older than the migrate library.*HINT:  Run ALTER EXTENSION migrate UPDATE/s,
+		'... 55000, with a hint to update');
+}
+is(as_dba('upgraded', $history_rows), $before_history, '... nothing was written');
+is(as_dba('upgraded', q{SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                         WHERE attrelid = 'accounts'::regclass AND attname = 'balance'}), 'integer',
+	'... and the pending migration did not run');
 
 # ---- the update
 as_dba('upgraded', 'ALTER EXTENSION migrate UPDATE');
@@ -140,6 +191,9 @@ is(as_dba('upgraded', $extversion), $latest, "updated to $latest");
 isnt(as_dba('upgraded', $plan_oid), $before_plan_oid, 'migrate_plan(text, boolean) was replaced');
 like(as_dba('upgraded', $plan_result), qr/, plan_checksum text, lint text\[\]\)$/, '... with its 9th column lint');
 is(as_dba('upgraded', $lint_exists), 't', 'migrate_lint() exists');
+is(as_dba('upgraded', $assert_column), 'text', 'the column migrate.migrations.assert exists');
+isnt(as_dba('upgraded', $add_oid), $before_add_oid, 'migrate_add was replaced');
+like(as_dba('upgraded', $add_args), qr/, batch jsonb, assert text$/, '... with its last parameter "assert" text');
 
 # ---- a fresh install
 as_dba('fresh', 'CREATE EXTENSION migrate');
@@ -147,8 +201,13 @@ my $got = as_dba('upgraded', $OBJECTS_SQL);
 my $want = as_dba('fresh', $OBJECTS_SQL);
 like($want, qr/^function migrate_lint\(text\) comment: What the pending migrations/m, 'the listing has migrate_lint()');
 like($want, qr/^ RETURNS TABLE\(step integer, .*, lint text\[\]\)$/m, '... and the lint column of migrate_plan()');
-is(as_dba('upgraded', $grants), $before_grants,
-	"every grant of the DBA's is kept, on the replaced migrate_plan with its grant option");
+is(as_dba('upgraded', $grants), join("\n",
+	'function migrate_add(text,text,text,text,text,jsonb,text[],boolean,jsonb,text) deployer EXECUTE',
+	'function migrate_apply(text,boolean,boolean,text) deployer EXECUTE',
+	'function migrate_plan(text,boolean) deployer EXECUTE*',
+	'function migrate_plan(text,boolean) reviewer EXECUTE',
+	'function migrate_status() deployer EXECUTE'),
+	"every grant of the DBA's is kept: on the replaced migrate_add, and on the replaced migrate_plan with its grant option");
 # the DBA's grants exist only in the upgraded database: set them aside
 my $set_aside = ($got =~ s/ (?:deployer|reviewer)=EXECUTE\*?//g);
 is($set_aside, 5, '... and they are the only difference in the ACLs listed');
@@ -165,7 +224,7 @@ is(as_dba('upgraded', q{SELECT count(*) FROM migrate_validate()}), '0', 'validat
 
 # ---- the kept grants work on the replaced migrate_plan
 my $plan_row = as_role('deployer', 'upgraded', q{SELECT * FROM migrate_plan()});
-@cols = split /\|/, $plan_row, -1;
+my @cols = split /\|/, $plan_row, -1;
 is(scalar @cols, 9, 'deployer calls the new migrate_plan(): 9 columns');
 like($plan_row, qr/^1\|002\|wider\|version order\|.*\|\{"warning table-rewrite, line 1: ALTER TABLE rewrites public\.accounts /,
 	'... the pending migration with its lint finding');
@@ -195,6 +254,34 @@ is(as_dba('upgraded', q{SELECT format_type(atttypid, atttypmod) FROM pg_attribut
                          WHERE attrelid = 'accounts'::regclass AND attname = 'balance'}), 'bigint', '... it ran');
 is(as_dba('upgraded', q{SELECT string_agg(version || ':' || state, ',' ORDER BY version) FROM migrate_status()}),
 	'001:applied,002:applied', 'every migration applied');
+
+# ---- the new column in the updated database: deployer registers a migration
+# with an assert query (its grant on the replaced migrate_add), which fails the
+# apply, then with one that holds
+my $bonus = q{UPDATE accounts SET balance = balance + 10 WHERE id <= 10};
+is(as_role('deployer', 'upgraded', qq{
+    SELECT migrate_add('003', 'bonus', '$bonus',
+                       "assert" => 'SELECT count(*) = 50 FROM accounts WHERE balance = 10') IS NOT NULL}),
+	't', 'deployer registers a migration with an assert query (migrate_add(..., "assert" => ...))');
+is(as_dba('upgraded', q{SELECT "assert" FROM migrate.migrations WHERE version = '003'}),
+	'SELECT count(*) = 50 FROM accounts WHERE balance = 10', '... kept in migrate.migrations.assert');
+my ($rc, $err) = fails_as('deployer', 'upgraded', q{SELECT * FROM migrate_apply()});
+isnt($rc, 0, 'its assert query (10 rows changed, not 50) fails the apply');
+like($err, qr/ERROR:  23000: assert query of migration 003 failed: row 1 returned false/, '... 23000, naming it');
+is(as_role('deployer', 'upgraded', q{SELECT state || ':' || (SELECT count(*) FROM accounts WHERE balance <> 0)
+                                      FROM migrate_status() WHERE version = '003'}),
+	'pending:0', '... which is rolled back: 003 pending, no row changed');
+is(as_role('deployer', 'upgraded', qq{
+    SELECT migrate_add('003', 'bonus', '$bonus',
+                       "assert" => 'SELECT count(*) = 10 FROM accounts WHERE balance = 10') IS NOT NULL}),
+	't', 'deployer corrects the assert query');
+is(as_role('deployer', 'upgraded', q{SELECT version || ':' || action || ':' || rows || ':' || checks FROM migrate_apply()}),
+	'003:applied:10:2', '... then the apply passes (the assert query and the constraint re-check)');
+is(as_dba('upgraded', q{SELECT string_agg(action || ':' || outcome, ',' ORDER BY id) FROM migrate.history
+                         WHERE version = '003'}),
+	'register:ok,update:ok,apply:ok', '... history: registered, updated (the assert query only), applied once');
+is(as_dba('upgraded', q{SELECT string_agg(version || ':' || state, ',' ORDER BY version) FROM migrate_status()}),
+	'001:applied,002:applied,003:applied', 'every migration applied');
 is(as_dba('upgraded', q{SELECT count(*) FROM migrate_validate()}), '0', 'validate finds nothing');
 
 # ---- a dump of the updated database has the DBA's grants, and restores.
@@ -210,6 +297,8 @@ like($dumped, qr/^GRANT ALL ON FUNCTION public\.migrate_plan\(target text, out_o
 	"pg_dump dumps the DBA's grant on the replaced migrate_plan, with grant option");
 like($dumped, qr/^GRANT ALL ON FUNCTION public\.migrate_plan\(target text, out_of_order boolean\) TO reviewer;$/m,
 	"... deployer's onward grant");
+like($dumped, qr/^GRANT ALL ON FUNCTION public\.migrate_add\(version text, .*, batch jsonb, assert text\) TO deployer;$/m,
+	'... the grant on the replaced migrate_add');
 like($dumped, qr/^GRANT ALL ON FUNCTION public\.migrate_lint\(version text\) TO deployer;$/m,
 	'... and the grant on migrate_lint');
 $node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('restored') . ' user=dba',
@@ -229,15 +318,20 @@ is(as_role('auditor', 'upgraded', q{SELECT count(*) FROM migrate_plan()}), '0',
 
 # ---- a platform's default privileges on new functions (Supabase's for its
 # API roles, here anon) give it neither the new migrate_lint nor the replaced
-# migrate_plan: the update leaves what the install revoked revoked.
+# migrate_plan and migrate_add: the update leaves what the install revoked
+# revoked.
 as_dba('platform', q{CREATE EXTENSION migrate VERSION '0.3.0'});
 my $bootstrap = $node->safe_psql('platform', q{SELECT rolname FROM pg_roles WHERE oid = 10});
 $node->safe_psql('platform',
 	qq{ALTER DEFAULT PRIVILEGES FOR ROLE "$bootstrap" IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO anon});
 denied('anon', 'platform', q{SELECT * FROM migrate_plan()}, 'migrate_plan', 'at 0.3.0, anon calls migrate_plan()');
+denied('anon', 'platform', q{SELECT migrate_add('9', 'x', 'SELECT 1')}, 'migrate_add',
+	'at 0.3.0, anon calls migrate_add()');
 as_dba('platform', 'ALTER EXTENSION migrate UPDATE');
 denied('anon', 'platform', q{SELECT * FROM migrate_lint()}, 'migrate_lint', 'updated, anon calls migrate_lint()');
 denied('anon', 'platform', q{SELECT * FROM migrate_plan()}, 'migrate_plan', 'updated, anon calls migrate_plan()');
+denied('anon', 'platform', q{SELECT migrate_add('9', 'x', 'SELECT 1')}, 'migrate_add',
+	'updated, anon calls migrate_add()');
 is(as_dba('platform', $grants), '', 'anon has no grant on any routine of the extension');
 is(as_dba('platform', $OBJECTS_SQL), $want, '... which has exactly the objects of a fresh install');
 
@@ -256,8 +350,8 @@ as_dba('platform2', 'ALTER EXTENSION migrate UPDATE');
 is(as_dba('platform2', $grants), 'function migrate_status() deployer EXECUTE',
 	'updated, anon has no grant on any routine of the extension; the DBA grant to deployer stays');
 denied('anon', 'platform2', q{SELECT * FROM migrate_remove('1')}, 'migrate_remove', 'updated, anon calls migrate_remove()');
-my ($dump) = run_command([ 'pg_dump', '--schema-only', '-d', $node->connstr('platform2') ]);
-like($dump, qr/GRANT ALL ON FUNCTION public\.migrate_status\(\) TO deployer;/, '... and pg_dump dumps that grant');
+my ($schema_dump) = run_command([ 'pg_dump', '--schema-only', '-d', $node->connstr('platform2') ]);
+like($schema_dump, qr/GRANT ALL ON FUNCTION public\.migrate_status\(\) TO deployer;/, '... and pg_dump dumps that grant');
 
 $node->stop;
 done_testing();
