@@ -194,7 +194,7 @@ my %sets = (
 	dated => {
 		load => lines(
 			'2025-10-08_09_create_jobs.sql|2025-10-08_09|create_jobs|versioned|up|new|',
-			'2025-10-08_18_add_processing_time_minutes.sql|2025-10-08_18|add_processing_time_minutes|versioned|up|new|',
+			'2025-10-08_18_add_processing_time_minutes.sql|2025-10-08_18|add_processing_time_minutes|versioned|up, verify|new|',
 			'2025-10-09_01_create_job_steps.sql|2025-10-09_01|create_job_steps|versioned|up|new|',
 			'2025-10-09_02_job_summary_view.sql|2025-10-09_02|job_summary_view|versioned|up|new|',
 			'2025-10-10_01_index_jobs_kind.sql|2025-10-10_01|index_jobs_kind|versioned|up|new|'
@@ -222,11 +222,11 @@ my %sets = (
 	},
 	dbmate => {
 		load => lines(
-			'20151129054053_create_users.sql|20151129054053|create_users|versioned|up|new|',
-			'20151129054512_create_posts.sql|20151129054512|create_posts|versioned|up|new|',
-			'20160103101500_add_user_role.sql|20160103101500|add_user_role|versioned|up|new|',
-			'20160210080000_post_counts.sql|20160210080000|post_counts|versioned|up|new|',
-			'20160301120000_index_posts_created_at.sql|20160301120000|index_posts_created_at|versioned|up|new|transaction:false'
+			'20151129054053_create_users.sql|20151129054053|create_users|versioned|up, down|new|',
+			'20151129054512_create_posts.sql|20151129054512|create_posts|versioned|up, down|new|',
+			'20160103101500_add_user_role.sql|20160103101500|add_user_role|versioned|up, down|new|',
+			'20160210080000_post_counts.sql|20160210080000|post_counts|versioned|up, down|new|',
+			'20160301120000_index_posts_created_at.sql|20160301120000|index_posts_created_at|versioned|up, down|new|transaction:false'
 		),
 		order => [
 			qw(20151129054053 20151129054512 20160103101500 20160210080000 20160301120000)
