@@ -145,6 +145,7 @@ begin;
 set constraints all deferred;
 insert into cm.parent values (110);
 commit;
+insert into cm.parent values (111);
 $m$);
 SELECT version, result FROM migrate_add_script('011_modes.sql', $m$
 insert into cm.parent values (110);
@@ -152,7 +153,16 @@ insert into cm.parent values (110);
 set constraints all immediate;
 delete from cm.parent where id = 110;
 commit;
+delete from cm.parent where id = 111;
 $m$);
+-- a COMMIT that only ends the script is fine: the migration's end ends the modes
+SELECT version, result FROM migrate_add_script('011_modes.sql', $m$
+begin;
+set constraints all deferred;
+insert into cm.parent values (110);
+commit;
+$m$);
+SELECT version, notes FROM migrate_status() WHERE version = '011';
 -- in a migration of its own: the next one waits for a commit
 SELECT version, result FROM migrate_add_script('011_modes.sql', $m$set constraints all immediate; insert into cm.parent values (110);$m$);
 SELECT version, result FROM migrate_add_script('012_after_modes.sql', $m$insert into cm.child values (12, 120); insert into cm.parent values (120);$m$);

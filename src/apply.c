@@ -251,19 +251,19 @@ run_statements(Script *script, const char *what, const char *hint, List **touche
 {
 	int64		rows = 0;
 	int			start_timeout = StatementTimeout;
-	int			block_level = commit_block_begin();
+	CommitBlock block;
 
+	commit_block_begin(&block);
 	for (int i = 0; i < script->nstmts; i++)
 	{
 		ListCell   *lc;
 		List	   *written;
+		List	   *relids = NIL;
 		const char *absorbed = stmt_absorbed(script->stmts[i].parsetree);
 
 		refuse_in_dry_run(script, i, what);
 
 		exec_statement_timed(script, i, what, hint, start_timeout);
-		if (absorbed && strcmp(absorbed, "COMMIT") == 0)
-			commit_absorbed(what, hint, script->stmts[i].line, &block_level);
 		/* rows written: what a SELECT returned (to no one) is not counted */
 		written = stmt_written_relations(script->stmts[i].parsetree);
 		if (written != NIL)
@@ -274,10 +274,16 @@ run_statements(Script *script, const char *what, const char *hint, List **touche
 			Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
 
 			if (OidIsValid(relid))
+			{
 				*touched = touched_add(*touched, relid);
+				relids = lappend_oid(relids, relid);
+			}
 		}
+		commit_block_note(&block, &script->stmts[i], relids);
+		if (absorbed && strcmp(absorbed, "COMMIT") == 0)
+			commit_absorbed(&block, what, hint, script->stmts[i].line);
 	}
-	commit_script_end(what, hint);
+	commit_script_end(&block, what, hint);
 	/* the statements ran: the session's own command again */
 	if (debug_query_string)
 		pgstat_report_activity(STATE_RUNNING, debug_query_string);
@@ -302,6 +308,15 @@ apply_one(Migration *m, ApplyRecord *rec)
 
 	INSTR_TIME_SET_CURRENT(start);
 	script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
+
+	/*
+	 * Settings a migration changes (SET search_path, SET statement_timeout,
+	 * RESET ALL) last until its end, as if each migration ran in a session of
+	 * its own: they must not leak into the next migration or the caller.
+	 * Its lock waits, the expectations' SHARE locks included, are bounded.
+	 */
+	guc_level = NewGUCNestLevel();
+	lockwait_set_timeout(m->up);
 	if (m->expect)
 	{
 		List	   *written = NIL;
@@ -333,13 +348,6 @@ apply_one(Migration *m, ApplyRecord *rec)
 		expect_count_before(expectations, written, m->version);
 	}
 
-	/*
-	 * Settings a migration changes (SET search_path, SET statement_timeout,
-	 * RESET ALL) last until its end, as if each migration ran in a session of
-	 * its own: they must not leak into the next migration or the caller.
-	 */
-	guc_level = NewGUCNestLevel();
-	lockwait_set_timeout(m->up);
 	rec->rows += run_statements(script, what,
 								psprintf("%s; correct the script, register it again and rerun.", nothing_kept_text()),
 								&touched);
@@ -566,7 +574,7 @@ apply_pending(void *arg)
 		call_applied_before = foreach_current_index(lc);
 		PG_TRY();
 		{
-			apply_step_retrying(s->m, foreach_current_index(lc) + 1, nsteps, call->dry_run, &rec);
+			apply_step_retrying(s->m, foreach_current_index(lc) + 1, nsteps, call->dry_run, true, &rec);
 		}
 		PG_FINALLY();
 		{
@@ -602,6 +610,8 @@ apply_pending(void *arg)
 	SPI_finish();
 }
 
+static void apply_call(ApplyCall *call);
+
 Datum
 migrate_apply(PG_FUNCTION_ARGS)
 {
@@ -614,6 +624,26 @@ migrate_apply(PG_FUNCTION_ARGS)
 	call.out_of_order = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	call.plan = plan_checksum_arg(fcinfo, 3);
 	InitMaterializedSRF(fcinfo, 0);
+
+	/* what the caller's transaction did with temporary tables before the call (commit.c) */
+	commit_call_begin();
+	PG_TRY();
+	{
+		apply_call(&call);
+	}
+	PG_FINALLY();
+	{
+		commit_call_end();
+	}
+	PG_END_TRY();
+	return (Datum) 0;
+}
+
+/* migrate_apply(), in a subtransaction rolled back for a dry run. */
+static void
+apply_call(ApplyCall *call_arg)
+{
+	ApplyCall	call = *call_arg;
 
 	if (call.dry_run)
 	{
@@ -635,5 +665,4 @@ migrate_apply(PG_FUNCTION_ARGS)
 	}
 	else
 		apply_pending(&call);
-	return (Datum) 0;
 }

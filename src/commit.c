@@ -38,12 +38,43 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
+#include "commands/portalcmds.h"
 #include "commands/tablecmds.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
+#include "utils/lsyscache.h"
+#include "utils/portal.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "migrate.h"
+
+/*
+ * Whether the transaction running migrate_apply() used temporary tables
+ * before the call: then ON COMMIT DELETE ROWS tables of the caller may hold
+ * rows of this transaction, which PreCommit_on_commit_actions() would empty
+ * (not undone by a rollback), so it is not called (commit_call_begin()).
+ */
+static bool caller_used_temp = false;
+
+void
+commit_call_begin(void)
+{
+	caller_used_temp = (MyXactFlags & XACT_FLAGS_ACCESSEDTEMPNAMESPACE) != 0;
+}
+
+void
+commit_call_end(void)
+{
+	caller_used_temp = false;
+}
 
 /* Check the deferred constraints now: SET CONSTRAINTS ALL IMMEDIATE. */
 static void
@@ -55,14 +86,78 @@ fire_deferred(void *arg)
 }
 
 /*
- * Deferred constraints and ON COMMIT actions, as at commit.  `where` says
- * what commits, for an error ("line 12: COMMIT", "the end of the migration").
+ * Deferred constraint triggers of a temporary table that still have events
+ * queued: fire them for real (SET CONSTRAINTS <them> IMMEDIATE), then give
+ * them their own mode back, so that ON COMMIT DROP or DELETE ROWS can act on
+ * the table as after a commit.  Those are the migration's own tables.
  */
 static void
-commit_checks(const char *what, const char *where, const char *hint)
+retire_temp_events(List *written)
 {
-	ErrorData  *edata = run_in_subtransaction(fire_deferred, NULL, false);
+	ListCell   *lc;
 
+	foreach(lc, written)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Relation	rel;
+		StringInfoData deferred;
+		StringInfoData immediate;
+
+		if (get_rel_persistence(relid) != RELPERSISTENCE_TEMP || !AfterTriggerPendingOnRel(relid))
+			continue;
+		rel = table_open(relid, AccessShareLock);
+		initStringInfo(&deferred);
+		initStringInfo(&immediate);
+		for (int t = 0; rel->trigdesc && t < rel->trigdesc->numtriggers; t++)
+		{
+			Trigger    *tg = &rel->trigdesc->triggers[t];
+			HeapTuple	con;
+			StringInfo	back;
+			char	   *name;
+
+			if (!tg->tgdeferrable || !OidIsValid(tg->tgconstraint))
+				continue;
+			con = SearchSysCache1(CONSTROID, ObjectIdGetDatum(tg->tgconstraint));
+			if (!HeapTupleIsValid(con))
+				continue;
+			name = quote_qualified_identifier(get_namespace_name(((Form_pg_constraint) GETSTRUCT(con))->connamespace),
+											  NameStr(((Form_pg_constraint) GETSTRUCT(con))->conname));
+			ReleaseSysCache(con);
+			back = tg->tginitdeferred ? &deferred : &immediate;
+			appendStringInfo(back, "%s%s", back->len ? ", " : "", name);
+		}
+		table_close(rel, AccessShareLock);
+		if (deferred.len > 0)
+		{
+			SPI_execute(psprintf("SET CONSTRAINTS %s IMMEDIATE", deferred.data), false, 0);
+			SPI_execute(psprintf("SET CONSTRAINTS %s DEFERRED", deferred.data), false, 0);
+		}
+		if (immediate.len > 0)
+			SPI_execute(psprintf("SET CONSTRAINTS %s IMMEDIATE", immediate.data), false, 0);
+	}
+}
+
+/*
+ * What a commit does before the end of the transaction, as a commit does
+ * it: deferred constraints are checked (when a table written since the last
+ * commit point has events queued: the check is rolled back, so the events
+ * stay for the real commit, and a later commit point that writes the table
+ * checks them again), the cursors the block declared are closed, and ON
+ * COMMIT DROP / DELETE ROWS temporary tables are dropped / emptied.
+ * `where` says what commits, for an error ("line 12: COMMIT", "the end of
+ * its script").
+ */
+static void
+commit_checks(CommitBlock *b, const char *what, const char *where, const char *hint)
+{
+	ListCell   *lc;
+	bool		pending = false;
+	ErrorData  *edata = NULL;
+
+	foreach(lc, b->written)
+		pending |= AfterTriggerPendingOnRel(lfirst_oid(lc));
+	if (pending)
+		edata = run_in_subtransaction(fire_deferred, NULL, false);
 	if (edata)
 	{
 		const char *ours = "SQL statement \"SET CONSTRAINTS ALL IMMEDIATE\"";
@@ -76,7 +171,60 @@ commit_checks(const char *what, const char *where, const char *hint)
 				? pstrdup(edata->context + strlen(ours) + 1) : NULL;
 		ReThrowError(edata);
 	}
-	PreCommit_on_commit_actions();
+
+	/* a commit closes the cursors that are not WITH HOLD */
+	foreach(lc, b->cursors)
+	{
+		Portal		portal = GetPortalByName(strVal(lfirst(lc)));
+
+		if (PortalIsValid(portal) && !(portal->cursorOptions & CURSOR_OPT_HOLD))
+			PerformPortalClose(strVal(lfirst(lc)));
+	}
+
+	if (caller_used_temp)
+	{
+		/* the caller's ON COMMIT DELETE ROWS tables would be emptied too */
+		if (b->on_commit_line > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s cannot end its ON COMMIT temporary tables at %s", what, where),
+					 errdetail("Line %d creates a temporary table ON COMMIT DROP or DELETE ROWS, and this "
+							   "transaction used temporary tables before migrate_apply() was called: "
+							   "the commit step would drop or empty those of the caller too.", b->on_commit_line),
+					 errhint("Call migrate_apply() in a transaction of its own (or CALL migrate_run())."
+							 " Nothing of this call was kept.")));
+	}
+	else
+	{
+		retire_temp_events(b->written);
+		PreCommit_on_commit_actions();
+	}
+	b->written = NIL;
+	b->cursors = NIL;
+	b->on_commit_line = 0;
+}
+
+/*
+ * After statement `st` of the block ran: the tables it wrote (relids), the
+ * cursors it declared, whether it made an ON COMMIT temporary table.
+ */
+void
+commit_block_note(CommitBlock *b, ScriptStmt *st, List *written)
+{
+	Node	   *tree = st->parsetree;
+	ListCell   *lc;
+
+	foreach(lc, written)
+		b->written = list_append_unique_oid(b->written, lfirst_oid(lc));
+	if (IsA(tree, DeclareCursorStmt))
+		b->cursors = lappend(b->cursors, makeString(((DeclareCursorStmt *) tree)->portalname));
+	else if (IsA(tree, CreateStmt) && ((CreateStmt *) tree)->oncommit != ONCOMMIT_NOOP &&
+			 ((CreateStmt *) tree)->oncommit != ONCOMMIT_PRESERVE_ROWS)
+		b->on_commit_line = st->line;
+	else if (IsA(tree, CreateTableAsStmt) && ((CreateTableAsStmt *) tree)->into &&
+			 ((CreateTableAsStmt *) tree)->into->onCommit != ONCOMMIT_NOOP &&
+			 ((CreateTableAsStmt *) tree)->into->onCommit != ONCOMMIT_PRESERVE_ROWS)
+		b->on_commit_line = st->line;
 }
 
 /* A value of a setting as set_config_option() reads it back exactly. */
@@ -151,6 +299,9 @@ end_block_settings(int *level)
 		}
 		else
 			continue;			/* GUC_LOCAL (or GUC_SAVE): the commit ends it */
+		/* the next transaction starts with its own characteristics, whatever a SET said */
+		if (strncmp(gucs[i]->name, "transaction_", 12) == 0)
+			continue;
 		p->name = gucs[i]->name;
 		/* a session authorization resets the role: it goes first */
 		if (strcmp(p->name, "session_authorization") == 0)
@@ -165,36 +316,39 @@ end_block_settings(int *level)
 	{
 		PlainSet   *p = lfirst(lc);
 
+		/* a value no longer valid (its object dropped) stays off, as psql keeps it dangling: a WARNING */
 		(void) set_config_option_ext(p->name, p->value, p->context, PGC_S_SESSION, p->role,
-									 GUC_ACTION_SET, true, ERROR, false);
+									 GUC_ACTION_SET, true, WARNING, false);
 	}
 }
 
-/* Open the first block of a script; returns its nest level. */
-int
-commit_block_begin(void)
+/* Open the first block of a script. */
+void
+commit_block_begin(CommitBlock *b)
 {
-	return NewGUCNestLevel();
+	memset(b, 0, sizeof(CommitBlock));
+	b->level = NewGUCNestLevel();
 }
 
 /*
  * An absorbed COMMIT at `line` of a script run as `what`: what a commit ends
- * ends; an error gets `hint`, the next step.  *level is the block's nest level, replaced by the next block's.
+ * ends; an error gets `hint`, the next step.  The block's nest level is
+ * replaced by the next block's.
  */
 void
-commit_absorbed(const char *what, const char *hint, int line, int *level)
+commit_absorbed(CommitBlock *b, const char *what, const char *hint, int line)
 {
-	commit_checks(what, psprintf("line %d: COMMIT", line), hint);
-	end_block_settings(level);
+	commit_checks(b, what, psprintf("line %d: COMMIT", line), hint);
+	end_block_settings(&b->level);
 }
 
 /*
- * The end of a migration's script: deferred constraints and ON COMMIT
- * actions.  Its settings end when the caller closes the migration's nest
- * level, which holds every block's.
+ * The end of a migration's script: deferred constraints, cursors and ON
+ * COMMIT actions.  Its settings end when the caller closes the migration's
+ * nest level, which holds every block's.
  */
 void
-commit_script_end(const char *what, const char *hint)
+commit_script_end(CommitBlock *b, const char *what, const char *hint)
 {
-	commit_checks(what, "the end of its script", hint);
+	commit_checks(b, what, "the end of its script", hint);
 }

@@ -63,7 +63,7 @@ run_step_body(void *arg)
 	RunStep    *rs = arg;
 	ApplyRecord rec = {0};
 
-	apply_step_retrying(rs->m, rs->step, rs->nsteps, false, &rec);
+	apply_step_retrying(rs->m, rs->step, rs->nsteps, false, false, &rec);
 }
 
 /*

@@ -69,6 +69,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "migrate.h"
 
@@ -85,6 +86,7 @@ static const char *const lint_rules[] = {
 	"table-without-rls",
 	"write-grant-to-api-role",
 	"enum-value-in-transaction",
+	"not-linted",
 	NULL
 };
 
@@ -186,11 +188,14 @@ static void
 table_size(Oid relid, double *rows, int64 *bytes, bool *estimated)
 {
 	char		relkind = get_rel_relkind(relid);
+	double		reltuples;
+	int64		relbytes;
 
 	if (relkind == RELKIND_PARTITIONED_TABLE)
 	{
 		List	   *parts = find_all_inheritors(relid, NoLock, NULL);
 		ListCell   *lc;
+		bool		unknown = false;
 
 		*rows = 0;
 		*bytes = 0;
@@ -198,40 +203,63 @@ table_size(Oid relid, double *rows, int64 *bytes, bool *estimated)
 		{
 			double		r;
 			int64		b;
+			bool		e = false;
 
-			if (lfirst_oid(lc) == relid)
+			if (lfirst_oid(lc) == relid || get_rel_relkind(lfirst_oid(lc)) == RELKIND_PARTITIONED_TABLE)
 				continue;
-			stats_size(lfirst_oid(lc), &r, &b);
+			table_size(lfirst_oid(lc), &r, &b, &e);
+			unknown |= (r < 0 && b < 0);
+			*estimated |= e;
 			*rows += Max(r, 0);
 			*bytes += Max(b, 0);
 		}
+		if (unknown && *rows == 0 && *bytes == 0)
+			*rows = *bytes = -1;
 		return;
 	}
-	stats_size(relid, rows, bytes);
-	if (*rows >= 0 || (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW))
+	stats_size(relid, &reltuples, &relbytes);
+	*rows = reltuples;
+	*bytes = relbytes;
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW)
 		return;
-	/* never analysed: unknown, unless it can be measured without waiting */
-	*rows = -1;
-	*bytes = -1;
-	*estimated = true;
-	if (ConditionalLockRelationOid(relid, AccessShareLock))
+
+	/*
+	 * The statistics, scaled to the table's size now, as the planner scales
+	 * them (a table analysed empty and loaded since is not empty); never
+	 * analysed: the planner's density.  Only when the table can be looked
+	 * at without waiting; else the statistics, or unknown.
+	 */
+	if (!ConditionalLockRelationOid(relid, AccessShareLock))
+	{
+		if (reltuples < 0)
+			*rows = *bytes = -1;
+		return;
+	}
 	{
 		Relation	rel = try_relation_open(relid, NoLock);
 
 		if (rel)
 		{
 			BlockNumber real = RelationGetNumberOfBlocks(rel);
+			BlockNumber relpages = (BlockNumber) (relbytes / BLCKSZ);
 			BlockNumber pages;
 			double		tuples;
 			double		allvisfrac;
 
-			*rows = 0;
 			*bytes = (int64) real * BLCKSZ;
-			if (real > 0)
+			if (real == 0)
+				*rows = 0;
+			else if (reltuples >= 0 && relpages > 0)
+			{
+				*rows = rint(reltuples * real / relpages);
+				*estimated = (real != relpages);
+			}
+			else
 			{
 				/* the planner's density, over the real size (it assumes 10 pages at least) */
 				estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
 				*rows = pages > 0 ? rint(tuples * real / pages) : -1;
+				*estimated = true;
 			}
 			relation_close(rel, NoLock);
 		}
@@ -446,6 +474,22 @@ analyze_default(void *arg)
 	vc->is_volatile = contain_volatile_functions((Node *) query->targetList);
 }
 
+static bool
+sublink_walker(Node *node, void *arg)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SubLink))
+		return true;
+	return raw_expression_tree_walker(node, sublink_walker, arg);
+}
+
+static bool
+has_sublink(Node *expr)
+{
+	return sublink_walker(expr, NULL);
+}
+
 /*
  * Whether a column default makes ADD COLUMN rewrite the table: a volatile
  * default.  A default that cannot be analysed now (it uses a function an
@@ -463,6 +507,12 @@ default_rewrites(Node *expr, bool *unknown)
 		e = ((TypeCast *) e)->arg;
 	if (e && IsA(e, A_Const))
 		return false;
+	/* analysing a subquery would lock its tables, and the linter never waits */
+	if (has_sublink(expr))
+	{
+		*unknown = true;
+		return true;
+	}
 	edata = run_in_subtransaction(analyze_default, &vc, false);
 	if (edata)
 	{
@@ -494,6 +544,19 @@ add_column_rewrite(ColumnDef *def)
 
 	if (is_serial_type(def->typeName))
 		return psprintf("column \"%s\" is serial: every row gets a value from its sequence", def->colname);
+	{
+		Type		typ = def->typeName ? LookupTypeName(NULL, def->typeName, NULL, true) : NULL;
+
+		if (typ)
+		{
+			Oid			typid = ((Form_pg_type) GETSTRUCT(typ))->oid;
+
+			ReleaseSysCache(typ);
+			if (get_typtype(typid) == TYPTYPE_DOMAIN && DomainHasConstraints(typid))
+				return psprintf("column \"%s\" is of domain %s, which has constraints: every row is checked "
+								"and written", def->colname, format_type_be(typid));
+		}
+	}
 	foreach(lc, def->constraints)
 	{
 		Constraint *c = lfirst(lc);
@@ -1019,7 +1082,11 @@ lint_index(LintRun *run, IndexStmt *stmt)
 	add_finding(run, "index-without-concurrently", size_severity(t), t, "SHARE",
 				psprintf("CREATE INDEX builds over every row of %s (%s) while its writes wait (SHARE lock)",
 						 t->name, size_text(t)),
-				pstrdup("CREATE INDEX CONCURRENTLY, in a migration of its own (a job runs it, outside a transaction)."));
+				get_rel_relkind(t->relid) == RELKIND_PARTITIONED_TABLE
+				? pstrdup("A partitioned table takes no CONCURRENTLY: CREATE INDEX ... ON ONLY it (at once, "
+						  "invalid), then CREATE INDEX CONCURRENTLY on each partition and ALTER INDEX ... ATTACH "
+						  "PARTITION each (a job runs them).")
+				: pstrdup("CREATE INDEX CONCURRENTLY, in a migration of its own (a job runs it, outside a transaction)."));
 }
 
 static void
@@ -1386,18 +1453,24 @@ finding_cmp(const ListCell *a, const ListCell *b)
 	return fa->seq < fb->seq ? -1 : fa->seq > fb->seq;
 }
 
+/* Parse the up script and read every statement (in a subtransaction: lint_one()). */
 static void
-parse_up(void *arg)
+lint_script(void *arg)
 {
 	LintRun    *run = arg;
 
 	run->script = script_parse(run->m->up, psprintf("the up script of migration %s", run->m->version));
+	for (run->stmt = 0; run->stmt < run->script->nstmts; run->stmt++)
+		lint_statement(run, &run->script->stmts[run->stmt]);
+	run->stmt = 0;
+	finish_rls(run);
 }
 
 static void
 lint_one(LintRun *run, Migration *m)
 {
 	int			first = list_length(run->findings);
+	ErrorData  *edata;
 
 	if (m->batch != NULL)
 		return;
@@ -1406,19 +1479,40 @@ lint_one(LintRun *run, Migration *m)
 	if (m->up == NULL)
 		return;
 	run->m = m;
-	/* a script that does not parse is for apply to report, with its line */
-	if (run_in_subtransaction(parse_up, run, false) != NULL)
-		return;
+	run->script = NULL;
 	run->one_transaction = m->transactional;
 	run->line_starts = NULL;
 	run->strong_locks = NIL;
 	run->enum_values = NIL;
 	run->rls_enabled = NIL;
 	run->pending_rls = NIL;
-	for (run->stmt = 0; run->stmt < run->script->nstmts; run->stmt++)
-		lint_statement(run, &run->script->stmts[run->stmt]);
-	run->stmt = 0;
-	finish_rls(run);
+
+	/*
+	 * A script that does not parse is for apply to report, with its line;
+	 * a name the caller may not look up (a schema without USAGE), a type
+	 * modifier its type refuses: the migration is not linted, and says so.
+	 */
+	edata = run_in_subtransaction(lint_script, run, false);
+	/* a cancel, a shutdown, running out of memory: not a finding */
+	if (edata && (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION ||
+				  ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES ||
+				  ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_PROGRAM_LIMIT_EXCEEDED))
+		ReThrowError(edata);
+	if (edata)
+	{
+		run->findings = list_truncate(run->findings, first);
+		if (run->script && run->script->nstmts > 0)
+		{
+			run->stmt = Min(run->stmt, run->script->nstmts - 1);
+			add_finding(run, "not-linted", LINT_WARNING, NULL, NULL,
+						psprintf("the migration could not be linted at statement %d: %s", run->stmt + 1,
+								 edata->message),
+						pstrdup("Run migrate_lint() as a role that can see every object the migration "
+								"names, or review the statement by hand."));
+			run->stmt = 0;
+		}
+		FreeErrorData(edata);
+	}
 	/* a migration's findings in statement order (the end-of-migration ones last found) */
 	if (list_length(run->findings) > first + 1)
 	{

@@ -182,8 +182,10 @@ lock_holders_text(List *relids)
 	if (relids == NIL)
 		return NULL;
 	arg = PointerGetDatum(oid_list_to_array(relids));
-	if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.format('pid %s (role %s, application \"%s\", %s, "
-							  "holding %s on %s)', l.pid, coalesce(a.usename::pg_catalog.text, '?'), "
+	if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.format('%s (role %s, application \"%s\", %s, "
+							  "holding %s on %s)', coalesce('pid ' OPERATOR(pg_catalog.||) l.pid, "
+							  "'a prepared transaction (' OPERATOR(pg_catalog.||) l.virtualtransaction OPERATOR(pg_catalog.||) ')'), "
+							  "coalesce(a.usename::pg_catalog.text, '?'), "
 							  "coalesce(a.application_name, ''), coalesce(a.state, 'state unknown') "
 							  "  OPERATOR(pg_catalog.||) coalesce(' since ' OPERATOR(pg_catalog.||) "
 							  "  pg_catalog.date_trunc('second', a.xact_start)::pg_catalog.text, ''), l.mode, "
@@ -193,7 +195,7 @@ lock_holders_text(List *relids)
 							  "    ON a.pid OPERATOR(pg_catalog.=) l.pid "
 							  " WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.granted "
 							  "   AND l.relation OPERATOR(pg_catalog.=) ANY ($1) "
-							  "   AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
+							  "   AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()",
 							  1, (Oid[]) {OIDARRAYOID}, &arg, NULL, true, 1) == SPI_OK_SELECT &&
 		SPI_processed > 0)
 		result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -219,6 +221,39 @@ sleep_ms(long ms)
 	}
 }
 
+/*
+ * Whether a script's DDL names a table that exists now (ALTER, CREATE
+ * INDEX, DROP, LOCK, TRUNCATE, ...): what waits behind other sessions, so
+ * what a retry is for.  Only such migrations get a subtransaction of their
+ * own: more than 64 in one transaction would slow every other session's
+ * snapshots until it ends (PostgreSQL's subtransaction cache overflows).
+ */
+static void
+locks_existing_table(ScriptStmt *st, void *arg)
+{
+	bool	   *found = arg;
+	Node	   *tree = st->parsetree;
+	ListCell   *lc;
+
+	if (*found || IsA(tree, InsertStmt) || IsA(tree, UpdateStmt) || IsA(tree, DeleteStmt) ||
+		IsA(tree, MergeStmt) || IsA(tree, SelectStmt) || IsA(tree, CreateStmt))
+		return;
+	foreach(lc, stmt_locked_relations(tree))
+		if (OidIsValid(RangeVarGetRelid(lfirst(lc), NoLock, true)))
+			*found = true;
+}
+
+static bool
+takes_table_locks(const char *up)
+{
+	bool		found = false;
+
+	/* a syntax error is left to apply_step(), which reports it in its context */
+	if (up != NULL)
+		(void) script_walk(up, "the up script", true, locks_existing_table, &found);
+	return found;
+}
+
 typedef struct StepCall
 {
 	Migration  *m;
@@ -242,14 +277,16 @@ step_body(void *arg)
  * apply_step(), retried when a lock wait timed out: each try in a
  * subtransaction, rolled back on that error, then a backoff of 250 ms, 500
  * ms, 1 s, ... (at most 10 s) times a random 0.5 to 1.5.  Any other error,
- * or the last try's, is raised, the lock holders named.
+ * or the last try's, is raised, the lock holders named.  In a transaction
+ * shared by many migrations (`shared_transaction`: migrate_apply()), only a
+ * migration that takes_table_locks() is run so.
  */
 void
-apply_step_retrying(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec)
+apply_step_retrying(Migration *m, int step, int nsteps, bool dry_run, bool shared_transaction, ApplyRecord *rec)
 {
 	StepCall	c = {m, step, nsteps, dry_run, rec, *rec};
 
-	if (migrate_lock_retries <= 0)
+	if (migrate_lock_retries <= 0 || (shared_transaction && !takes_table_locks(m->up)))
 	{
 		apply_step(m, step, nsteps, dry_run, rec);
 		return;

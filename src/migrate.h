@@ -465,13 +465,26 @@ extern void lockwait_set_timeout(const char *script);
 extern char *lock_timeout_directive(const char *script, int *line);
 extern int	lock_timeout_directive_ms(const char *value, int line, const char *what);
 extern char *lock_holders_text(List *relids);
-extern void apply_step_retrying(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec);
+extern void apply_step_retrying(Migration *m, int step, int nsteps, bool dry_run, bool shared_transaction,
+								ApplyRecord *rec);
 
 /* ---- commit.c ---- */
 
-extern int	commit_block_begin(void);
-extern void commit_absorbed(const char *what, const char *hint, int line, int *level);
-extern void commit_script_end(const char *what, const char *hint);
+/* What a block of a script (between commit points) did, for its commit point. */
+typedef struct CommitBlock
+{
+	int			level;			/* its GUC nest level */
+	List	   *written;		/* relids of the tables it wrote */
+	List	   *cursors;		/* names of the cursors it declared */
+	int			on_commit_line; /* a line creating an ON COMMIT DROP/DELETE ROWS table, or 0 */
+} CommitBlock;
+
+extern void commit_call_begin(void);
+extern void commit_call_end(void);
+extern void commit_block_begin(CommitBlock *b);
+extern void commit_block_note(CommitBlock *b, ScriptStmt *st, List *written);
+extern void commit_absorbed(CommitBlock *b, const char *what, const char *hint, int line);
+extern void commit_script_end(CommitBlock *b, const char *what, const char *hint);
 
 /* ---- lifecycle.c ---- */
 

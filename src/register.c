@@ -66,6 +66,7 @@ typedef struct ScriptCheck
 	int			others;
 	List	   *enum_adds;
 	int			modes_line;		/* of the last SET CONSTRAINTS, or 0 */
+	int			modes_commit_line;	/* of a COMMIT after it, or 0 */
 } ScriptCheck;
 
 static void
@@ -85,14 +86,17 @@ check_statement(ScriptStmt *st, void *arg)
 	 * Constraint modes last until a commit, and an absorbed COMMIT cannot end
 	 * them: the blocks after it would run with them (commit.c).
 	 */
+	absorbed = stmt_absorbed(st->parsetree);
 	if (IsA(st->parsetree, ConstraintsSetStmt))
 		c->modes_line = st->line;
-	else if (c->modes_line > 0 && (absorbed = stmt_absorbed(st->parsetree)) != NULL &&
-			 strcmp(absorbed, "COMMIT") == 0)
+	else if (c->modes_line > 0 && absorbed != NULL && strcmp(absorbed, "COMMIT") == 0)
+		c->modes_commit_line = st->line;
+	else if (c->modes_commit_line > 0 && absorbed == NULL)
 		script_refuse_stmt(c->what, c->modes_line,
 						   psprintf("SET CONSTRAINTS sets constraint modes until the transaction commits, "
 									"and the COMMIT at line %d, which migrate absorbs, cannot end them "
-									"as a commit would", st->line),
+									"as a commit would for the statements after it (line %d)",
+									c->modes_commit_line, st->line),
 						   "Split the script at the COMMIT into two migrations (CALL migrate_run() and jobs "
 						   "commit between migrations), or remove the SET CONSTRAINTS.");
 	if (!c->up)

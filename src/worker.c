@@ -370,7 +370,7 @@ tx_step_body(void *arg)
 	ApplyRecord rec = {0};
 
 	rec.detail = ts->detail;
-	apply_step_retrying(ts->m, ts->step, ts->total, false, &rec);
+	apply_step_retrying(ts->m, ts->step, ts->total, false, false, &rec);
 }
 
 /* The indexes of rel that are invalid now (a failed concurrent build leaves one). */
