@@ -138,6 +138,39 @@ SELECT version, action FROM migrate_apply();
 SELECT id FROM cm.parent WHERE id >= 90;
 SELECT count(*) AS temp_tables_left FROM pg_class WHERE relname = 'scratch' AND relpersistence = 't';
 
+-- what a commit ends before ON COMMIT acts: the deferred checks of a
+-- temporary table (they are run for real), the block's cursors; and the
+-- transaction's own characteristics do not carry over
+SELECT version, result FROM migrate_add_script('010.1_temp_deferred.sql', $m$
+begin;
+create temp table tp (id int primary key) on commit drop;
+create temp table tc (pid int references tp deferrable initially deferred) on commit drop;
+insert into tc values (1);
+insert into tp values (1);
+declare cur cursor for select * from tp;
+commit;
+begin;
+set transaction_read_only = on;
+commit;
+create table cm.after_blocks (x int);
+$m$);
+SELECT version, action FROM migrate_apply();
+SELECT to_regclass('cm.after_blocks') IS NOT NULL AS created_after, count(*) AS cursors_left FROM pg_cursors;
+-- a caller's transaction that used temporary tables before the call: its
+-- ON COMMIT DELETE ROWS rows stay, and a migration that makes an ON COMMIT
+-- table is refused at its commit point
+BEGIN;
+CREATE TEMP TABLE mine (x int) ON COMMIT DELETE ROWS;
+INSERT INTO mine VALUES (1), (2);
+SELECT version, result FROM migrate_add_script('010.2_plain.sql', $m$insert into cm.parent values (130); commit; insert into cm.parent values (131);$m$);
+SELECT version, action FROM migrate_apply();
+SELECT count(*) AS my_rows_kept FROM mine;
+SELECT version, result FROM migrate_add_script('010.3_temp.sql', $m$create temp table t2 (x int) on commit drop; commit;$m$);
+SELECT version, action FROM migrate_apply();
+ROLLBACK;
+SELECT version, result FROM migrate_add_script('010.2_plain.sql', $m$insert into cm.parent values (130); commit; insert into cm.parent values (131);$m$);
+SELECT version, action FROM migrate_apply();
+
 -- 5. SET CONSTRAINTS: its modes last until a commit
 -- before an absorbed COMMIT, refused, in an up or a down script
 SELECT version, result FROM migrate_add_script('011_modes.sql', $m$
