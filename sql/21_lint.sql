@@ -429,6 +429,39 @@ CALL pg_temp.add('337', 'new and no-ops', E'CREATE TABLE fr (id int);\nALTER TAB
 SELECT * FROM pg_temp.lint;
 SELECT version, statement, message FROM migrate_lint() WHERE version IN ('301', '314', '334');
 
+-- a second review: a domain with constraints rewrites; a default with a
+-- subquery is not analysed (it would lock); statistics of a table analysed
+-- empty and loaded since are scaled to its size; a partitioned table's
+-- index hint; what the caller may not look up is "not-linted", not an error
+SELECT count(*) FROM (SELECT migrate_remove(version) FROM migrate_status() WHERE state = 'pending') r;
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TABLE grown (id int) WITH (autovacuum_enabled = off);
+ANALYZE grown;
+INSERT INTO grown SELECT generate_series(1, 3000);
+CREATE TABLE parts (id int, v int) PARTITION BY RANGE (id);
+CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (0) TO (100000) WITH (autovacuum_enabled = off);
+INSERT INTO parts SELECT g, g FROM generate_series(1, 3000) g;
+CREATE SCHEMA hidden;
+CREATE TABLE hidden.secret (id int);
+CREATE ROLE li_auditor;
+GRANT USAGE ON SCHEMA li TO li_auditor;
+GRANT EXECUTE ON FUNCTION migrate_lint(text) TO li_auditor;
+CALL pg_temp.add('501', 'domain column', 'ALTER TABLE big ADD COLUMN p posint DEFAULT 1;');
+CALL pg_temp.add('502', 'subquery default', 'ALTER TABLE big ADD COLUMN q int DEFAULT (SELECT max(id) FROM small);');
+CALL pg_temp.add('503', 'grown since analysed', 'CREATE INDEX ON grown (id);');
+CALL pg_temp.add('504', 'partitioned index', 'CREATE INDEX ON parts (v);');
+CALL pg_temp.add('505', 'hidden', 'ALTER TABLE hidden.secret ADD COLUMN y int;');
+SELECT version, statement, rule, severity, table_name, table_rows, message FROM migrate_lint() ORDER BY version;
+SELECT version, hint FROM migrate_lint() WHERE version = '504';
+SET ROLE li_auditor;
+SELECT version, rule, severity, message FROM migrate_lint('505');
+RESET ROLE;
+SELECT count(*) FROM (SELECT migrate_remove(version) FROM migrate_status() WHERE state = 'pending') r;
+DROP SCHEMA hidden CASCADE;
+REVOKE ALL ON SCHEMA li FROM li_auditor;
+REVOKE ALL ON FUNCTION migrate_lint(text) FROM li_auditor;
+DROP ROLE li_auditor;
+
 -- lock waits: each statement waits at most migrate.lock_timeout (a shorter
 -- lock_timeout of the session stays); "-- migrate:lock_timeout" sets the
 -- migration's own, longer or shorter; a value that is not a time is refused

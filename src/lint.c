@@ -316,7 +316,7 @@ size_text(LintTable *t)
 	return psprintf("%s rows%s, %s",
 					t->rows < 0 ? "unknown" :
 					psprintf(t->estimated && t->rows > 0 ? "about %.0f" : "%.0f", t->rows),
-					t->estimated && t->rows > 0 ? " (never analysed)" : "",
+					t->estimated && t->rows > 0 ? " (estimated from its size now)" : "",
 					t->bytes < 0 ? "size unknown" :
 					text_to_cstring(DatumGetTextPP(DirectFunctionCall1(pg_size_pretty,
 																	   Int64GetDatum(t->bytes)))));
@@ -570,8 +570,8 @@ add_column_rewrite(ColumnDef *def)
 							def->colname);
 		if (c->contype == CONSTR_DEFAULT && c->raw_expr && default_rewrites(c->raw_expr, &unknown))
 			return unknown
-				? psprintf("the default of column \"%s\" cannot be checked now (it uses what an earlier "
-						   "statement creates): a volatile default writes every row", def->colname)
+				? psprintf("the default of column \"%s\" cannot be checked without running it (a subquery, or "
+						   "what an earlier statement creates): a volatile default writes every row", def->colname)
 				: psprintf("the default of column \"%s\" is volatile: every row gets its own value, written now",
 						   def->colname);
 	}
