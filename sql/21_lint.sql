@@ -451,6 +451,8 @@ CALL pg_temp.add('502', 'subquery default', 'ALTER TABLE big ADD COLUMN q int DE
 CALL pg_temp.add('503', 'grown since analysed', 'CREATE INDEX ON grown (id);');
 CALL pg_temp.add('504', 'partitioned index', 'CREATE INDEX ON parts (v);');
 CALL pg_temp.add('505', 'hidden', 'ALTER TABLE hidden.secret ADD COLUMN y int;');
+-- a function option RESET ALL (a Supabase dump has them) names no setting
+CALL pg_temp.add('506', 'reset all', 'CREATE FUNCTION li.f506() RETURNS int LANGUAGE sql SECURITY DEFINER RESET ALL AS ''SELECT 1'';');
 SELECT version, statement, rule, severity, table_name, table_rows, message FROM migrate_lint() ORDER BY version;
 SELECT version, hint FROM migrate_lint() WHERE version = '504';
 SET ROLE li_auditor;

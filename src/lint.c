@@ -1186,6 +1186,7 @@ lint_function(LintRun *run, CreateFunctionStmt *stmt)
 		if (strcmp(d->defname, "security") == 0)
 			definer = defGetBoolean(d);
 		else if (strcmp(d->defname, "set") == 0 && IsA(d->arg, VariableSetStmt) &&
+				 ((VariableSetStmt *) d->arg)->name != NULL &&	/* RESET ALL has none */
 				 strcmp(((VariableSetStmt *) d->arg)->name, "search_path") == 0)
 			pinned = true;
 	}
