@@ -57,8 +57,8 @@
 #include "migrate.h"
 
 /*
- * Whether the transaction running migrate_apply() used temporary tables
- * before the call: then ON COMMIT DELETE ROWS tables of the caller may hold
+ * Whether the transaction running migrate_apply() (or migrate_rollback())
+ * used temporary tables before the call: then ON COMMIT DELETE ROWS tables of the caller may hold
  * rows of this transaction, which PreCommit_on_commit_actions() would empty
  * (not undone by a rollback), so it is not called (commit_call_begin()).
  */
@@ -103,7 +103,9 @@ retire_temp_events(List *written)
 		StringInfoData deferred;
 		StringInfoData immediate;
 
-		if (get_rel_persistence(relid) != RELPERSISTENCE_TEMP || !AfterTriggerPendingOnRel(relid))
+		/* a table the block dropped again is gone */
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)) ||
+			get_rel_persistence(relid) != RELPERSISTENCE_TEMP || !AfterTriggerPendingOnRel(relid))
 			continue;
 		rel = table_open(relid, AccessShareLock);
 		initStringInfo(&deferred);

@@ -404,6 +404,22 @@ revert_order(Catalog *cat, const char *target, const char *target_key, StringInf
 	return steps;
 }
 
+/* revert_one(), and commit_call_end() if it fails. */
+static void
+revert_one_guarded(Migration *m, ApplyRecord *rec)
+{
+	PG_TRY();
+	{
+		revert_one(m, rec);
+	}
+	PG_CATCH();
+	{
+		commit_call_end();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
 /*
  * migrate_rollback(target): revert the applied migrations newer than target,
  * the one applied last first, each before those it requires.
@@ -455,6 +471,8 @@ migrate_rollback(PG_FUNCTION_ARGS)
 	refuse_non_transactional_downs(revert);
 	refuse_unparsed_downs(revert);
 
+	/* what the caller's transaction did with temporary tables before the call (commit.c) */
+	commit_call_begin();
 	foreach(lc, revert)
 	{
 		Migration  *m = ((PlanStep *) lfirst(lc))->m;
@@ -463,7 +481,7 @@ migrate_rollback(PG_FUNCTION_ARGS)
 		bool		nulls[6] = {false, false, false, false, false, false};
 
 		CHECK_FOR_INTERRUPTS();
-		revert_one(m, &rec);
+		revert_one_guarded(m, &rec);
 		progress_notice("reverted", foreach_current_index(lc) + 1, list_length(revert), m, rec.duration_ms);
 		values[0] = CStringGetTextDatum(m->version);
 		values[1] = CStringGetTextDatum(m->name);
@@ -473,6 +491,7 @@ migrate_rollback(PG_FUNCTION_ARGS)
 		values[5] = Int32GetDatum(rec.checks);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	commit_call_end();
 	if (revert != NIL)
 		catalog_mark_changed();
 	SPI_finish();
