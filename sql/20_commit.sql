@@ -148,6 +148,9 @@ create temp table tc (pid int references tp deferrable initially deferred) on co
 insert into tc values (1);
 insert into tp values (1);
 declare cur cursor for select * from tp;
+create temp table gone (x int);
+insert into gone values (1);
+drop table gone;
 commit;
 begin;
 set transaction_read_only = on;
