@@ -304,10 +304,14 @@ apply_step_retrying(Migration *m, int step, int nsteps, bool dry_run, bool share
 		holders = lock_holders_text(script_tables(m->up));
 		if (attempt >= migrate_lock_retries)
 		{
+			int			line;
+			char	   *own = lock_timeout_directive(m->up, &line);
+			int			waited = own ? lock_timeout_directive_ms(own, line, "the up script") : effective_lock_timeout();
+
 			edata->detail = psprintf("%s%sMigration %s was tried %d times, each statement waiting at most "
 									 "%d ms for a lock (unless the script sets lock_timeout itself). %s",
 									 edata->detail ? edata->detail : "", edata->detail ? " " : "",
-									 m->version, attempt + 1, effective_lock_timeout(),
+									 m->version, attempt + 1, waited,
 									 holders ? psprintf("Locks on its tables are held by: %s.", holders)
 									 : "No other session holds a lock on its tables now.");
 			edata->hint = psprintf("%s. End or wait for the session holding the lock, or raise "
