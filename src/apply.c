@@ -44,8 +44,12 @@ apply_error_context(void *arg)
 {
 	ApplyContext *ac = arg;
 
-	errcontext("applying migration %s \"%s\" (%d of %d)",
-			   ac->m->version, ac->m->name, ac->step, ac->nsteps);
+	if (ac->m->source && strcmp(ac->m->source, "migrate_add") != 0)
+		errcontext("applying migration %s \"%s\" (%d of %d), from file \"%s\"",
+				   ac->m->version, ac->m->name, ac->step, ac->nsteps, ac->m->source);
+	else
+		errcontext("applying migration %s \"%s\" (%d of %d)",
+				   ac->m->version, ac->m->name, ac->step, ac->nsteps);
 }
 
 /* Send a NOTICE now, so psql shows progress as it happens. */
