@@ -728,8 +728,13 @@ register_files(List *files, bool strict, bool directory)
 		if (!m->transactional)
 			f->detail = "transaction:false";
 		if (m->updated_parts)
+		{
+			MemoryContext spi = MemoryContextSwitchTo(caller);	/* the rows outlive SPI_finish() */
+
 			f->detail = f->detail ? psprintf("%s; updated: %s", f->detail, m->updated_parts)
 				: psprintf("updated: %s", m->updated_parts);
+			MemoryContextSwitchTo(spi);
+		}
 		changed |= strcmp(f->result, "unchanged") != 0;
 		registered = lappend(registered, m);
 	}
