@@ -15,7 +15,9 @@
  *	 register.c  migrate_add()
  *	 files.c	 migration files: names, sections, directives; migrate_load(),
  *				 migrate_add_script(), migrate_compare_scripts()
- *	 apply.c	 migrate_apply(): the statement executor
+ *	 apply.c	 migrate_apply(), and one migration applied with its checks
+ *	 execute.c	 running a script's statements (shared by apply, run, jobs,
+ *				 rollback)
  *	 lint.c		 migrate_lint(): safety rules from parse trees and the live
  *				 catalog, checked before a migration runs
  *	 lockwait.c  lock waits bounded by migrate.lock_timeout; a migration
@@ -413,6 +415,10 @@ extern bool plan_next_step_reviewed(List *reviewed, List *steps, int done);
 /* ---- apply.c ---- */
 
 extern const char *nothing_kept_text(void);
+extern void refuse_in_dry_run(Script *script, int i, const char *what);
+
+/* ---- execute.c ---- */
+
 extern int64 run_statements(Script *script, const char *what, const char *hint, List **touched);
 extern void apply_step(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec);
 extern void progress_notice(const char *result, int step, int nsteps, Migration *m, double ms);
