@@ -51,7 +51,7 @@ typedef struct MigrationFile
 	char	   *parts;			/* what the file holds: "up", "up, down, verify", "down" */
 	/* outcome */
 	char	   *key;
-	const char *result;
+	RegisterResult result;
 	char	   *detail;
 } MigrationFile;
 
@@ -536,7 +536,7 @@ json_object_1(const char *key, const char *value)
  * (checked by register_files() before the catalog lock, as migrate_add()
  * checks a down script).
  */
-static const char *
+static RegisterResult
 register_down_only(Catalog *cat, MigrationFile *down)
 {
 	Migration  *m = catalog_find(cat, down->key);
@@ -550,7 +550,7 @@ register_down_only(Catalog *cat, MigrationFile *down)
 				 errdetail("No migration has version %s.", down->version),
 				 errhint("Register the migration's up script with it.")));
 	if (m->down && strcmp(m->down, down->content) == 0)
-		return "unchanged";
+		return REGISTER_UNCHANGED;
 	if (down->down_error)
 	{
 		warn_down_unparsed(m->version, psprintf("file \"%s\"", down->filename), down->down_error);
@@ -575,7 +575,7 @@ register_down_only(Catalog *cat, MigrationFile *down)
 				 4, (Oid[]) {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID}, values, NULL);
 	catalog_history(m->version, m->key, m->name, "update", m->checksum,
 					json_object_1("down_file", down->filename));
-	return "updated";
+	return REGISTER_UPDATED;
 }
 
 /*
@@ -606,7 +606,7 @@ prepare_files(List *files, bool strict)
 						 errmsg("file name \"%s\" is not a migration file name", f->filename),
 						 errdetail("%c%s.", pg_toupper((unsigned char) why[0]), why + 1),
 						 errhint("Accepted forms: " FILE_NAME_FORMS ".")));
-			f->result = "skipped";
+			f->result = REGISTER_SKIPPED;
 			f->detail = psprintf("not a migration: %s", why);
 			continue;
 		}
@@ -735,7 +735,7 @@ register_files(List *files, bool strict, bool directory)
 				: psprintf("updated: %s", m->updated_parts);
 			MemoryContextSwitchTo(spi);
 		}
-		changed |= strcmp(f->result, "unchanged") != 0;
+		changed |= f->result != REGISTER_UNCHANGED;
 		registered = lappend(registered, m);
 	}
 	foreach(lc, files)
@@ -753,10 +753,10 @@ register_files(List *files, bool strict, bool directory)
 			if (strcmp(u->key, f->key) == 0)
 				f->result = u->result;
 		}
-		if (f->result == NULL)
+		if (f->result == REGISTER_NONE)
 		{
 			f->result = register_down_only(cat, f);
-			changed |= strcmp(f->result, "unchanged") != 0;
+			changed |= f->result != REGISTER_UNCHANGED;
 		}
 	}
 	if (changed)
@@ -787,7 +787,7 @@ register_files(List *files, bool strict, bool directory)
 			g->version = pstrdup(m->version);
 			g->name = pstrdup(m->name);
 			g->key = pstrdup(m->key);
-			g->result = "not in directory";
+			g->result = REGISTER_NOT_IN_DIRECTORY;
 			g->detail = psprintf("registered and pending (from %s); if its file was deleted on purpose: "
 								 "SELECT * FROM migrate_remove(%s)", m->source, quote_literal_cstr(m->version));
 			missing = lappend(missing, g);
@@ -822,7 +822,7 @@ put_file_rows(FunctionCallInfo fcinfo, List *files)
 		nulls[3] = !known;
 		values[4] = known ? CStringGetTextDatum(f->parts ? f->parts : f->is_down ? "down" : "up") : (Datum) 0;
 		nulls[4] = !known;
-		values[5] = CStringGetTextDatum(f->result);
+		values[5] = CStringGetTextDatum(register_result_name(f->result));
 		values[6] = f->detail ? CStringGetTextDatum(f->detail) : (Datum) 0;
 		nulls[6] = f->detail == NULL;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -1150,7 +1150,7 @@ migrate_load(PG_FUNCTION_ARGS)
 								GetDatabaseEncodingName()),
 						 errdetail("Bytes that are not valid are shown as \\xNN; versions and names come from file names."),
 						 errhint("Rename the file.")));
-			f->result = "skipped";
+			f->result = REGISTER_SKIPPED;
 			f->detail = "not a migration: its name is not valid text in the database encoding";
 			files = lappend(files, f);
 			continue;
@@ -1161,7 +1161,7 @@ migrate_load(PG_FUNCTION_ARGS)
 					 errmsg("could not stat file \"%s\": %m", path)));
 		if (!S_ISREG(st.st_mode))
 		{
-			f->result = "skipped";
+			f->result = REGISTER_SKIPPED;
 			f->detail = "not a migration: not a regular file";
 		}
 		else if (ends_with(f->filename, ".sql"))
@@ -1180,7 +1180,7 @@ migrate_load(PG_FUNCTION_ARGS)
 		{
 			MigrationFile *f = lfirst(lc);
 
-			if (f->result)
+			if (f->result != REGISTER_NONE)
 				others = lappend(others, f);
 			else
 				candidates = lappend(candidates, f);

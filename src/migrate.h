@@ -272,6 +272,19 @@ extern const char *jsonb_field_text(Jsonb *jb, const char *key);
 /* The note that flags a down script registered although it does not parse. */
 #define DOWN_UNPARSED_NOTE "down script does not parse: "
 
+/* What registering a file or migration did (the result column of migrate_add_script() and friends). */
+typedef enum RegisterResult
+{
+	REGISTER_NONE,				/* not decided yet */
+	REGISTER_NEW,
+	REGISTER_UNCHANGED,
+	REGISTER_CHANGED,			/* a pending migration's text replaced */
+	REGISTER_UPDATED,			/* its other parts */
+	REGISTER_SKIPPED,			/* not a migration file */
+	REGISTER_NOT_IN_DIRECTORY	/* pending, registered from a file the directory lacks */
+} RegisterResult;
+
+extern const char *register_result_name(RegisterResult r);
 extern char *text_arg_cstring(FunctionCallInfo fcinfo, int argno);
 extern bool str_equal(const char *a, const char *b);
 extern void migration_prepare(Migration *m);
@@ -280,7 +293,7 @@ extern struct ScriptSyntaxError *check_down_script(const char *text, const char 
 extern char *down_unparsed_note(struct ScriptSyntaxError *e);
 extern void warn_down_unparsed(const char *version, const char *where, struct ScriptSyntaxError *e);
 extern void refuse_unparsed_downs(List *steps);
-extern const char *register_migration(Catalog *cat, Migration *m);
+extern RegisterResult register_migration(Catalog *cat, Migration *m);
 extern void registered_check_requirements(List *migrations);
 
 /* ---- expect.c ---- */

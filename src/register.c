@@ -441,12 +441,36 @@ updated_parts(Migration *old, Migration *m)
 	return buf.len ? buf.data : NULL;
 }
 
+const char *
+register_result_name(RegisterResult r)
+{
+	switch (r)
+	{
+		case REGISTER_NEW:
+			return "new";
+		case REGISTER_UNCHANGED:
+			return "unchanged";
+		case REGISTER_CHANGED:
+			return "changed";
+		case REGISTER_UPDATED:
+			return "updated";
+		case REGISTER_SKIPPED:
+			return "skipped";
+		case REGISTER_NOT_IN_DIRECTORY:
+			return "not in directory";
+		case REGISTER_NONE:
+			break;
+	}
+	elog(ERROR, "unexpected registration result %d", (int) r);
+	return NULL;
+}
+
 /*
  * Register a prepared migration against the loaded catalog (the caller holds
- * the catalog lock).  Returns what happened: "new", "unchanged", "changed"
- * (a pending migration's text replaced) or "updated" (its other parts).
+ * the catalog lock).  Returns what happened: new, unchanged, changed (a
+ * pending migration's text replaced) or updated (its other parts).
  */
-const char *
+RegisterResult
 register_migration(Catalog *cat, Migration *m)
 {
 	Migration  *old = catalog_find(cat, m->key);
@@ -497,7 +521,7 @@ register_migration(Catalog *cat, Migration *m)
 						 quote_json(old->registered_by), quote_json(current_user_name()));
 	}
 	else
-		return "unchanged";
+		return REGISTER_UNCHANGED;
 
 	/*
 	 * A new verify query or down script for an applied migration changes
@@ -576,8 +600,8 @@ register_migration(Catalog *cat, Migration *m)
 		appendStringInfo(&detail, "%s\"previous_checksum\": \"%s\"", detail.len ? ", " : "", old->checksum);
 	catalog_history(m->version, m->key, m->name, action, m->checksum,
 					detail.len ? psprintf("{%s}", detail.data) : NULL);
-	return strcmp(action, "register") == 0 ? "new" :
-		strcmp(action, "replace") == 0 ? "changed" : "updated";
+	return strcmp(action, "register") == 0 ? REGISTER_NEW :
+		strcmp(action, "replace") == 0 ? REGISTER_CHANGED : REGISTER_UPDATED;
 }
 
 /*
@@ -676,7 +700,7 @@ migrate_add(PG_FUNCTION_ARGS)
 	SPI_connect();
 	catalog_lock();
 	cat = catalog_load(false);
-	if (strcmp(register_migration(cat, m), "unchanged") != 0)
+	if (register_migration(cat, m) != REGISTER_UNCHANGED)
 	{
 		registered_check_requirements(list_make1(m));
 		catalog_mark_changed();
