@@ -26,7 +26,8 @@
  *				 of every migration
  *	 lifecycle.c migrate_run(), migrate_rollback(), migrate_baseline(),
  *				 migrate_repair(), migrate_remove()
- *	 verify.c	 verify queries, constraint re-checks, migrate_verify/check
+ *	 verify.c	 verify and assert queries, constraint re-checks,
+ *				 migrate_verify/check
  *	 validate.c  migrate_validate(), and the state of every migration
  *				 (the migrate.status view, migrate_status())
  *	 history.c	 the hash chain of migrate.history
