@@ -434,6 +434,7 @@ migrate_rollback(PG_FUNCTION_ARGS)
 	List	   *revert = NIL;
 	StringInfoData missing;
 	ListCell   *lc;
+	MemoryContext step_cxt;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -473,12 +474,15 @@ migrate_rollback(PG_FUNCTION_ARGS)
 
 	/* what the caller's transaction did with temporary tables before the call (commit.c) */
 	commit_call_begin();
+	/* each down script's parse trees and checks in a context reset after it */
+	step_cxt = AllocSetContextCreate(CurrentMemoryContext, "migrate_rollback step", ALLOCSET_DEFAULT_SIZES);
 	foreach(lc, revert)
 	{
 		Migration  *m = ((PlanStep *) lfirst(lc))->m;
 		ApplyRecord rec = {0};
 		Datum		values[6];
 		bool		nulls[6] = {false, false, false, false, false, false};
+		MemoryContext saved = MemoryContextSwitchTo(step_cxt);
 
 		CHECK_FOR_INTERRUPTS();
 		revert_one_guarded(m, &rec);
@@ -490,6 +494,8 @@ migrate_rollback(PG_FUNCTION_ARGS)
 		values[4] = Int64GetDatum(rec.rows);
 		values[5] = Int32GetDatum(rec.checks);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(saved);
+		MemoryContextReset(step_cxt);
 	}
 	commit_call_end();
 	if (revert != NIL)

@@ -725,6 +725,22 @@ run_guarded(GuardedKind kind, const char *version, const char *verify, const cha
 	}
 }
 
+/* A copy of a check's result, in the current memory context. */
+static CheckResult *
+check_result_copy(CheckResult *r)
+{
+	CheckResult *c = palloc(sizeof(CheckResult));
+
+	*c = *r;
+	c->version = pstrdup(r->version);
+	c->name = pstrdup(r->name);
+	c->check = pstrdup(r->check);
+	c->object = r->object ? pstrdup(r->object) : NULL;
+	c->message = r->message ? pstrdup(r->message) : NULL;
+	c->detail = r->detail ? pstrdup(r->detail) : NULL;
+	return c;
+}
+
 static CheckResult *
 new_result(List **results, const char *version, const char *name, const char *check,
 		   const char *object)
@@ -814,6 +830,7 @@ static List *
 check_applied(const char *version)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext iter_cxt;
 	List	   *results = NIL;
 	Datum		arg = version ? CStringGetTextDatum(migration_key(version)) : (Datum) 0;
 	int			n;
@@ -863,8 +880,15 @@ check_applied(const char *version)
 		}
 	}
 
+	/*
+	 * Each migration's checks in a memory context reset after it (amcheck's
+	 * per-page reset): only its results are kept, copied out.
+	 */
+	iter_cxt = AllocSetContextCreate(cxt, "migrate check_applied migration", ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < n; i++)
 	{
+		MemoryContext outer = MemoryContextSwitchTo(iter_cxt);
+		List	   *mine = NIL;
 		char	   *v = SPI_getvalue(rows[i], desc, 1);
 		char	   *name = SPI_getvalue(rows[i], desc, 2);
 		char	   *applied_sum = SPI_getvalue(rows[i], desc, 3);
@@ -877,7 +901,7 @@ check_applied(const char *version)
 		CheckResult *res;
 		ListCell   *lc;
 
-		res = new_result(&results, v, name, "checksum", applied_sum);
+		res = new_result(&mine, v, name, "checksum", applied_sum);
 		res->ok = registered_sum && strcmp(registered_sum, applied_sum) == 0;
 		if (!res->ok)
 		{
@@ -893,12 +917,12 @@ check_applied(const char *version)
 
 		if (verify)
 			run_guarded(GUARDED_VERIFY, v, verify, registered_by, InvalidOid, NIL,
-						new_result(&results, v, name, "verify", "verify query"));
+						new_result(&mine, v, name, "verify", "verify query"));
 
 		if (migrate_verify_constraints == VERIFY_CONSTRAINTS_OFF)
-			continue;
+			goto keep;
 		tables = tables_for_mode(touched_tables(rows[i], desc, isnull ? (Datum) 0 : touched_d,
-												&results, v, name));
+												&mine, v, name));
 		foreach(lc, constraints_to_check(tables, migrate_verify_constraints == VERIFY_CONSTRAINTS_ALL))
 		{
 			Oid			conoid = lfirst_oid(lc);
@@ -910,15 +934,21 @@ check_applied(const char *version)
 			fk = ((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN;
 			ReleaseSysCache(tup);
 			run_guarded(GUARDED_CONSTRAINT, v, NULL, NULL, conoid, NIL,
-						new_result(&results, v, name, fk ? "foreign key" : "check constraint",
+						new_result(&mine, v, name, fk ? "foreign key" : "check constraint",
 								   constraint_label(conoid)));
 		}
 		if (tables != NIL)
 			run_guarded(GUARDED_INDEXES, v, NULL, NULL, InvalidOid, tables,
-						new_result(&results, v, name, "indexes",
+						new_result(&mine, v, name, "indexes",
 								   psprintf("indexes of %d table%s", list_length(tables),
 											list_length(tables) == 1 ? "" : "s")));
+keep:
+		MemoryContextSwitchTo(outer);
+		foreach(lc, mine)
+			results = lappend(results, check_result_copy(lfirst(lc)));
+		MemoryContextReset(iter_cxt);
 	}
+	MemoryContextDelete(iter_cxt);
 	return results;
 }
 
