@@ -189,10 +189,10 @@ commit_checks(CommitBlock *b, const char *what, const char *where, const char *h
 		if (b->on_commit_line > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("%s cannot end its ON COMMIT temporary tables at %s", what, where),
-					 errdetail("Line %d creates a temporary table ON COMMIT DROP or DELETE ROWS, and this "
-							   "transaction used temporary tables before migrate_apply() was called: "
-							   "the commit step would drop or empty those of the caller too.", b->on_commit_line),
+					 errmsg("cannot end ON COMMIT temporary tables of this session at a commit migrate absorbs"),
+					 errdetail("%s, %s: line %d creates a temporary table ON COMMIT DROP or DELETE ROWS, and "
+							   "this transaction used temporary tables before the call: the commit step would "
+							   "drop or empty those of the caller too.", what, where, b->on_commit_line),
 					 errhint("Call migrate_apply() in a transaction of its own (or CALL migrate_run())."
 							 " Nothing of this call was kept.")));
 	}
