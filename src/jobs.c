@@ -605,8 +605,12 @@ migrate_start(PG_FUNCTION_ARGS)
 		PG_RETURN_INT64(id);
 	}
 
-	/* refuse now what the job would refuse: out of order, a changed plan */
-	cat = catalog_load(false);
+	/*
+	 * Refuse now what the job would refuse: out of order, a changed plan, a
+	 * lint error (the up scripts of pending migrations loaded in the one
+	 * catalog query, not one query each).
+	 */
+	cat = catalog_load(true);
 	steps = plan_pending(cat, target_key, out_of_order, true);
 	if (plan)
 		(void) plan_check_reviewed(steps, plan);
