@@ -90,6 +90,18 @@ static const char *const lint_rules[] = {
 	NULL
 };
 
+/* The rules, "a, b, c", for messages. */
+char *
+lint_rule_names(void)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; lint_rules[i]; i++)
+		appendStringInfo(&buf, "%s%s", i ? ", " : "", lint_rules[i]);
+	return buf.data;
+}
+
 /* Whether `rule` names a rule. */
 bool
 lint_rule_exists(const char *rule)

@@ -470,6 +470,7 @@ typedef struct LintFinding
 } LintFinding;
 
 extern bool lint_rule_exists(const char *rule);
+extern char *lint_rule_names(void);
 extern const char *lint_severity_name(LintSeverity s);
 extern List *lint_allow_directive(const char *line, char **unknown);
 extern List *lint_steps(List *steps);

@@ -155,9 +155,7 @@ check_allow_directives(Migration *m)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("the up script of migration %s allows an unknown lint rule \"%s\"", m->version, unknown),
 					 errdetail("Line %d: -- migrate:allow names the rules it allows for the statement after it.", line),
-					 errhint("The rules: table-rewrite, scan-under-lock, index-without-concurrently, "
-							 "lock-held-during-data-change, breaks-dependents, security-definer-search-path, "
-							 "table-without-rls, write-grant-to-api-role, enum-value-in-transaction.")));
+					 errhint("The rules: %s.", lint_rule_names())));
 		if (rules != NIL)
 		{
 			StringInfoData note;
