@@ -213,25 +213,7 @@ sub data_digest
 	return query($db, "$sql ORDER BY 1");
 }
 
-sub unified_diff
-{
-	my ($name, $want, $got) = @_;
-	my $fa = "$tmp/$name.expected";
-	my $fb = "$tmp/$name.actual";
-	spew($fa, $want);
-	spew($fb, $got);
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ 'diff', '-u', $fa, $fb ], '>', \$out, '2>', \$err);
-	return $out;
-}
-
-sub same_text
-{
-	my ($name, $want, $got, $label) = @_;
-	my $same = $want eq $got;
-	ok($same, $label) or diag(unified_diff($name, $want, $got));
-	return $same;
-}
+sub same_text { return MigratePsql::same_text($tmp, @_); }
 
 # Apply everything registered in $db, as migrate_apply() does for a user.
 # A directory that adds an enum value in one migration and uses it in a

@@ -38,14 +38,7 @@ sub as_role
 sub as_dba { return as_role('dba', @_); }
 
 # (exit code, stderr) of SQL run as $role, errors with their SQLSTATE
-sub fails_as
-{
-	my ($role, $db, $sql) = @_;
-	my ($rc, $out, $err) = $node->psql($db, $sql,
-		connstr => $node->connstr($db) . " user=$role",
-		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-	return ($rc, $err);
-}
+sub fails_as { return MigrateUpgrade::fails_as($node, @_); }
 
 # ---- a database at 0.2.0, in use.  This library refuses a 0.2.0 catalog
 # (below), so the rows are written as 0.2.0's code wrote them: the applied

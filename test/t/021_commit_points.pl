@@ -117,25 +117,7 @@ sub schema_dump
 	return $out;
 }
 
-sub unified_diff
-{
-	my ($name, $want, $got) = @_;
-	my $fa = "$tmp/$name.expected";
-	my $fb = "$tmp/$name.actual";
-	spew($fa, $want);
-	spew($fb, $got);
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ 'diff', '-u', $fa, $fb ], '>', \$out, '2>', \$err);
-	return $out;
-}
-
-sub same_text
-{
-	my ($name, $want, $got, $label) = @_;
-	my $same = $want eq $got;
-	ok($same, $label) or diag(unified_diff($name, $want, $got));
-	return $same;
-}
+sub same_text { return MigratePsql::same_text($tmp, @_); }
 
 # (a) the reference: each file with psql -f, one after another; returns
 # true if all succeeded.  A first argument { single => 1 } runs psql -1 -f:

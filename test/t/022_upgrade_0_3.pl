@@ -51,14 +51,7 @@ sub as_role
 sub as_dba { return as_role('dba', @_); }
 
 # (exit code, stderr) of SQL run as $role, errors with their SQLSTATE
-sub fails_as
-{
-	my ($role, $db, $sql) = @_;
-	my ($rc, $out, $err) = $node->psql($db, $sql,
-		connstr => $node->connstr($db) . " user=$role",
-		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-	return ($rc, $err);
-}
+sub fails_as { return MigrateUpgrade::fails_as($node, @_); }
 
 sub denied
 {

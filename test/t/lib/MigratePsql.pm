@@ -1,14 +1,16 @@
 # What the Perl tests that run psql like a user share (test/t/005_real_directories.pl,
 # test/t/021_commit_points.pl): psql with its exit code and both outputs, a
-# query that must work, and writing files byte for byte.
+# query that must work, writing files byte for byte, and comparing two texts
+# with a diff shown when they differ.
 package MigratePsql;
 
 use strict;
 use warnings;
 use Exporter 'import';
 use IPC::Run;
+use Test::More;
 
-our @EXPORT_OK = qw(run_psql query spew);
+our @EXPORT_OK = qw(run_psql query spew same_text);
 
 # Run psql against $db of $node; returns (exit code, stdout, stderr).
 # Options: user, file (run with -f FILE), stdin (a command piped into psql),
@@ -58,6 +60,21 @@ sub spew
 	print $fh $text;
 	close($fh) or die "cannot write $path: $!";
 	return;
+}
+
+# ok() when $got is $want; else a unified diff of both (written under $dir as $name.*).
+sub same_text
+{
+	my ($dir, $name, $want, $got, $label) = @_;
+	my $same = $want eq $got;
+	return 1 if ok($same, $label);
+	my ($fa, $fb) = ("$dir/$name.expected", "$dir/$name.actual");
+	spew($fa, $want);
+	spew($fb, $got);
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'diff', '-u', $fa, $fb ], '>', \$out, '2>', \$err);
+	diag($out);
+	return 0;
 }
 
 1;

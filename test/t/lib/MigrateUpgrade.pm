@@ -7,7 +7,17 @@ use strict;
 use warnings;
 use Exporter 'import';
 
-our @EXPORT_OK = qw($OBJECTS_SQL $CONFIG_SQL $INIT_PRIVS_SQL control_default_version);
+our @EXPORT_OK = qw($OBJECTS_SQL $CONFIG_SQL $INIT_PRIVS_SQL control_default_version fails_as);
+
+# (exit code, stderr) of SQL run on $node's $db as $role, errors with their SQLSTATE.
+sub fails_as
+{
+	my ($node, $role, $db, $sql) = @_;
+	my ($rc, $out, $err) = $node->psql($db, $sql,
+		connstr => $node->connstr($db) . " user=$role",
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	return ($rc, $err);
+}
 
 # The default_version of the migrate.control that `make install` put in the
 # share directory of $node's installation: the version a fresh install gets
