@@ -110,12 +110,26 @@ SELECT migrate_add('001', 'make tools', 'CREATE TABLE tools (id int PRIMARY KEY)
 SELECT pg_temp.sqlstate_of($$SELECT migrate_add('001', 'make tools', 'SELECT 1;')$$);
 SELECT count(*) AS history_rows FROM migrate.history;
 
--- an applied migration: new text is refused, same text is a no-op
+-- an applied migration: new text is recorded as drift, never run in its
+-- place; the same text is a no-op
 SET client_min_messages = warning;
 SELECT version, name, action, rows, checks FROM migrate_apply(target => '001');
 RESET client_min_messages;
-SELECT migrate_add('001', 'create tools', 'CREATE TABLE tools (id int PRIMARY KEY);');
-SELECT pg_temp.sqlstate_of($$SELECT migrate_add('001', 'create tools', 'CREATE TABLE tools (id int);')$$);
+-- other statements: changed (a WARNING), and applying is refused
+SELECT left(migrate_add('001', 'create tools', 'CREATE TABLE tools (id int PRIMARY KEY);'), 12) AS checksum;
+SELECT version, state, left(checksum, 12) AS checksum, left(applied_checksum, 12) AS applied FROM migrate_status()
+ WHERE version = '001';
+SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_apply()$$);
+SELECT left(migrate_add('001', 'create tools', 'CREATE TABLE tools (id int);'), 12) AS checksum;
+-- only comments, whitespace and the case of keywords differ: edited, blocking nothing
+SELECT left(migrate_add('001', 'create tools',
+                        E'-- the tools\ncreate table tools (id int primary key,   name text not null);  /* done */'), 12) AS checksum;
+SELECT version, state FROM migrate_status() WHERE version = '001';
+-- a quoted name is not the same token as an unquoted one: changed
+SELECT left(migrate_add('001', 'create tools',
+                        E'CREATE TABLE "Tools" (\n    id int PRIMARY KEY,\n    name text NOT NULL\n);'), 12) AS checksum;
+SELECT version, state FROM migrate_status() WHERE version = '001';
+-- the applied text again (CRLF read as LF): restored
 SELECT left(migrate_add('001', 'create tools',
                         E'CREATE TABLE tools (\r\n    id int PRIMARY KEY,\r\n    name text NOT NULL\r\n);',
                         down => 'DROP TABLE tools;',

@@ -280,7 +280,8 @@ $f$);
 SELECT version, expect FROM migrate.migrations WHERE version = '017';
 SELECT version, state FROM migrate_status() WHERE version = '017';
 SELECT version, action FROM migrate.history WHERE version = '017' ORDER BY id;
--- a changed statement of an applied migration is not: 55000
+-- a changed statement of an applied migration is drift: recorded as changed
+-- (a WARNING naming the file and its line), and applying is refused
 SELECT * FROM migrate_add_script('017_directives.sql', $f$-- migrate:requires 010, 011
 -- migrate:up
 -- migrate:requires 012
@@ -290,6 +291,21 @@ INSERT INTO plain VALUES (4);
 -- migrate:down
 DELETE FROM plain WHERE id = 3;
 $f$);
+SELECT version, state FROM migrate_status() WHERE version = '017';
+SELECT * FROM migrate_apply();
+-- the raw text of a file is never taken by migrate_repair(): its sections come from the file
+SELECT * FROM migrate_repair('017', up => 'INSERT INTO plain VALUES (4);');
+-- the file restored: the applied text again
+SELECT file, result, detail FROM migrate_add_script('017_directives.sql', $f$-- migrate:requires 010, 011
+-- migrate:up
+-- migrate:requires 012
+INSERT INTO plain VALUES (3);
+-- migrate:expect {"plain": "+1"}
+-- migrate:expect {"sections": "="}
+-- migrate:down
+DELETE FROM plain WHERE id = 3;
+$f$);
+SELECT version, state FROM migrate_status() WHERE version = '017';
 
 -- a down file alone sets the down script of a registered version
 SELECT * FROM migrate_add_script('U18__checked.sql', 'DROP TABLE checked;');
@@ -377,10 +393,15 @@ SELECT * FROM pg_temp.load('CREATE TABLE b (id bigint);', 'DROP TABLE IF EXISTS 
   AS t(file text, version text, part text, result text, detail text);
 SELECT version, name, up, down, verify FROM migrate.migrations ORDER BY version_key;
 SELECT version, action FROM migrate.history ORDER BY id;
--- a changed text of applied 001 refuses the whole set: 55000
+-- a changed text of applied 001 blocks nothing else: 001 is recorded as
+-- changed, 004 is registered
 SELECT * FROM migrate_add_scripts(ARRAY['001_a.sql', '004_d.sql'],
                                   ARRAY['CREATE TABLE a (id bigint);', 'CREATE TABLE d (id int);']);
 SELECT count(*) AS "004 registered" FROM migrate.migrations WHERE version = '004';
+-- a comment added to the applied file instead: edited, and applying goes on
+SELECT file, result, detail FROM migrate_add_scripts(ARRAY['001_a.sql'], ARRAY[E'-- table a\nCREATE TABLE a (id int);']);
+SELECT version, state FROM migrate_status() WHERE version IN ('001', '004');
+SELECT version, action FROM migrate_apply(target => '002');
 
 --
 -- migrate_load(): files of a server directory

@@ -188,7 +188,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 				elapsed;
 
 	INSTR_TIME_SET_CURRENT(start);
-	script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
+	script = migration_script(m, "up");
 
 	/*
 	 * Settings a migration changes (SET search_path, SET statement_timeout,
@@ -432,6 +432,7 @@ apply_pending(void *arg)
 									 ALLOCSET_DEFAULT_SIZES);
 	catalog_lock();
 	cat = catalog_load(true);
+	refuse_while_changed(cat, "migrate_apply()");
 	steps = plan_pending(cat, call->target_key, call->out_of_order, true);
 	if (call->plan)
 		(void) plan_check_reviewed(steps, call->plan);

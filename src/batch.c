@@ -503,7 +503,7 @@ statement_error(int sqlstate, const char *version, int line, const char *msg, co
 static void
 check_batch_statement(Migration *m)
 {
-	Script	   *script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
+	Script	   *script = migration_script(m, "up");
 	ScriptStmt *st;
 	Node	   *tree;
 	ParamUse	use = {{false, false, false}, 0};
@@ -1464,7 +1464,7 @@ batch_setup(BatchRun *r)
 	free_plans(r);
 	r->opts = batch_options(m->batch, m->version);
 	(void) batch_key_resolve(r->opts, m->version, false, &r->key);
-	r->script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
+	r->script = migration_script(m, "up");
 	r->size = r->opts->size > 0 ? r->opts->size : BATCH_FIRST_SIZE;
 	r->keys_total = -1;
 	r->locked_tables = list_make1_oid(r->key.relid);

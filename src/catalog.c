@@ -42,7 +42,7 @@ catalog_owner(void)
 				 errdetail("Table migrate.migrations or migrate.history does not exist."),
 				 errhint("Run CREATE EXTENSION migrate, or ALTER EXTENSION migrate UPDATE.")));
 	if (get_attnum(history, "hash") == InvalidAttrNumber || get_attnum(rel, "batch") == InvalidAttrNumber ||
-		get_attnum(rel, "assert") == InvalidAttrNumber)
+		get_attnum(rel, "assert") == InvalidAttrNumber || get_attnum(rel, "drift") == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the migrate catalog of this database is older than the migrate library"),
@@ -338,7 +338,7 @@ catalog_load(bool with_up_of_pending)
 				 "       m.down, m.verify, m.expect::text, m.requires, m.transactional, m.checksum, "
 				 "       a.version_key IS NOT NULL, a.checksum, a.touched, "
 				 "       m.kind = 'repeatable', m.source, m.failure IS NOT NULL, m.notes, m.registered_by, "
-				 "       m.batch::text, m.assert "
+				 "       m.batch::text, m.assert, m.drift, m.lines::text "
 				 "  FROM migrate.migrations m "
 				 "  LEFT JOIN migrate.applied a ON a.version_key = m.version_key "
 				 " ORDER BY m.version_key",
@@ -374,6 +374,8 @@ catalog_load(bool with_up_of_pending)
 		m->registered_by = getstr(tup, desc, 18);
 		m->batch = getstr(tup, desc, 19);
 		m->assertion = getstr(tup, desc, 20);
+		m->drift = getstr(tup, desc, 21);
+		m->lines = getstr(tup, desc, 22);
 		cat->items[i] = m;
 	}
 	SPI_freetuptable(SPI_tuptable);

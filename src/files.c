@@ -339,12 +339,74 @@ without_markers(const char *text, List *markers)
 	return clean.data;
 }
 
-static char *
-append_script(char *acc, const char *more, bool before)
+/*
+ * One section of a file (up, down, verify, assert), joined from its pieces
+ * (several up/down pairs: ups in order, downs in reverse), with the file
+ * line each piece starts at, in joined order.
+ */
+typedef struct Section
 {
-	if (acc == NULL)
-		return pstrdup(more);
-	return before ? psprintf("%s\n%s", more, acc) : psprintf("%s\n%s", acc, more);
+	char	   *text;
+	List	   *pieces;			/* texts, in joined order */
+	List	   *file_lines;		/* int: file line of each piece */
+} Section;
+
+static void
+add_piece(Section *sec, char *body, int file_line, bool before)
+{
+	if (sec->text == NULL)
+		sec->text = body;
+	else
+		sec->text = before ? psprintf("%s\n%s", body, sec->text) : psprintf("%s\n%s", sec->text, body);
+	if (before)
+	{
+		sec->pieces = lcons(body, sec->pieces);
+		sec->file_lines = lcons_int(file_line, sec->file_lines);
+	}
+	else
+	{
+		sec->pieces = lappend(sec->pieces, body);
+		sec->file_lines = lappend_int(sec->file_lines, file_line);
+	}
+}
+
+/*
+ * The section's line map as a JSON array of pairs (first script line of a
+ * piece, its file line), appended to buf under `key`; nothing when the
+ * script's lines are the file's.
+ */
+static void
+section_lines_json(StringInfo buf, const char *key, Section *sec)
+{
+	int			script_line = 1;
+	ListCell   *lp;
+	ListCell   *ll;
+
+	if (sec->text == NULL ||
+		(list_length(sec->pieces) == 1 && linitial_int(sec->file_lines) == 1))
+		return;
+	appendStringInfo(buf, "%s\"%s\": [", buf->len > 1 ? ", " : "", key);
+	forboth(lp, sec->pieces, ll, sec->file_lines)
+	{
+		const char *piece = lfirst(lp);
+
+		appendStringInfo(buf, "%s%d, %d", foreach_current_index(lp) ? ", " : "", script_line, lfirst_int(ll));
+		for (const char *c = piece; *c; c++)
+			script_line += (*c == '\n');
+		script_line++;			/* the newline that joins the next piece */
+	}
+	appendStringInfoChar(buf, ']');
+}
+
+/* Line (1-based) of the byte at offset `off` of text. */
+static int
+line_at_offset(const char *text, int off)
+{
+	int			line = 1;
+
+	for (int i = 0; i < off && text[i]; i++)
+		line += (text[i] == '\n');
+	return line;
 }
 
 /*
@@ -370,6 +432,32 @@ script_markers(List *markers)
 	return result;
 }
 
+/* The text of a section that ends: a piece of up, down, verify or assert. */
+static void
+add_section_piece(Marker *section, char *body, const char *clean,
+				  Section *up, Section *down, Section *verify, Section *assertion)
+{
+	int			file_line = line_at_offset(clean, section->end);
+
+	if (strcmp(section->directive, "up") == 0)
+		add_piece(up, body, file_line, false);
+	else if (strcmp(section->directive, "down") == 0)
+		add_piece(down, body, file_line, true);
+	else if (strcmp(section->directive, "assert") == 0)
+		add_piece(assertion, body, file_line, false);
+	else
+		add_piece(verify, body, file_line, false);
+}
+
+/* JSON text as jsonb prints it, so that equal maps compare equal. */
+static char *
+normalised_jsonb(const char *json)
+{
+	Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+
+	return JsonbToCString(NULL, &j->root, VARSIZE(j));
+}
+
 /*
  * Fill a migration from the text of its (up) file: the sections, or the
  * whole text as up; requirements and expectations from directives.
@@ -383,6 +471,11 @@ split_sections(MigrationFile *f, Migration *m)
 	char	   *clean = without_markers(text, markers);
 	Marker	   *section = NULL;
 	int			header_end = strlen(clean);
+	Section		up = {0},
+				down = {0},
+				verify = {0},
+				assertion = {0};
+	StringInfoData lines;
 	ListCell   *lc;
 
 	m->transactional = true;
@@ -447,40 +540,155 @@ split_sections(MigrationFile *f, Migration *m)
 		if (section == NULL)
 			header_end = mk->start;
 		else
-		{
-			char	   *body = pnstrdup(clean + section->end, mk->start - section->end);
-
-			if (strcmp(section->directive, "up") == 0)
-				m->up = append_script(m->up, body, false);
-			else if (strcmp(section->directive, "down") == 0)
-				m->down = append_script(m->down, body, true);
-			else if (strcmp(section->directive, "assert") == 0)
-				m->assertion = append_script(m->assertion, body, false);
-			else
-				m->verify = append_script(m->verify, body, false);
-		}
+			add_section_piece(section, pnstrdup(clean + section->end, mk->start - section->end), clean,
+							  &up, &down, &verify, &assertion);
 		section = mk;
 	}
 	if (section)
 	{
-		char	   *body = pstrdup(clean + section->end);
-
-		if (strcmp(section->directive, "up") == 0)
-			m->up = append_script(m->up, body, false);
-		else if (strcmp(section->directive, "down") == 0)
-			m->down = append_script(m->down, body, true);
-		else if (strcmp(section->directive, "assert") == 0)
-			m->assertion = append_script(m->assertion, body, false);
-		else
-			m->verify = append_script(m->verify, body, false);
+		add_section_piece(section, pstrdup(clean + section->end), clean, &up, &down, &verify, &assertion);
 		/* without an up marker, what stands before the first section is the up script */
-		if (m->up == NULL)
-			m->up = pnstrdup(clean, header_end);
+		if (up.text == NULL)
+			add_piece(&up, pnstrdup(clean, header_end), 1, false);
 		else if (script_count(pnstrdup(clean, header_end), psprintf("file \"%s\"", f->filename)) > 0)
 			file_error(f, 1, "statements stand before the -- migrate:up section");
 	}
 	else
-		m->up = clean;
+		add_piece(&up, clean, 1, false);
+	m->up = up.text;
+	m->down = down.text;
+	m->verify = verify.text;
+	m->assertion = assertion.text;
+
+	initStringInfo(&lines);
+	appendStringInfoChar(&lines, '{');
+	section_lines_json(&lines, "up", &up);
+	section_lines_json(&lines, "down", &down);
+	section_lines_json(&lines, "verify", &verify);
+	section_lines_json(&lines, "assert", &assertion);
+	appendStringInfoChar(&lines, '}');
+	m->lines = lines.len > 2 ? normalised_jsonb(lines.data) : NULL;
+}
+
+/* The line map with the name of the separate file that holds the down script. */
+static char *
+lines_with_down_file(const char *lines, const char *filename)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (lines)
+		appendBinaryStringInfo(&buf, lines, strlen(lines) - 1);	/* without its '}' */
+	else
+		appendStringInfoChar(&buf, '{');
+	appendStringInfoString(&buf, buf.len > 1 ? ", \"down_file\": " : "\"down_file\": ");
+	escape_json(&buf, filename);
+	appendStringInfoChar(&buf, '}');
+	return normalised_jsonb(buf.data);
+}
+
+/* Whether text has "-- migrate:up", "down", "verify" or "assert" section lines. */
+bool
+text_has_section_markers(const char *text)
+{
+	ListCell   *lc;
+
+	foreach(lc, find_markers(script_skip_bom(text)))
+	{
+		const char *d = ((Marker *) lfirst(lc))->directive;
+
+		if (strcmp(d, "up") == 0 || strcmp(d, "down") == 0 || strcmp(d, "verify") == 0 || strcmp(d, "assert") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* ---- a migration's sections and their lines in its file ---- */
+
+/* Whether the migration was registered from a file. */
+static bool
+from_file(Migration *m)
+{
+	return m->source && strcmp(m->source, "migrate_add") != 0;
+}
+
+/*
+ * The line map of a migration's section ("up", "down", "verify",
+ * "assert"), from migrate.migrations.lines; NULL when its lines are the
+ * file's (a whole file, or migrate_add()).
+ */
+LineMap *
+migration_line_map(Migration *m, const char *section)
+{
+	Jsonb	   *j;
+	JsonbValue	k;
+	JsonbValue *v;
+	LineMap    *map;
+	int			n;
+
+	if (m->lines == NULL)
+		return NULL;
+	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(m->lines)));
+	k.type = jbvString;
+	k.val.string.val = (char *) section;
+	k.val.string.len = strlen(section);
+	v = findJsonbValueFromContainer(&j->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvBinary)
+		return NULL;
+	n = JsonContainerSize(v->val.binary.data);
+	map = palloc(sizeof(LineMap));
+	map->n = n / 2;
+	map->pairs = palloc(sizeof(int) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(v->val.binary.data, i);
+
+		if (e == NULL || e->type != jbvNumeric)
+			elog(ERROR, "line map of migration %s is not pairs of numbers", m->version);
+		map->pairs[i] = DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(e->val.numeric)));
+	}
+	return map;
+}
+
+/* Line `line` of a migration's section as the line of its file. */
+int
+migration_file_line(Migration *m, const char *section, int line)
+{
+	return line_map_apply(migration_line_map(m, section), line);
+}
+
+/*
+ * How messages name a migration's section: "the up script of migration
+ * 004", and for one from a file ' (file "004_x.sql")': its lines are then
+ * the file's.
+ */
+char *
+migration_script_what(Migration *m, const char *section)
+{
+	const char *part = strcmp(section, "up") == 0 ? "up script"
+		: strcmp(section, "down") == 0 ? "down script"
+		: strcmp(section, "verify") == 0 ? "verify query" : "assert query";
+	char	   *file = NULL;
+
+	if (strcmp(section, "down") == 0 && m->lines)
+		file = (char *) jsonb_field_text(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(m->lines))),
+										 "down_file");
+	if (file == NULL && from_file(m))
+		file = m->source;
+	if (file == NULL)
+		return psprintf("the %s of migration %s", part, m->version);
+	return psprintf("the %s of migration %s (file \"%s\")", part, m->version, file);
+}
+
+/* A migration's section parsed, its lines those of its file. */
+Script *
+migration_script(Migration *m, const char *section)
+{
+	const char *text = strcmp(section, "up") == 0 ? migration_up_text(m)
+		: strcmp(section, "down") == 0 ? m->down
+		: strcmp(section, "verify") == 0 ? m->verify : m->assertion;
+
+	return script_parse_mapped(text, migration_line_map(m, section), migration_script_what(m, section));
 }
 
 /* ---- registering a set of files ---- */
@@ -665,13 +873,11 @@ prepare_files(List *files, bool strict)
 							 errdetail("File \"%s\" has a -- migrate:down section, and file \"%s\" is its down script too.",
 									   f->filename, d->filename),
 							 errhint("Keep one of them.")));
-				m->down_where = psprintf("file \"%s\"", d->filename);
 				d->has_up = true;
 				down_file = d;
+				m->lines = lines_with_down_file(m->lines, d->filename);
 			}
 		}
-		if (m->down && m->down_where == NULL)
-			m->down_where = psprintf("the down section of file \"%s\"", f->filename);
 		migration_prepare(m);
 		if (down_file)
 		{
@@ -695,7 +901,7 @@ prepare_files(List *files, bool strict)
 		errcb.arg = f;
 		errcb.previous = error_context_stack;
 		error_context_stack = &errcb;
-		f->down_error = check_down_script(f->content, psprintf("file \"%s\"", f->filename));
+		f->down_error = check_down_script(f->content, NULL, psprintf("file \"%s\"", f->filename));
 		error_context_stack = errcb.previous;
 	}
 	return ups;
@@ -727,12 +933,13 @@ register_files(List *files, bool strict, bool directory)
 		f->result = register_migration(cat, m);
 		if (!m->transactional)
 			f->detail = "transaction:false";
-		if (m->updated_parts)
+		if (m->updated_parts || m->result_detail)
 		{
 			MemoryContext spi = MemoryContextSwitchTo(caller);	/* the rows outlive SPI_finish() */
-
-			f->detail = f->detail ? psprintf("%s; updated: %s", f->detail, m->updated_parts)
+			char	   *what = m->result_detail ? pstrdup(m->result_detail)
 				: psprintf("updated: %s", m->updated_parts);
+
+			f->detail = f->detail ? psprintf("%s; %s", f->detail, what) : what;
 			MemoryContextSwitchTo(spi);
 		}
 		changed |= f->result != REGISTER_UNCHANGED;
@@ -996,9 +1203,16 @@ migrate_compare_scripts(PG_FUNCTION_ARGS)
 			}
 			else
 			{
-				state = "changed";
-				detail = psprintf("applied with checksum %s; the file has checksum %s", old->applied_checksum,
-								  m->checksum);
+				/* drift: the statements changed, or only comments or whitespace (drift.c) */
+				char	   *applied = migration_applied_text(old);
+				int			line = applied ? first_differing_line(applied, m->up) : 0;
+				bool		edited = applied && script_tokens_equal(applied, m->up);
+
+				state = edited ? "edited" : "changed";
+				detail = psprintf("applied with checksum %s; the file has checksum %s%s%s", old->applied_checksum,
+								  m->checksum,
+								  line > 0 ? psprintf(", first different at line %d", migration_file_line(m, "up", line)) : "",
+								  edited ? " (comments or whitespace only)" : "");
 			}
 		}
 		else

@@ -611,6 +611,7 @@ migrate_start(PG_FUNCTION_ARGS)
 	 * catalog query, not one query each).
 	 */
 	cat = catalog_load(true);
+	refuse_while_changed(cat, "migrate_start()");
 	steps = plan_pending(cat, target_key, out_of_order, true);
 	if (plan)
 		(void) plan_check_reviewed(steps, plan);

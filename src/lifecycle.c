@@ -151,6 +151,7 @@ migrate_run(PG_FUNCTION_ARGS)
 		 */
 		catalog_lock();
 		cat = catalog_load(true);
+		refuse_while_changed(cat, "migrate_run()");
 		steps = plan_pending(cat, target_key, out_of_order, true);
 		if (plan && total < 0)
 		{
@@ -205,7 +206,7 @@ static void
 revert_one(Migration *m, ApplyRecord *rec)
 {
 	char	   *what = psprintf("Down script of migration %s \"%s\"", m->version, m->name);
-	Script	   *script = script_parse(m->down, psprintf("the down script of migration %s", m->version));
+	Script	   *script = migration_script(m, "down");
 	List	   *touched = NIL;
 	int			guc_level = NewGUCNestLevel();	/* settings last until its end */
 	instr_time	start,
@@ -229,7 +230,10 @@ revert_one(Migration *m, ApplyRecord *rec)
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(current_user_name()));
 	values[2] = CStringGetTextDatum(psprintf("%.3f ms", rec->duration_ms));
 	values[3] = Int64GetDatum(rec->rows);
-	catalog_exec("WITH a AS (DELETE FROM migrate.applied WHERE version_key = $1 RETURNING *) "
+	/* reverted, it is pending with its registered text: no drift from what ran */
+	catalog_exec("WITH a AS (DELETE FROM migrate.applied WHERE version_key = $1 RETURNING *), "
+				 "     d AS (UPDATE migrate.migrations SET applied_up = NULL, drift = NULL "
+				 "            WHERE version_key = $1 AND (applied_up IS NOT NULL OR drift IS NOT NULL)) "
 				 "INSERT INTO migrate.history (version, version_key, name, action, checksum, "
 				 "       performed_by, duration, rows_affected, checks) "
 				 "SELECT a.version, a.version_key, a.name, 'revert', a.checksum, $2, $3::interval, $4, $5 "
@@ -588,7 +592,9 @@ accept_checksum(Migration *m, const char *new_up, const char *checksum)
 					 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID},
 					 (Datum[]) {CStringGetTextDatum(m->key), CStringGetTextDatum(new_up),
 					 CStringGetTextDatum(checksum)}, NULL);
-	catalog_exec("UPDATE migrate.applied SET checksum = $2 WHERE version_key = $1",
+	catalog_exec("WITH d AS (UPDATE migrate.migrations SET applied_up = NULL, drift = NULL "
+				 "            WHERE version_key = $1 AND (applied_up IS NOT NULL OR drift IS NOT NULL)) "
+				 "UPDATE migrate.applied SET checksum = $2 WHERE version_key = $1",
 				 2, (Oid[]) {TEXTOID, TEXTOID},
 				 (Datum[]) {CStringGetTextDatum(m->key), CStringGetTextDatum(checksum)}, NULL);
 	catalog_history(m->version, m->key, m->name, "repair", checksum, json.data);
@@ -635,6 +641,22 @@ migrate_repair(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("migration %s is not applied", version),
 					 errhint("migrate_add() replaces the text of a pending migration.")));
+		/* a file's text is its sections: they are registered from the file, never taken raw */
+		if (m->source && strcmp(m->source, "migrate_add") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration %s was registered from file \"%s\": its new text comes from the file", version,
+							m->source),
+					 errdetail("A file's sections (up, down, verify, assert) and directives are read when it is registered."),
+					 errhint("Register the edited file (migrate_load(), migrate_add_script(s), or the bundle), then accept "
+							 "it: SELECT * FROM migrate_repair('%s');", version)));
+		if (text_has_section_markers(up))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the new up script of migration %s holds section markers", version),
+					 errdetail("An up script given as text is stored as it is, -- migrate:down and the rest included."),
+					 errhint("Register it as a file with migrate_add_script('<file name>', <text>), then accept it: "
+							 "SELECT * FROM migrate_repair('%s');", version)));
 		edited.up = up;
 		migration_prepare(&edited);
 		accept_checksum(m, up, edited.checksum);

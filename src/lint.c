@@ -1472,7 +1472,7 @@ lint_script(void *arg)
 {
 	LintRun    *run = arg;
 
-	run->script = script_parse(run->m->up, psprintf("the up script of migration %s", run->m->version));
+	run->script = migration_script(run->m, "up");
 	for (run->stmt = 0; run->stmt < run->script->nstmts; run->stmt++)
 		lint_statement(run, &run->script->stmts[run->stmt]);
 	run->stmt = 0;

@@ -13,6 +13,8 @@
  *				 migrations run, and in what order; the plan checksum that
  *				 migrate_apply/migrate_run check
  *	 register.c  migrate_add()
+ *	 drift.c	 new text for an applied migration: changed or edited, and
+ *				 apply refused while one is changed
  *	 files.c	 migration files: names, sections, directives; migrate_load(),
  *				 migrate_add_script(), migrate_compare_scripts()
  *	 apply.c	 migrate_apply(), and one migration applied with its checks
@@ -128,6 +130,16 @@ typedef struct ScriptSyntaxError
 typedef void (*ScriptStmtCallback) (ScriptStmt *st, void *arg);
 
 /*
+ * Where the lines of a script stand in the file it came from (a section of
+ * a migration file): pairs (first script line of a piece, its file line).
+ */
+typedef struct LineMap
+{
+	int			n;				/* pairs */
+	int		   *pairs;
+} LineMap;
+
+/*
  * Split a script into statements, in linear time, interruptibly, with
  * standard_conforming_strings on whatever the session says.  script_walk()
  * hands each statement to a callback and keeps nothing (memory for one
@@ -138,6 +150,10 @@ typedef void (*ScriptStmtCallback) (ScriptStmt *st, void *arg);
 extern ScriptSyntaxError *script_walk(const char *input, const char *what, bool soft,
 									  ScriptStmtCallback callback, void *arg);
 extern Script *script_parse(const char *input, const char *what);
+extern ScriptSyntaxError *script_walk_mapped(const char *input, const LineMap *map, const char *what,
+											 bool soft, ScriptStmtCallback callback, void *arg);
+extern Script *script_parse_mapped(const char *input, const LineMap *map, const char *what);
+extern int	line_map_apply(const LineMap *map, int line);
 extern int	script_count(const char *input, const char *what);
 extern const char *script_skip_bom(const char *text);
 extern int	script_stmt_line_at(ScriptStmt *st, int offset);
@@ -188,6 +204,9 @@ typedef struct Migration
 	bool		history_applied;	/* the history says it is applied (history_scan) */
 	List	   *touched;		/* qualified table names, for applied ones */
 	char	   *updated_parts;	/* what register_migration() updated ("down script, ..."), or NULL */
+	char	   *drift;			/* "changed" or "edited" (applied, registered text differs), or NULL */
+	char	   *lines;			/* file line map of its sections (jsonb text), or NULL: files.c */
+	char	   *result_detail;	/* what register_migration() says of drift it recorded, or NULL */
 } Migration;
 
 /* Runs only in a job: it cannot run in a transaction, or it is batched. */
@@ -279,7 +298,9 @@ typedef enum RegisterResult
 	REGISTER_NONE,				/* not decided yet */
 	REGISTER_NEW,
 	REGISTER_UNCHANGED,
-	REGISTER_CHANGED,			/* a pending migration's text replaced */
+	REGISTER_CHANGED,			/* a pending migration's text replaced, or an applied one's: drift */
+	REGISTER_EDITED,			/* an applied one's comments or whitespace: drift.c */
+	REGISTER_RESTORED,			/* an applied one's text is the applied text again */
 	REGISTER_UPDATED,			/* its other parts */
 	REGISTER_SKIPPED,			/* not a migration file */
 	REGISTER_NOT_IN_DIRECTORY	/* pending, registered from a file the directory lacks */
@@ -290,12 +311,39 @@ extern char *text_arg_cstring(FunctionCallInfo fcinfo, int argno);
 extern bool str_equal(const char *a, const char *b);
 extern void migration_prepare(Migration *m);
 extern void migration_prepare_down(Migration *m);
-extern struct ScriptSyntaxError *check_down_script(const char *text, const char *where);
+extern struct ScriptSyntaxError *check_down_script(const char *text, const LineMap *map, const char *where);
 extern char *down_unparsed_note(struct ScriptSyntaxError *e);
 extern void warn_down_unparsed(const char *version, const char *where, struct ScriptSyntaxError *e);
 extern void refuse_unparsed_downs(List *steps);
 extern RegisterResult register_migration(Catalog *cat, Migration *m);
 extern void registered_check_requirements(List *migrations);
+
+/* ---- files.c ---- */
+
+/* A migration's section ("up", "down", "verify", "assert") and its lines in its file. */
+extern LineMap *migration_line_map(Migration *m, const char *section);
+extern int	migration_file_line(Migration *m, const char *section, int line);
+extern char *migration_script_what(Migration *m, const char *section);
+extern Script *migration_script(Migration *m, const char *section);
+extern bool text_has_section_markers(const char *text);
+
+/* ---- drift.c ---- */
+
+typedef enum DriftKind
+{
+	DRIFT_NONE,
+	DRIFT_CHANGED,				/* its statements differ from the applied ones */
+	DRIFT_EDITED				/* only comments or whitespace differ */
+} DriftKind;
+
+extern bool script_tokens_equal(const char *a, const char *b);
+extern int	first_differing_line(const char *a, const char *b);
+extern char *migration_applied_text(Migration *m);
+extern DriftKind drift_judge(Migration *old, Migration *m, char **applied_text, int *line);
+extern const char *drift_name(DriftKind d);
+extern void drift_report(Migration *old, Migration *m, DriftKind d, int line);
+extern char *drift_detail(Migration *old, Migration *m, DriftKind d, int line);
+extern void refuse_while_changed(Catalog *cat, const char *caller);
 
 /* ---- expect.c ---- */
 

@@ -3,7 +3,8 @@
  *		Registering migrations: migrate_add() for one, and the shared path
  *		that file loads use for many.  The same text again is a no-op; new text
  *		for a pending migration replaces it (recorded in history); new text for
- *		an applied one is refused, since that is the drift users fear.
+ *		an applied one never replaces what was applied: it is recorded as
+ *		drift, changed or edited (drift.c).
  */
 #include "postgres.h"
 
@@ -186,10 +187,10 @@ check_up_script(Migration *m)
 	ScriptCheck c = {0};
 	ListCell   *lc;
 
-	c.what = psprintf("the up script of migration %s", m->version);
+	c.what = migration_script_what(m, "up");
 	c.up = true;
 	initStringInfo(&c.absorbed);
-	(void) script_walk(m->up, c.what, false, check_statement, &c);
+	(void) script_walk_mapped(m->up, migration_line_map(m, "up"), c.what, false, check_statement, &c);
 
 	foreach(lc, c.enum_adds)
 	{
@@ -245,12 +246,12 @@ check_up_script(Migration *m)
 
 /* Check a script other than the up script: a syntax error is an ERROR, or with `soft` returned. */
 static ScriptSyntaxError *
-check_other_script(const char *text, const char *what, bool soft)
+check_other_script(const char *text, const LineMap *map, const char *what, bool soft)
 {
 	ScriptCheck c = {0};
 
 	c.what = what;
-	return script_walk(text, what, soft, check_statement, &c);
+	return script_walk_mapped(text, map, what, soft, check_statement, &c);
 }
 
 /*
@@ -261,9 +262,9 @@ check_other_script(const char *text, const char *what, bool soft)
  * to run the script.  `where` names it ("file \"003_x.down.sql\"").
  */
 ScriptSyntaxError *
-check_down_script(const char *text, const char *where)
+check_down_script(const char *text, const LineMap *map, const char *where)
 {
-	return check_other_script(text, where, true);
+	return check_other_script(text, map, where, true);
 }
 
 /* The note that flags a down script that does not parse. */
@@ -362,9 +363,10 @@ migration_prepare(Migration *m)
 	if (m->batch)
 		batch_prepare(m);
 	if (m->verify)
-		(void) check_other_script(m->verify, psprintf("the verify query of migration %s", m->version), false);
+		(void) check_other_script(m->verify, migration_line_map(m, "verify"), migration_script_what(m, "verify"), false);
 	if (m->assertion)
-		(void) check_other_script(m->assertion, psprintf("the assert query of migration %s", m->version), false);
+		(void) check_other_script(m->assertion, migration_line_map(m, "assert"), migration_script_what(m, "assert"),
+								  false);
 	migration_prepare_down(m);
 	if (m->source == NULL)
 		m->source = "migrate_add";
@@ -381,8 +383,8 @@ migration_prepare_down(Migration *m)
 	if (m->down)
 	{
 		if (m->down_where == NULL)
-			m->down_where = psprintf("the down script of migration %s", m->version);
-		if ((m->down_error = check_down_script(m->down, m->down_where)) != NULL)
+			m->down_where = migration_script_what(m, "down");
+		if ((m->down_error = check_down_script(m->down, migration_line_map(m, "down"), m->down_where)) != NULL)
 			m->notes = lappend(m->notes, down_unparsed_note(m->down_error));
 	}
 }
@@ -452,6 +454,10 @@ register_result_name(RegisterResult r)
 			return "changed";
 		case REGISTER_UPDATED:
 			return "updated";
+		case REGISTER_EDITED:
+			return "edited";
+		case REGISTER_RESTORED:
+			return "restored";
 		case REGISTER_SKIPPED:
 			return "skipped";
 		case REGISTER_NOT_IN_DIRECTORY:
@@ -474,8 +480,11 @@ register_migration(Catalog *cat, Migration *m)
 	Migration  *old = catalog_find(cat, m->key);
 	const char *action;
 	StringInfoData detail;
-	Datum		values[16];
-	char		nulls[16];
+	DriftKind	drift = DRIFT_NONE;
+	char	   *applied_text = NULL;
+	int			drift_line = 0;
+	Datum		values[19];
+	char		nulls[19];
 
 	if (old && strcmp(old->version, m->version) != 0)
 		ereport(ERROR,
@@ -492,13 +501,9 @@ register_migration(Catalog *cat, Migration *m)
 				 errdetail("Two migrations cannot share a version: \"%s\" and \"%s\".", old->name, m->name),
 				 errhint("Give the new migration its own version, or use the name \"%s\" to replace the pending one.",
 						 old->name)));
-	if (old && old->applied && !old->repeatable && strcmp(old->applied_checksum, m->checksum) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("migration %s is already applied with different text", m->version),
-				 errdetail("Applied checksum %s, new checksum %s.", old->applied_checksum, m->checksum),
-				 errhint("Register a new migration for the change. If the edit of the applied script is intended, "
-						 "accept it with migrate_repair(version => '%s', up => ...).", m->version)));
+	/* other text for an applied migration: drift, recorded (drift.c) */
+	if (old && old->applied && !old->repeatable && strcmp(old->checksum, m->checksum) != 0)
+		drift = drift_judge(old, m, &applied_text, &drift_line);
 
 	initStringInfo(&detail);
 	if (old == NULL)
@@ -578,28 +583,55 @@ register_migration(Catalog *cat, Migration *m)
 	nulls[14] = m->batch ? ' ' : 'n';
 	values[15] = m->assertion ? CStringGetTextDatum(m->assertion) : (Datum) 0;
 	nulls[15] = m->assertion ? ' ' : 'n';
+	values[16] = applied_text ? CStringGetTextDatum(applied_text) : (Datum) 0;
+	nulls[16] = applied_text ? ' ' : 'n';
+	values[17] = drift != DRIFT_NONE ? CStringGetTextDatum(drift_name(drift)) : (Datum) 0;
+	nulls[17] = drift != DRIFT_NONE ? ' ' : 'n';
+	values[18] = m->lines ? CStringGetTextDatum(m->lines) : (Datum) 0;
+	nulls[18] = m->lines ? ' ' : 'n';
+	/* an update of other parts keeps the drift of the text, which it does not change */
 	catalog_exec("INSERT INTO migrate.migrations (version_key, version, name, up, down, verify, "
 				 "       expect, requires, transactional, checksum, registered_by, kind, source, notes, batch, "
-				 "       assert) "
-				 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16) "
+				 "       assert, applied_up, drift, lines) "
+				 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, "
+				 "        $17, $18, $19::jsonb) "
 				 "ON CONFLICT (version_key) DO UPDATE SET "
 				 "  up = EXCLUDED.up, down = EXCLUDED.down, verify = EXCLUDED.verify, "
 				 "  expect = EXCLUDED.expect, requires = EXCLUDED.requires, "
 				 "  transactional = EXCLUDED.transactional, checksum = EXCLUDED.checksum, "
 				 "  registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now(), "
 				 "  source = EXCLUDED.source, notes = EXCLUDED.notes, batch = EXCLUDED.batch, "
-				 "  assert = EXCLUDED.assert, "
+				 "  assert = EXCLUDED.assert, lines = EXCLUDED.lines, "
 				 "  failure = CASE WHEN migrations.checksum = EXCLUDED.checksum "
-				 "                 THEN migrations.failure END",
-				 16, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID},
+				 "                 THEN migrations.failure END, "
+				 "  applied_up = CASE WHEN migrations.checksum = EXCLUDED.checksum "
+				 "                    THEN migrations.applied_up ELSE EXCLUDED.applied_up END, "
+				 "  drift = CASE WHEN migrations.checksum = EXCLUDED.checksum "
+				 "               THEN migrations.drift ELSE EXCLUDED.drift END",
+				 19, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID,
+				 TEXTOID, TEXTOID, TEXTOID},
 				 values, nulls);
 	if (strcmp(action, "replace") == 0)
 		appendStringInfo(&detail, "%s\"previous_checksum\": \"%s\"", detail.len ? ", " : "", old->checksum);
+	if (strcmp(action, "replace") == 0 && old->applied && !old->repeatable)
+	{
+		appendStringInfo(&detail, ", \"drift\": \"%s\", \"applied_checksum\": \"%s\"",
+						 drift == DRIFT_NONE ? "restored" : drift_name(drift), old->applied_checksum);
+		if (drift_line > 0)
+			appendStringInfo(&detail, ", \"line\": %d", migration_file_line(m, "up", drift_line));
+	}
 	catalog_history(m->version, m->key, m->name, action, m->checksum,
 					detail.len ? psprintf("{%s}", detail.data) : NULL);
-	return strcmp(action, "register") == 0 ? REGISTER_NEW :
-		strcmp(action, "replace") == 0 ? REGISTER_CHANGED : REGISTER_UPDATED;
+	if (strcmp(action, "register") == 0)
+		return REGISTER_NEW;
+	if (strcmp(action, "update") == 0)
+		return REGISTER_UPDATED;
+	if (!old->applied || old->repeatable)
+		return REGISTER_CHANGED;
+	drift_report(old, m, drift, drift_line);
+	m->result_detail = drift_detail(old, m, drift, drift_line);
+	return drift == DRIFT_EDITED ? REGISTER_EDITED : drift == DRIFT_CHANGED ? REGISTER_CHANGED : REGISTER_RESTORED;
 }
 
 /*

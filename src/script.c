@@ -219,6 +219,7 @@ typedef struct ScriptWalk
 	MemoryContext caller_cxt;
 	MemoryContext stmt_cxt;		/* reset after each statement */
 	LineCounter lines;
+	const LineMap *map;			/* script lines to file lines, or NULL */
 	int			nstmts;
 	/* where the parse is, for an error's line */
 	volatile int phase;			/* 0 nothing, 1 scanning the script, 2 parsing a statement */
@@ -261,7 +262,7 @@ walk_statement(ScriptWalk *w, int start, int end)
 		st.offset = start + s;
 		st.len = e - s;
 		st.sql = (nraw == 1 && s == 0) ? w->chunk : pnstrdup(w->chunk + s, e - s);
-		st.line = w->chunk_line + count_lines(w->chunk, s);
+		st.line = line_map_apply(w->map, w->chunk_line + count_lines(w->chunk, s));
 		st.index = w->nstmts++;
 
 		/*
@@ -358,6 +359,30 @@ ScriptSyntaxError *
 script_walk(const char *input, const char *what, bool soft,
 			ScriptStmtCallback callback, void *arg)
 {
+	return script_walk_mapped(input, NULL, what, soft, callback, arg);
+}
+
+/*
+ * A line of a script as a line of the file it came from: `map` holds pairs
+ * (first script line of a piece, its line in the file), in script order.
+ */
+int
+line_map_apply(const LineMap *map, int line)
+{
+	int			k = -1;
+
+	if (map == NULL)
+		return line;
+	for (int i = 0; i < map->n && map->pairs[2 * i] <= line; i++)
+		k = i;
+	return k < 0 ? line : map->pairs[2 * k + 1] + (line - map->pairs[2 * k]);
+}
+
+/* script_walk(), with lines counted as the lines of the file the script came from. */
+ScriptSyntaxError *
+script_walk_mapped(const char *input, const LineMap *map, const char *what, bool soft,
+				   ScriptStmtCallback callback, void *arg)
+{
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	MemoryContext walk_cxt = AllocSetContextCreate(caller_cxt, "migrate script",
 												   ALLOCSET_DEFAULT_SIZES);
@@ -377,6 +402,7 @@ script_walk(const char *input, const char *what, bool soft,
 	w.stmt_cxt = AllocSetContextCreate(walk_cxt, "migrate script statement", ALLOCSET_DEFAULT_SIZES);
 	w.lines.text = w.text;
 	w.lines.line = 1;
+	w.map = map;
 
 	errcb.callback = parse_position_callback;
 	errcb.arg = (void *) &error_pos;
@@ -409,6 +435,7 @@ script_walk(const char *input, const char *what, bool soft,
 		else
 			line = error_pos > 0 ? line_of(&w.lines, char_to_byte_offset(w.text, error_pos))
 				: w.lines.line;
+		line = line_map_apply(w.map, line);
 		if (!soft)
 			ereport(ERROR,
 					(errcode(edata->sqlerrcode),
@@ -445,12 +472,19 @@ keep_statement(ScriptStmt *st, void *arg)
 Script *
 script_parse(const char *input, const char *what)
 {
+	return script_parse_mapped(input, NULL, what);
+}
+
+/* script_parse(), with lines counted as the lines of the file the script came from. */
+Script *
+script_parse_mapped(const char *input, const LineMap *map, const char *what)
+{
 	Script	   *script = palloc0(sizeof(Script));
 
 	script->text = script_skip_bom(input);
 	script->allocated = 16;
 	script->stmts = palloc(sizeof(ScriptStmt) * script->allocated);
-	(void) script_walk(input, what, false, keep_statement, script);
+	(void) script_walk_mapped(input, map, what, false, keep_statement, script);
 	return script;
 }
 

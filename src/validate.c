@@ -154,7 +154,7 @@ migrate_validate(PG_FUNCTION_ARGS)
 		Migration  *m = cat->items[i];
 
 		CHECK_FOR_INTERRUPTS();
-		if (m->applied && !m->repeatable && strcmp(m->applied_checksum, m->checksum) != 0)
+		if (strcmp(migration_state(cat, m, false), "changed") == 0)
 			put_problem(rsinfo, "changed", m->version, m->name,
 						psprintf("Applied with checksum %s; the registered text has checksum %s.",
 								 m->applied_checksum, m->checksum));
@@ -232,8 +232,11 @@ migration_state(Catalog *cat, Migration *m, bool waits)
 		return "applied";
 	if (m->failed)
 		return "failed";
+	if (m->applied && m->repeatable)
+		return "pending";
+	/* drift: edited when only comments or whitespace differ (drift.c) */
 	if (m->applied)
-		return m->repeatable ? "pending" : "changed";
+		return m->drift && strcmp(m->drift, "edited") == 0 ? "edited" : "changed";
 	if (plan_out_of_order(cat, m, waits))
 		return "out of order";
 	return "pending";
@@ -244,7 +247,7 @@ enum
 {
 	S_VERSION, S_NAME, S_KIND, S_STATE, S_CHECKSUM, S_APPLIED_CHECKSUM, S_APPLIED_AT,
 	S_APPLIED_BY, S_TRANSACTIONAL, S_REQUIRES, S_NOTES, S_VERSION_KEY, S_NCOLS,
-	S_REGISTERED = S_NCOLS, S_APPLIED, S_FAILED, S_NQUERY
+	S_REGISTERED = S_NCOLS, S_APPLIED, S_FAILED, S_DRIFT, S_NQUERY
 };
 
 /*
@@ -264,7 +267,7 @@ migrate_status_rows(PG_FUNCTION_ARGS)
 	bool	   *waits;
 	Datum		values[S_NQUERY];
 	bool		nulls[S_NQUERY];
-	const char *state_names[] = {"applied", "failed", "changed", "pending", "out of order", "missing"};
+	const char *state_names[] = {"applied", "failed", "changed", "edited", "pending", "out of order", "missing"};
 	Datum		states[lengthof(state_names)];
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -278,7 +281,7 @@ migrate_status_rows(PG_FUNCTION_ARGS)
 				 "       coalesce(m.kind, 'versioned'), NULL::text, m.checksum, a.checksum, "
 				 "       a.applied_at, a.applied_by, m.transactional AND m.batch IS NULL, m.requires, m.notes, "
 				 "       coalesce(m.version_key, a.version_key), "
-				 "       m.version_key IS NOT NULL, a.version_key IS NOT NULL, m.failure IS NOT NULL "
+				 "       m.version_key IS NOT NULL, a.version_key IS NOT NULL, m.failure IS NOT NULL, m.drift "
 				 "  FROM migrate.migrations m "
 				 "  FULL JOIN migrate.applied a ON a.version_key = m.version_key "
 				 " ORDER BY 12",
@@ -315,6 +318,7 @@ migrate_status_rows(PG_FUNCTION_ARGS)
 		}
 		m->transactional = DatumGetBool(values[S_TRANSACTIONAL]);
 		m->failed = DatumGetBool(values[S_FAILED]);
+		m->drift = nulls[S_DRIFT] ? NULL : TextDatumGetCString(values[S_DRIFT]);
 		if (!nulls[S_REQUIRES])
 		{
 			Datum	   *elems;

@@ -302,7 +302,13 @@ migration_copy(Migration *src)
 	COPY_STR(source);
 	COPY_STR(registered_by);
 	COPY_STR(applied_checksum);
+	COPY_STR(assertion);
+	COPY_STR(drift);
+	COPY_STR(lines);
 #undef COPY_STR
+	m->updated_parts = m->result_detail = NULL;
+	m->down_where = NULL;
+	m->down_error = NULL;
 	m->requires = m->requires_keys = m->notes = m->warnings = m->touched = NIL;
 	foreach(lc, src->requires)
 		m->requires = lappend(m->requires, pstrdup(lfirst(lc)));
@@ -528,7 +534,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 	/* the script and where it stands */
 	worker_tx_begin();
 	old = MemoryContextSwitchTo(job_step_context);
-	script = script_parse(m->up, psprintf("the up script of migration %s", m->version));
+	script = migration_script(m, "up");
 	MemoryContextSwitchTo(old);
 	args[0] = CStringGetTextDatum(m->key);
 	args[1] = CStringGetTextDatum(m->checksum);
@@ -762,6 +768,7 @@ run_step(Job *j, bool first)
 		return STEP_DONE;
 	}
 	cat = catalog_load(true);
+	refuse_while_changed(cat, "a migration job");
 	steps = plan_pending(cat, j->target ? version_key(j->target) : NULL, j->out_of_order, true);
 	/* the reviewed plan is checked when the job first runs (later, its steps are its own) */
 	if (first && j->plan && now->steps_done == 0)

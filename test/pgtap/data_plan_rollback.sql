@@ -14,7 +14,7 @@ CREATE EXTENSION pgtap;
 CREATE EXTENSION migrate;
 SET LOCAL client_min_messages = warning;
 
-SELECT plan(39);
+SELECT plan(43);
 
 -- ---------------------------------------------------------------- setup
 CREATE TABLE prompts      (id int PRIMARY KEY, body text NOT NULL);
@@ -198,11 +198,14 @@ SELECT results_eq(
 SELECT is(migrate_verify(), 12, 'migrate_verify() passes all 12 checks');
 SELECT is_empty($$SELECT * FROM migrate_check() WHERE NOT ok$$, 'migrate_check() reports no failure');
 
--- a registered text change of an applied migration is refused
-SELECT throws_ok($$
+-- a registered text change of an applied migration is drift: recorded, never run
+SELECT lives_ok($$
     SELECT migrate_add('003', 'add workflows', 'INSERT INTO workflows VALUES (999, ''x'');')
-$$, '55000', 'migration 003 is already applied with different text',
-    'an applied migration cannot get a different up script');
+$$, 'new text of an applied migration is registered (with a WARNING)');
+SELECT is((SELECT state FROM migrate_status() WHERE version = '003'), 'changed', '... as changed');
+SELECT throws_ok($$SELECT * FROM migrate_apply()$$, '55000',
+    'migrate_apply() refuses to apply while an applied migration is changed', '... and applying is refused');
+SELECT is((SELECT count(*) FROM workflows WHERE id = 999), 0::bigint, '... the new text never ran');
 SELECT is(migrate_add('003', 'add workflows',
         'INSERT INTO workflows (id, name)
          SELECT 141 + g, ''imported workflow '' || g FROM generate_series(1, 116) g;
@@ -211,9 +214,10 @@ SELECT is(migrate_add('003', 'add workflows',
         down => 'DELETE FROM workflows WHERE id > 141;',
         expect => '{"workflows": "+227"}'),
     (SELECT checksum FROM migrate.applied WHERE version = '003'),
-    'registering the applied text again is a no-op returning its checksum');
-SELECT is((SELECT count(*) FROM migrate.history WHERE version = '003'), 3::bigint,
-          '003 history: register, update, apply (the no-op added nothing)');
+    'registering the applied text again restores it, returning its checksum');
+SELECT is((SELECT state FROM migrate_status() WHERE version = '003'), 'applied', '... applied again');
+SELECT is((SELECT count(*) FROM migrate.history WHERE version = '003'), 5::bigint,
+          '003 history: register, update, apply, replace (changed), replace (restored)');
 
 SELECT * FROM finish();
 ROLLBACK;

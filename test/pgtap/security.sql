@@ -16,7 +16,7 @@ CREATE EXTENSION pgtap;
 CREATE EXTENSION migrate;
 SET LOCAL client_min_messages = warning;
 
-SELECT plan(63);
+SELECT plan(66);
 
 -- ---------------------------------------------------------------- setup (superuser)
 CREATE ROLE app_owner NOLOGIN;
@@ -244,6 +244,14 @@ SELECT pg_temp.outcome($$SELECT migrate_add('004', 'fourth',
     expect => '{"app.widgets": "+2", "app.parts": 1}')$$) AS add_004 \gset
 SELECT pg_temp.outcome($$SELECT * FROM migrate_apply()$$) AS apply_004 \gset
 SELECT pg_temp.outcome($$SELECT migrate_add('004', 'fourth', 'SELECT 1;')$$) AS readd_004 \gset
+SELECT state AS state_004 FROM migrate_status() WHERE version OPERATOR(pg_catalog.=) '004' \gset
+SELECT pg_temp.outcome($$SELECT * FROM migrate_apply()$$) AS apply_changed \gset
+-- the applied text again (hostile search_path still): restored
+SELECT pg_temp.outcome($$SELECT migrate_add('004', 'fourth',
+    'INSERT INTO app.widgets VALUES (7, ''seven''), (8, ''eight'');
+     CREATE TABLE app.parts (id int PRIMARY KEY, widget_id int REFERENCES app.widgets, qty int NOT NULL);
+     INSERT INTO app.parts VALUES (1, 1, 0);',
+    expect => '{"app.widgets": "+2", "app.parts": 1}')$$) AS restore_004 \gset
 SELECT string_agg(version || ' ' || state, ', ') AS status_2 FROM migrate_status() \gset
 SELECT pg_temp.outcome($$SELECT migrate_verify()$$) AS verify_all \gset
 SELECT pg_temp.outcome($$SELECT migrate_add('005', 'bad count', 'INSERT INTO app.widgets VALUES (9, ''nine'');',
@@ -262,8 +270,12 @@ SELECT is(:'add_003'::text, 'ok', 'search_path pg_temp, evil, public: migrate_ad
 SELECT is(:'apply_003'::text, 'ok', 'search_path pg_temp, evil, public: migrate_apply works');
 SELECT is(:'add_004'::text, 'ok', 'search_path evil, pg_catalog, ...: migrate_add works');
 SELECT is(:'apply_004'::text, 'ok', 'search_path evil, pg_catalog, ...: migrate_apply works (counts not hijacked)');
-SELECT is(:'readd_004'::text, '55000: migration 004 is already applied with different text',
-          'search_path evil, pg_catalog, ...: the applied checksum is still compared correctly');
+SELECT is(:'readd_004'::text, 'ok', 'search_path evil, pg_catalog, ...: new text for applied 004 is registered');
+SELECT is(:'state_004'::text, 'changed',
+          'search_path evil, pg_catalog, ...: the applied checksum is still compared correctly (changed)');
+SELECT is(:'apply_changed'::text, '55000: migrate_apply() refuses to apply while an applied migration is changed',
+          'search_path evil, pg_catalog, ...: applying is refused while 004 is changed');
+SELECT is(:'restore_004'::text, 'ok', 'search_path evil, pg_catalog, ...: the applied text registered again');
 SELECT is(:'status_2'::text, '001 applied, 002 applied, 003 applied, 004 applied',
           'search_path evil, pg_catalog, ...: migrate_status is right');
 SELECT is(:'verify_all'::text, 'ok', 'search_path evil, pg_catalog, ...: migrate_verify passes');
@@ -310,6 +322,7 @@ SELECT results_eq(
              ('002', 'replace', 'app_owner'), ('002', 'apply', 'app_owner'),
              ('003', 'register', 'app_owner'), ('003', 'apply', 'app_owner'),
              ('004', 'register', 'app_owner'), ('004', 'apply', 'app_owner'),
+             ('004', 'replace', 'app_owner'), ('004', 'replace', 'app_owner'),
              ('005', 'register', 'app_owner'), ('005', 'replace', 'app_owner')$$,
     'the real migrate.history holds every action, performed by app_owner');
 SELECT is((SELECT counts FROM migrate.history WHERE version = '004' AND action = 'apply'),
