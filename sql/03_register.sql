@@ -120,11 +120,15 @@ SELECT left(migrate_add('001', 'create tools', 'CREATE TABLE tools (id int PRIMA
 SELECT version, state, left(checksum, 12) AS checksum, left(applied_checksum, 12) AS applied FROM migrate_status()
  WHERE version = '001';
 SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_apply()$$);
+-- and the nightly check fails on it
+SELECT pg_temp.sqlstate_of($$SELECT migrate_verify('001')$$);
 SELECT left(migrate_add('001', 'create tools', 'CREATE TABLE tools (id int);'), 12) AS checksum;
 -- only comments, whitespace and the case of keywords differ: edited, blocking nothing
 SELECT left(migrate_add('001', 'create tools',
                         E'-- the tools\ncreate table tools (id int primary key,   name text not null);  /* done */'), 12) AS checksum;
 SELECT version, state FROM migrate_status() WHERE version = '001';
+-- the same statements: the nightly check passes
+SELECT migrate_verify('001') AS checks_passed;
 -- a quoted name is not the same token as an unquoted one: changed
 SELECT left(migrate_add('001', 'create tools',
                         E'CREATE TABLE "Tools" (\n    id int PRIMARY KEY,\n    name text NOT NULL\n);'), 12) AS checksum;

@@ -437,6 +437,7 @@ updated_parts(Migration *old, Migration *m)
 	PART_DIFFERS(!list_equal_strings(old->requires, m->requires), "requirements");
 	PART_DIFFERS(old->transactional != m->transactional, m->transactional ? "transactional" : "non-transactional");
 	PART_DIFFERS(!str_equal(old->batch, m->batch), "batch options");
+	PART_DIFFERS(!str_equal(old->lines, m->lines), "file lines");
 #undef PART_DIFFERS
 	return buf.len ? buf.data : NULL;
 }

@@ -838,7 +838,7 @@ check_applied(const char *version)
 	TupleDesc	desc;
 
 	catalog_exec("SELECT a.version, coalesce(m.name, a.name), a.checksum, m.checksum, m.verify, a.touched, "
-				 "       a.touched_tables::pg_catalog.oid[], m.registered_by "
+				 "       a.touched_tables::pg_catalog.oid[], m.registered_by, m.drift "
 				 "  FROM migrate.applied a "
 				 "  LEFT JOIN migrate.migrations m ON m.version_key = a.version_key "
 				 " WHERE $1 IS NULL OR a.version_key = $1 "
@@ -902,7 +902,9 @@ check_applied(const char *version)
 		ListCell   *lc;
 
 		res = new_result(&mine, v, name, "checksum", applied_sum);
-		res->ok = registered_sum && strcmp(registered_sum, applied_sum) == 0;
+		/* edited (comments or whitespace only: drift.c) is the same statements */
+		res->ok = registered_sum && (strcmp(registered_sum, applied_sum) == 0 ||
+									 str_equal(SPI_getvalue(rows[i], desc, 9), "edited"));
 		if (!res->ok)
 		{
 			strlcpy(res->sqlstate, unpack_sql_state(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), 6);

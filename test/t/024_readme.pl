@@ -360,8 +360,30 @@ my @BLOCKS = (
 		kind => 'sql',
 		needle => q{migrate_load('/srv/app/supabase/migrations')},
 		skip => q{$f$ ... $f$ stands for a file's text and /srv/app/supabase/migrations for the reader's }
-		  . q{server directory; the results of migrate_add_script() and migrate_load() are under change }
-		  . q{by issue 15.2/15.7 (lead)},
+		  . q{server directory; sql/07_files.sql runs both, with every result}
+	},
+	{
+		heading => 'Registering files',
+		kind => 'output',
+		needle => 'It first differs at line 7 of file "004_tasks.sql"',
+		run => sub {
+			my ($shown) = @_;
+			# 004_tasks.sql applied, then loaded again with its statement on
+			# line 7 (of the file, in its up section) changed
+			my $db = fresh_db('drift', q{CREATE EXTENSION migrate; CREATE TABLE tools (id int PRIMARY KEY);});
+			my $file = "-- tasks of a tool\n-- migrate:requires 003\n\n-- migrate:up\n"
+			  . "CREATE TABLE tasks (id int PRIMARY KEY, tool_id int REFERENCES tools);\n\nINSERT INTO tasks VALUES (1, NULL);\n"
+			  . "-- migrate:down\nDROP TABLE tasks;\n";
+			sql($db, q{SELECT migrate_add('003', 'tools', 'SELECT 1')});
+			add_script($db, '004_tasks.sql', $file);
+			sql($db, 'SELECT count(*) FROM migrate_apply()');
+			my $edited = $file =~ s/VALUES \(1, NULL\)/VALUES (2, NULL)/r;
+			my ($rc, $out, $err) = psql_as_reader($db,
+				"SELECT result FROM migrate_add_script('004_tasks.sql', \$readme\$$edited\$readme\$);\n");
+			same_messages($shown, join('', map { $_->[1] } messages($err)), ['checksum'],
+				'an applied file with a statement changed on line 7 is recorded as shown (checksums aside)');
+			is(sql($db, q{SELECT state FROM migrate_status() WHERE version = '004'}), 'changed', '... as changed');
+		},
 	},
 	{
 		heading => 'Registering files',
@@ -396,7 +418,8 @@ my @BLOCKS = (
 		heading => 'Lifecycle',
 		kind => 'sql',
 		needle => 'SELECT * FROM migrate_repair();',
-		skip => q{migrate_repair() is under change by issue 15.2/15.7 (lead)},
+		skip => q{a menu of separate operations on the reader's project (versions 003, 024, 027 of it); }
+		  . q{sql/08_lifecycle.sql, sql/03_register.sql and sql/07_files.sql run each},
 	},
 	{
 		heading => 'Background jobs',
@@ -530,9 +553,35 @@ my @BLOCKS = (
 	},
 	{
 		heading => '`migrate_add(',
+		kind => 'sql',
+		needle => q{'CREATE TABLE tools (id bigint PRIMARY KEY, name text NOT NULL);'},
+		run => sub {
+			my ($block) = @_;
+			# 001 "create tools" applied with its first text
+			my $db = fresh_db('drift_add', q{
+				CREATE EXTENSION migrate;
+				SELECT migrate_add('001', 'create tools', 'CREATE TABLE tools (id int PRIMARY KEY, name text NOT NULL);');
+				SELECT count(*) FROM migrate_apply();
+			});
+			my ($rc, $out, $err) = psql_as_reader($db, $block);
+			is($rc, 0, 'new text for an applied migration is registered as written') or diag($err);
+			$printed{drift_add} = [ $rc, $out, $err ];
+			is(sql($db, q{SELECT state FROM migrate_status() WHERE version = '001'}), 'changed', '... as changed');
+			($rc, $out, $err) = psql_as_reader($db, "SELECT * FROM migrate_apply();\n");
+			like($err, qr/ERROR:  migrate_apply\(\) refuses to apply while an applied migration is changed/,
+				'... and migrate_apply() refuses');
+		},
+	},
+	{
+		heading => '`migrate_add(',
 		kind => 'output',
-		needle => 'is already applied with different text',
-		skip => q{the refusal of new text for an applied migration is under change by issue 15.2/15.7 (lead)},
+		needle => 'is applied, and its text changed: recorded as changed',
+		run => sub {
+			my ($shown) = @_;
+			my ($rc, $out, $err) = @{ $printed{drift_add} };
+			same_messages($shown, join('', map { $_->[1] } messages($err)), ['checksum'],
+				'new text for an applied migration is recorded as shown (checksums aside)');
+		},
 	},
 	{
 		heading => '`migrate_checksum(',
