@@ -52,6 +52,18 @@ SELECT version, action, checks FROM migrate_apply();
 SELECT migrate_add('003', 'odd', 'SELECT 1;', "assert" => 'SELECT 42') IS NOT NULL AS registered;
 SELECT version, action FROM migrate_apply();
 SELECT migrate_remove('003') IS NOT NULL AS removed;
+-- a failing check of a file names the file and the line in the file (its
+-- assert section starts at line 5, its second statement fails on line 7)
+SELECT version, part, result FROM migrate_add_script('004_more.sql', $f$-- more tools
+-- migrate:up
+INSERT INTO asr.tools VALUES (500, 'more');
+-- migrate:assert
+SELECT true;
+
+SELECT 'not ok 1 - one more tool' FROM asr.tools WHERE id = 500;
+$f$);
+SELECT version, action FROM migrate_apply();
+SELECT migrate_remove('004') IS NOT NULL AS removed;
 SELECT version, state FROM migrate_status() ORDER BY version;
 
 RESET search_path;

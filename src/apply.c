@@ -243,9 +243,9 @@ apply_one(Migration *m, ApplyRecord *rec)
 	guc_level = NewGUCNestLevel();
 	rec->checks += expect_check_after(expectations, m->version);
 	if (m->verify)
-		rec->checks += verify_query_raise(m->verify, m->version);
+		rec->checks += verify_query_raise(m);
 	if (m->assertion)
-		rec->checks += assert_query_raise(m->assertion, m->version);
+		rec->checks += assert_query_raise(m);
 	rec->checks += verify_constraints_raise(touched, m->version);
 	AtEOXact_GUC(false, guc_level);
 

@@ -1363,9 +1363,9 @@ final_checks_body(void *arg)
 		fc->rec->counts = expect_counts_json(fc->expectations);
 	}
 	if (m->verify)
-		fc->rec->checks += verify_query_raise(m->verify, m->version);
+		fc->rec->checks += verify_query_raise(m);
 	if (m->assertion)
-		fc->rec->checks += assert_query_raise(m->assertion, m->version);
+		fc->rec->checks += assert_query_raise(m);
 	fc->rec->checks += verify_constraints_raise(fc->touched, m->version);
 }
 

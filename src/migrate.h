@@ -694,8 +694,8 @@ typedef struct CheckResult
 /* The constraint and index checks for the given relation OIDs; raises on failure. */
 extern int	verify_constraints_raise(List *reloids, const char *version);
 /* Run a verify script; raises on failure; returns number of checks passed. */
-extern int	verify_query_raise(const char *verify, const char *version);
-extern int	assert_query_raise(const char *assertion, const char *version);
+extern int	verify_query_raise(Migration *m);
+extern int	assert_query_raise(Migration *m);
 /* Add relations (and their partition ancestors) to a list of OIDs. */
 extern List *touched_add(List *reloids, Oid relid);
 extern List *touched_names(List *reloids);

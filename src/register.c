@@ -437,7 +437,8 @@ updated_parts(Migration *old, Migration *m)
 	PART_DIFFERS(!list_equal_strings(old->requires, m->requires), "requirements");
 	PART_DIFFERS(old->transactional != m->transactional, m->transactional ? "transactional" : "non-transactional");
 	PART_DIFFERS(!str_equal(old->batch, m->batch), "batch options");
-	PART_DIFFERS(!str_equal(old->lines, m->lines), "file lines");
+	/* where a file's sections stand: said only when nothing else changed */
+	PART_DIFFERS(buf.len == 0 && !str_equal(old->lines, m->lines), "file lines");
 #undef PART_DIFFERS
 	return buf.len ? buf.data : NULL;
 }

@@ -574,10 +574,14 @@ verify_constraints_raise(List *touched, const char *version)
  * check.
  */
 static int
-check_query_raise(const char *sql, const char *version, const char *kind)
+check_query_raise(Migration *m, const char *kind)
 {
-	Script	   *script = script_parse(sql, psprintf("the %s query of migration %s", kind, version));
-	char	   *what = psprintf("%c%s query of migration %s", pg_toupper((unsigned char) kind[0]), kind + 1, version);
+	/* its lines are its file's (files.c) */
+	Script	   *script = migration_script(m, kind);
+	const char *version = m->version;
+	char	   *what = migration_script_what(m, kind) + strlen("the ");
+
+	what[0] = pg_toupper((unsigned char) what[0]);	/* "Verify query of ...": it begins a DETAIL */
 
 	for (int i = 0; i < script->nstmts; i++)
 	{
@@ -630,16 +634,16 @@ check_query_raise(const char *sql, const char *version, const char *kind)
 
 /* A verify query: checked when applied, and again by migrate_verify(). */
 int
-verify_query_raise(const char *verify, const char *version)
+verify_query_raise(Migration *m)
 {
-	return check_query_raise(verify, version, "verify");
+	return check_query_raise(m, "verify");
 }
 
 /* An assert query: checked when applied, before the commit, and never again. */
 int
-assert_query_raise(const char *assertion, const char *version)
+assert_query_raise(Migration *m)
 {
-	return check_query_raise(assertion, version, "assert");
+	return check_query_raise(m, "assert");
 }
 
 /* ---- re-verification of applied migrations ---- */
@@ -655,8 +659,7 @@ typedef struct GuardedCheck
 {
 	GuardedKind kind;
 	const char *version;
-	const char *verify;
-	const char *registered_by;
+	Migration  *m;				/* GUARDED_VERIFY: its verify query, registrant, file */
 	Oid			conoid;
 	List	   *tables;
 } GuardedCheck;
@@ -668,8 +671,10 @@ typedef struct GuardedCheck
  * superusers may re-run it (anyone else would lend it their search_path).
  */
 static void
-verify_query_as_registrant(const char *verify, const char *version, const char *registered_by)
+verify_query_as_registrant(Migration *m)
 {
+	const char *version = m->version;
+	const char *registered_by = m->registered_by;
 	Oid			role = get_role_oid(registered_by, true);
 	Oid			save_userid;
 	int			save_sec_context;
@@ -691,7 +696,7 @@ verify_query_as_registrant(const char *verify, const char *version, const char *
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	verify_query_raise(verify, version);
+	verify_query_raise(m);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
@@ -701,7 +706,7 @@ guarded_check_body(void *arg)
 	GuardedCheck *g = arg;
 
 	if (g->kind == GUARDED_VERIFY)
-		verify_query_as_registrant(g->verify, g->version, g->registered_by);
+		verify_query_as_registrant(g->m);
 	else if (g->kind == GUARDED_CONSTRAINT)
 		check_constraint(g->conoid, g->version);
 	else
@@ -710,10 +715,9 @@ guarded_check_body(void *arg)
 
 /* Run one check in a subtransaction that leaves no trace; an error is a failed result. */
 static void
-run_guarded(GuardedKind kind, const char *version, const char *verify, const char *registered_by,
-			Oid conoid, List *tables, CheckResult *res)
+run_guarded(GuardedKind kind, const char *version, Migration *m, Oid conoid, List *tables, CheckResult *res)
 {
-	GuardedCheck g = {kind, version, verify, registered_by, conoid, tables};
+	GuardedCheck g = {kind, version, m, conoid, tables};
 	ErrorData  *edata = run_in_subtransaction(guarded_check_body, &g, false);
 
 	res->ok = (edata == NULL);
@@ -838,7 +842,7 @@ check_applied(const char *version)
 	TupleDesc	desc;
 
 	catalog_exec("SELECT a.version, coalesce(m.name, a.name), a.checksum, m.checksum, m.verify, a.touched, "
-				 "       a.touched_tables::pg_catalog.oid[], m.registered_by, m.drift "
+				 "       a.touched_tables::pg_catalog.oid[], m.registered_by, m.drift, m.source, m.lines::text "
 				 "  FROM migrate.applied a "
 				 "  LEFT JOIN migrate.migrations m ON m.version_key = a.version_key "
 				 " WHERE $1 IS NULL OR a.version_key = $1 "
@@ -918,8 +922,16 @@ check_applied(const char *version)
 		}
 
 		if (verify)
-			run_guarded(GUARDED_VERIFY, v, verify, registered_by, InvalidOid, NIL,
-						new_result(&mine, v, name, "verify", "verify query"));
+		{
+			Migration  *m = palloc0(sizeof(Migration));
+
+			m->version = v;
+			m->verify = verify;
+			m->registered_by = registered_by;
+			m->source = SPI_getvalue(rows[i], desc, 10);
+			m->lines = SPI_getvalue(rows[i], desc, 11);
+			run_guarded(GUARDED_VERIFY, v, m, InvalidOid, NIL, new_result(&mine, v, name, "verify", "verify query"));
+		}
 
 		if (migrate_verify_constraints == VERIFY_CONSTRAINTS_OFF)
 			goto keep;
@@ -935,12 +947,12 @@ check_applied(const char *version)
 				continue;
 			fk = ((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN;
 			ReleaseSysCache(tup);
-			run_guarded(GUARDED_CONSTRAINT, v, NULL, NULL, conoid, NIL,
+			run_guarded(GUARDED_CONSTRAINT, v, NULL, conoid, NIL,
 						new_result(&mine, v, name, fk ? "foreign key" : "check constraint",
 								   constraint_label(conoid)));
 		}
 		if (tables != NIL)
-			run_guarded(GUARDED_INDEXES, v, NULL, NULL, InvalidOid, tables,
+			run_guarded(GUARDED_INDEXES, v, NULL, InvalidOid, tables,
 						new_result(&mine, v, name, "indexes",
 								   psprintf("indexes of %d table%s", list_length(tables),
 											list_length(tables) == 1 ? "" : "s")));

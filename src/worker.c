@@ -333,9 +333,9 @@ final_checks_body(void *arg)
 	FinalChecks *fc = arg;
 
 	if (fc->m->verify)
-		fc->rec->checks += verify_query_raise(fc->m->verify, fc->m->version);
+		fc->rec->checks += verify_query_raise(fc->m);
 	if (fc->m->assertion)
-		fc->rec->checks += assert_query_raise(fc->m->assertion, fc->m->version);
+		fc->rec->checks += assert_query_raise(fc->m);
 	fc->rec->checks += verify_constraints_raise(fc->touched, fc->m->version);
 }
 
