@@ -112,128 +112,129 @@ import_one(ReturnSetInfo *rsinfo, Migration *m, const char *tool, const char *th
 				   psprintf("recorded by %s as %s", tool, theirs));
 }
 
-/*
- * migrate_import_history(source): registered versions that the tool's table
- * records as applied become applied here (history action "import"), without
- * running; versions it records that are not registered are reported.
- */
-Datum
-migrate_import_history(PG_FUNCTION_ARGS)
+/* Supabase CLI's applied versions, with their names. */
+static List *
+supabase_versions(void)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *source;
-	List	   *theirs = NIL;
-	char	   *golang_key = NULL;
-	char	   *golang_version = NULL;
-	Catalog    *cat;
+	Oid			relid = require_table("supabase_migrations.schema_migrations", "Supabase CLI");
+
+	return foreign_versions(psprintf("SELECT version, name FROM ONLY %s ORDER BY version",
+									 qualified_table(relid)));
+}
+
+/*
+ * Flyway's applied versions, with their descriptions.  The latest row of each
+ * version decides (a later UNDO or DELETE row takes it back); repeatable rows
+ * (no version) go by description.  Flyway's own rows (schema creation,
+ * baseline markers) are not migrations.
+ */
+static List *
+flyway_versions(void)
+{
+	Oid			relid = require_table("flyway_schema_history", "Flyway");
+
+	return foreign_versions(psprintf(
+		"SELECT v, description FROM ("
+		"  SELECT DISTINCT ON (v) v, description, type, success, installed_rank FROM ("
+		"    SELECT coalesce(version, 'R__' OPERATOR(pg_catalog.||) "
+		"                    pg_catalog.replace(description, ' ', '_')) AS v, * "
+		"      FROM ONLY %s "
+		"     WHERE type OPERATOR(pg_catalog.~~) ANY (ARRAY['SQL', 'JDBC', 'SPRING_JDBC', 'SCRIPT', "
+		"                                                   'UNDO_%%', 'DELETE'])) r "
+		"   ORDER BY v, installed_rank DESC) latest "
+		" WHERE success AND type OPERATOR(pg_catalog.!~~) 'UNDO_%%' "
+		"   AND type OPERATOR(pg_catalog.<>) 'DELETE' "
+		" ORDER BY installed_rank",
+		qualified_table(relid)));
+}
+
+/* dbmate's applied versions (no names); golang-migrate's table is refused. */
+static List *
+dbmate_versions(void)
+{
+	Oid			relid = require_table("schema_migrations", "dbmate");
+
+	if (has_column(relid, "dirty"))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("schema_migrations has a \"dirty\" column: it is golang-migrate's, not dbmate's"),
+				 errhint("Call migrate_import_history('golang-migrate').")));
+	return foreign_versions(psprintf("SELECT version::pg_catalog.text, NULL FROM ONLY %s ORDER BY 1",
+									 qualified_table(relid)));
+}
+
+/*
+ * golang-migrate's current version (it keeps one row: the version, and
+ * whether it is dirty), or NULL when it records none.  A dirty one is
+ * refused; dbmate's table is refused.
+ */
+static char *
+golang_current_version(void)
+{
+	Oid			relid = require_table("schema_migrations", "golang-migrate");
+	char	   *table = qualified_table(relid);
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *version = NULL;
+
+	if (!has_column(relid, "dirty"))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("schema_migrations has no \"dirty\" column: it is not golang-migrate's"),
+				 errhint("For dbmate's table, call migrate_import_history('dbmate').")));
+	if (SPI_execute(psprintf("SELECT version::pg_catalog.text, dirty FROM ONLY %s", table), true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s", table);
+	MemoryContextSwitchTo(cxt);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("golang-migrate left version %s dirty", version),
+					 errdetail("A dirty version failed half way; what it changed is unknown."),
+					 errhint("Fix the database by hand, set dirty = false in %s, then import.", table)));
+	}
+	return version;
+}
+
+/*
+ * Import every registered versioned migration up to golang-migrate's current
+ * version (key: its order key), and report that version if it is not
+ * registered.  Returns whether anything was newly marked applied.
+ */
+static bool
+import_up_to(ReturnSetInfo *rsinfo, Catalog *cat, const char *version, const char *key)
+{
+	bool		changed = false;
+
+	for (int i = 0; i < cat->n; i++)
+	{
+		Migration  *m = cat->items[i];
+
+		if (!m->repeatable && strcmp(m->key, key) <= 0)
+		{
+			changed |= !m->applied;
+			import_one(rsinfo, m, "golang-migrate", psprintf("at or before version %s", version));
+		}
+	}
+	if (catalog_find(cat, key) == NULL)
+		put_import_row(rsinfo, version, NULL, "not registered",
+					   "golang-migrate's current version is not registered");
+	return changed;
+}
+
+/*
+ * Import the registered migrations among the versions the tool lists, and
+ * report the others.  Returns whether anything was newly marked applied.
+ */
+static bool
+import_listed(ReturnSetInfo *rsinfo, Catalog *cat, const char *source, List *theirs)
+{
 	bool		changed = false;
 	ListCell   *lc;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("the source of the history must not be null")));
-	source = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
-
-	if (strcmp(source, "supabase") == 0)
-	{
-		Oid			relid = require_table("supabase_migrations.schema_migrations", "Supabase CLI");
-
-		theirs = foreign_versions(psprintf("SELECT version, name FROM ONLY %s ORDER BY version",
-										   qualified_table(relid)));
-	}
-	else if (strcmp(source, "flyway") == 0)
-	{
-		Oid			relid = require_table("flyway_schema_history", "Flyway");
-
-		/*
-		 * The latest row of each version decides (a later UNDO or DELETE row
-		 * takes it back); repeatable rows (no version) go by description.
-		 * Flyway's own rows (schema creation, baseline markers) are not
-		 * migrations.
-		 */
-		theirs = foreign_versions(psprintf(
-			"SELECT v, description FROM ("
-			"  SELECT DISTINCT ON (v) v, description, type, success, installed_rank FROM ("
-			"    SELECT coalesce(version, 'R__' OPERATOR(pg_catalog.||) "
-			"                    pg_catalog.replace(description, ' ', '_')) AS v, * "
-			"      FROM ONLY %s "
-			"     WHERE type OPERATOR(pg_catalog.~~) ANY (ARRAY['SQL', 'JDBC', 'SPRING_JDBC', 'SCRIPT', "
-			"                                                   'UNDO_%%', 'DELETE'])) r "
-			"   ORDER BY v, installed_rank DESC) latest "
-			" WHERE success AND type OPERATOR(pg_catalog.!~~) 'UNDO_%%' "
-			"   AND type OPERATOR(pg_catalog.<>) 'DELETE' "
-			" ORDER BY installed_rank",
-			qualified_table(relid)));
-	}
-	else if (strcmp(source, "dbmate") == 0)
-	{
-		Oid			relid = require_table("schema_migrations", "dbmate");
-
-		if (has_column(relid, "dirty"))
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("schema_migrations has a \"dirty\" column: it is golang-migrate's, not dbmate's"),
-					 errhint("Call migrate_import_history('golang-migrate').")));
-		theirs = foreign_versions(psprintf("SELECT version::pg_catalog.text, NULL FROM ONLY %s ORDER BY 1",
-										   qualified_table(relid)));
-	}
-	else if (strcmp(source, "golang-migrate") == 0)
-	{
-		Oid			relid = require_table("schema_migrations", "golang-migrate");
-		char	   *table = qualified_table(relid);
-		MemoryContext cxt = CurrentMemoryContext;
-
-		if (!has_column(relid, "dirty"))
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("schema_migrations has no \"dirty\" column: it is not golang-migrate's"),
-					 errhint("For dbmate's table, call migrate_import_history('dbmate').")));
-		/* golang-migrate keeps one row: the current version, and whether it is dirty */
-		if (SPI_execute(psprintf("SELECT version::pg_catalog.text, dirty FROM ONLY %s", table), true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read %s", table);
-		MemoryContextSwitchTo(cxt);
-		if (SPI_processed > 0)
-		{
-			bool		isnull;
-
-			golang_version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-			if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("golang-migrate left version %s dirty", golang_version),
-						 errdetail("A dirty version failed half way; what it changed is unknown."),
-						 errhint("Fix the database by hand, set dirty = false in %s, then import.", table)));
-			golang_key = version_key(golang_version);
-		}
-	}
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown history source \"%s\"", source),
-				 errhint("Sources are supabase, flyway, dbmate and golang-migrate.")));
-
-	catalog_lock();
-	cat = catalog_load(false);
-	if (golang_key)
-	{
-		/* every registered version up to the current one is applied */
-		for (int i = 0; i < cat->n; i++)
-		{
-			Migration  *m = cat->items[i];
-
-			if (!m->repeatable && strcmp(m->key, golang_key) <= 0)
-			{
-				changed |= !m->applied;
-				import_one(rsinfo, m, "golang-migrate", psprintf("at or before version %s", golang_version));
-			}
-		}
-		if (catalog_find(cat, golang_key) == NULL)
-			put_import_row(rsinfo, golang_version, NULL, "not registered",
-						   "golang-migrate's current version is not registered");
-	}
 	foreach(lc, theirs)
 	{
 		ForeignVersion *fv = lfirst(lc);
@@ -250,6 +251,56 @@ migrate_import_history(PG_FUNCTION_ARGS)
 			m->applied = true;	/* a version listed twice is imported once */
 		}
 	}
+	return changed;
+}
+
+/*
+ * migrate_import_history(source): registered versions that the tool's table
+ * records as applied become applied here (history action "import"), without
+ * running; versions it records that are not registered are reported.
+ */
+Datum
+migrate_import_history(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *source;
+	List	   *theirs = NIL;
+	char	   *golang_key = NULL;
+	char	   *golang_version = NULL;
+	Catalog    *cat;
+	bool		changed = false;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the source of the history must not be null")));
+	source = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+
+	if (strcmp(source, "supabase") == 0)
+		theirs = supabase_versions();
+	else if (strcmp(source, "flyway") == 0)
+		theirs = flyway_versions();
+	else if (strcmp(source, "dbmate") == 0)
+		theirs = dbmate_versions();
+	else if (strcmp(source, "golang-migrate") == 0)
+	{
+		golang_version = golang_current_version();
+		if (golang_version)
+			golang_key = version_key(golang_version);
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown history source \"%s\"", source),
+				 errhint("Sources are supabase, flyway, dbmate and golang-migrate.")));
+
+	catalog_lock();
+	cat = catalog_load(false);
+	if (golang_key)
+		changed |= import_up_to(rsinfo, cat, golang_version, golang_key);
+	changed |= import_listed(rsinfo, cat, source, theirs);
 	if (changed)
 		catalog_mark_changed();
 	SPI_finish();
