@@ -402,8 +402,9 @@ extern char *plan_cycle_chain(Catalog *cat, List *cycle);
 extern bool *plan_waits_for_worker(Catalog *cat);
 /* Pending, versioned, older than the newest applied one, and not waiting for the worker. */
 extern bool plan_out_of_order(Catalog *cat, Migration *m, bool waits);
-/* Pending migrations up to target_key (NULL: all), ordered; ereports on bad plans. */
+/* The up script of m, from the catalog when m was loaded without it. */
 extern const char *migration_up_text(Migration *m);
+/* Pending migrations up to target_key (NULL: all), ordered; ereports on bad plans. */
 extern List *plan_pending(Catalog *cat, const char *target_key, bool out_of_order,
 						  bool check_out_of_order);
 /*
