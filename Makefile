@@ -5,7 +5,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -E "s/.*'(.
 MODULE_big = migrate
 OBJS = src/migrate.o src/version.o src/checksum.o src/script.o src/catalog.o \
        src/expect.o src/plan.o src/register.o src/drift.o src/files.o src/apply.o src/execute.o src/verify.o src/validate.o \
-       src/commit.o src/lint.o src/lockwait.o src/lifecycle.o src/import.o src/history.o src/jobs.o src/worker.o src/batch.o
+       src/commit.o src/lint.o src/lockwait.o src/lifecycle.o src/tool_histories.o src/import.o src/history.o src/jobs.o src/worker.o src/batch.o
 
 
 # Install script of the current version, then the append-only upgrade chain.

@@ -33,9 +33,11 @@
  *	 validate.c  migrate_validate(), and the state of every migration
  *				 (the migrate.status view, migrate_status())
  *	 history.c	 the hash chain of migrate.history
- *	 import.c	 other tools' histories: migrate_import_history() adopts
- *				 them, and they are kept in step (migrate.sync_histories,
- *				 migrate_histories())
+ *	 tool_histories.c
+ *				 other tools' history tables (Supabase CLI, Flyway, dbmate,
+ *				 golang-migrate): which may be used, and keeping them in
+ *				 step (migrate.sync_histories, migrate_histories())
+ *	 import.c	 migrate_import_history(): adopting another tool's history
  *	 jobs.c		 background jobs seen from a session: start, list, wait, steer
  *	 worker.c	 the job's background worker, and the launcher
  *	 batch.c	 batched data migrations: their options, checked at
@@ -448,8 +450,9 @@ extern char *plan_cycle_chain(Catalog *cat, List *cycle);
 extern bool *plan_waits_for_worker(Catalog *cat);
 /* Pending, versioned, older than the newest applied one, and not waiting for the worker. */
 extern bool plan_out_of_order(Catalog *cat, Migration *m, bool waits);
-/* Pending migrations up to target_key (NULL: all), ordered; ereports on bad plans. */
+/* The up script of m, from the catalog when m was loaded without it. */
 extern const char *migration_up_text(Migration *m);
+/* Pending migrations up to target_key (NULL: all), ordered; ereports on bad plans. */
 extern List *plan_pending(Catalog *cat, const char *target_key, bool out_of_order,
 						  bool check_out_of_order);
 /*
@@ -560,7 +563,7 @@ extern void commit_script_end(CommitBlock *b, const char *what, const char *hint
 /* Record a failed run durably: the migration's failure and a history row. */
 extern void record_failure(Migration *m, ErrorData *edata, const char *extra_json);
 
-/* ---- import.c ---- */
+/* ---- tool_histories.c ---- */
 
 /*
  * The other tools' history tables kept in step (migrate.sync_histories):
@@ -572,6 +575,19 @@ extern void histories_record_apply(Migration *m, Script *script, double ms, cons
 extern void histories_record_revert(Migration *m);
 extern void histories_record_repair(Migration *m, const char *up);
 extern int32 flyway_checksum(const char *text);
+
+#include "nodes/primnodes.h"
+#include "storage/lockdefs.h"
+
+/*
+ * Another tool's table by name, locked with lockmode once trusted;
+ * InvalidOid when there is none.  When it may not be used (read or written
+ * with the caller's rights), *detail and *hint say why and the way out.
+ */
+extern Oid	foreign_history_open(RangeVar *rv, LOCKMODE lockmode, char **detail, char **hint);
+/* The relation's name, schema-qualified and quoted. */
+extern char *qualified_table(Oid relid);
+extern bool has_column(Oid relid, const char *column);
 
 /* ---- jobs.c ---- */
 

@@ -366,50 +366,65 @@ index_cmp(Datum a, Datum b, void *arg)
 	int			ia = DatumGetInt32(a),
 				ib = DatumGetInt32(b);
 
-
-/* binaryheap is a max-heap: invert for smallest first */
+	/* binaryheap is a max-heap: invert for smallest first */
 	return (ia < ib) ? 1 : (ia > ib) ? -1 : 0;
 }
 
-List *
-plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check_out_of_order)
+/*
+ * The migrations a plan orders, by index into cat->items, with their
+ * requirements among themselves both ways: how many of each one's are still
+ * to be planned, and who requires each (for Kahn's algorithm).
+ */
+typedef struct PendingGraph
 {
-	int			n = cat->n;
-	ReqGraph   *g = plan_graph(cat);
-	bool	   *waits = plan_waits_for_worker(cat);
-	bool	   *in_plan = palloc0(sizeof(bool) * Max(n, 1));
-	int		   *indegree = palloc0(sizeof(int) * Max(n, 1));
-	int		   *ndependents = palloc0(sizeof(int) * (n + 1));
-	int		   *dependents;
-	binaryheap *ready = binaryheap_allocate(Max(n, 1), index_cmp, NULL);
-	List	   *steps = NIL;
-	int			planned = 0;
-	int			nplan = 0;
+	bool	   *in_plan;		/* item i is in the plan */
+	int			nplan;			/* how many are */
+	int		   *indegree;		/* i's pending requirements not yet planned */
+	int		   *dep_off;		/* n + 1 offsets into dependents[] */
+	int		   *dependents;		/* of r: dependents[dep_off[r] .. dep_off[r + 1] - 1] */
+} PendingGraph;
 
-	for (int i = 0; i < n; i++)
+/*
+ * Put in the plan every pending migration up to target_key (NULL: all);
+ * with refuse_out_of_order, refuse one older than the newest applied (what
+ * waits for the worker, and what requires it, is not out of order).
+ */
+static void
+pending_select(Catalog *cat, const char *target_key, bool refuse_out_of_order,
+			   const bool *waits, PendingGraph *pg)
+{
+	for (int i = 0; i < cat->n; i++)
 	{
 		Migration  *m = cat->items[i];
 
 		CHECK_FOR_INTERRUPTS();
-		in_plan[i] = migration_is_pending(m) &&
+		pg->in_plan[i] = migration_is_pending(m) &&
 			(target_key == NULL || strcmp(m->key, target_key) <= 0);
-		nplan += in_plan[i];
-		/* what waits for the worker, and what requires it, is not out of order */
-		if (in_plan[i] && check_out_of_order && !out_of_order && plan_out_of_order(cat, m, waits[i]))
+		pg->nplan += pg->in_plan[i];
+		if (pg->in_plan[i] && refuse_out_of_order && plan_out_of_order(cat, m, waits[i]))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("pending migration %s is older than the newest applied migration", m->version),
 					 errdetail("Applying %s (\"%s\") now would run it out of order.", m->version, m->name),
 					 errhint("Allow it with out_of_order => true, or register it under a newer version.")));
 	}
+}
 
-	/* edges: a pending requirement must run first */
-	for (int i = 0; i < n; i++)
+/*
+ * The edges of the plan: a pending requirement must run first.  Counts each
+ * planned migration's pending requirements (indegree) and its dependents
+ * (into dep_off[r + 1]); refuses a requirement that is not registered, or
+ * pending beyond the target.
+ */
+static void
+pending_requirements(Catalog *cat, ReqGraph *g, PendingGraph *pg)
+{
+	for (int i = 0; i < cat->n; i++)
 	{
 		Migration  *m = cat->items[i];
 
 		CHECK_FOR_INTERRUPTS();
-		if (!in_plan[i])
+		if (!pg->in_plan[i])
 			continue;
 		for (int e = g->off[i]; e < g->off[i + 1]; e++)
 		{
@@ -424,100 +439,152 @@ plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check
 								 m->version)));
 			if (cat->items[r]->applied)
 				continue;
-			if (!in_plan[r])
+			if (!pg->in_plan[r])
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("migration %s requires %s, which lies beyond the target",
 								m->version, cat->items[r]->version),
 						 errhint("Choose a target at or after %s.", cat->items[r]->version)));
-			indegree[i]++;
-			ndependents[r + 1]++;
+			pg->indegree[i]++;
+			pg->dep_off[r + 1]++;
 		}
 	}
-	/* dependents of r: dependents[ndependents[r] .. ndependents[r + 1] - 1] */
+}
+
+/* The reverse edges: dependents counted into dep_off, made offsets, and listed. */
+static void
+pending_dependents(Catalog *cat, ReqGraph *g, PendingGraph *pg)
+{
+	int			n = cat->n;
+	int		   *fill;
+
 	for (int i = 0; i < n; i++)
-		ndependents[i + 1] += ndependents[i];
-	dependents = palloc(sizeof(int) * Max(ndependents[n], 1));
+		pg->dep_off[i + 1] += pg->dep_off[i];
+	pg->dependents = palloc(sizeof(int) * Max(pg->dep_off[n], 1));
+	fill = palloc(sizeof(int) * Max(n, 1));
+	memcpy(fill, pg->dep_off, sizeof(int) * Max(n, 1));
+	for (int i = 0; i < n; i++)
 	{
-		int		   *fill = palloc(sizeof(int) * Max(n, 1));
-
-		memcpy(fill, ndependents, sizeof(int) * Max(n, 1));
-		for (int i = 0; i < n; i++)
-		{
-			CHECK_FOR_INTERRUPTS();
-			if (!in_plan[i])
-				continue;
-			for (int e = g->off[i]; e < g->off[i + 1]; e++)
-				if (!cat->items[g->to[e]]->applied)
-					dependents[fill[g->to[e]]++] = i;
-		}
-		pfree(fill);
+		CHECK_FOR_INTERRUPTS();
+		if (!pg->in_plan[i])
+			continue;
+		for (int e = g->off[i]; e < g->off[i + 1]; e++)
+			if (!cat->items[g->to[e]]->applied)
+				pg->dependents[fill[g->to[e]]++] = i;
 	}
+	pfree(fill);
+}
 
+/* Why a step is where it is in the plan: its reason. */
+static char *
+step_reason(Catalog *cat, Migration *m)
+{
+	StringInfoData why;
+	ListCell   *lc;
+
+	initStringInfo(&why);
+	if (!m->repeatable)
+		appendStringInfoString(&why, "version order");
+	else if (m->applied)
+		appendStringInfoString(&why, "repeatable, changed since it was applied");
+	else
+		appendStringInfoString(&why, "repeatable, after every versioned migration");
+	if (m->requires != NIL)
+	{
+		appendStringInfoString(&why, "; after its requirements ");
+		foreach(lc, m->requires)
+			appendStringInfo(&why, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+	}
+	if (cat->newest_applied_key && strcmp(m->key, cat->newest_applied_key) < 0)
+		appendStringInfoString(&why, "; out of order: older than the newest applied migration");
+	if (m->batch)
+		appendStringInfoString(&why, "; batched: needs the background worker");
+	else if (!m->transactional)
+		appendStringInfoString(&why, "; non-transactional: needs the background worker");
+	return why.data;
+}
+
+/* The step of item i: its migration, reason, and whether (and with what) it waits for the worker. */
+static PlanStep *
+make_step(Catalog *cat, ReqGraph *g, const bool *waits, int i)
+{
+	Migration  *m = cat->items[i];
+	PlanStep   *step = palloc0(sizeof(PlanStep));
+
+	step->m = m;
+	step->reason = step_reason(cat, m);
+	step->waits_worker = waits[i];
+	/* the last requirement that waits too (its pending requirements are in the plan) */
+	for (int e = g->off[i]; e < g->off[i + 1]; e++)
+		if (waits[g->to[e]])
+			step->blocker = list_nth(m->requires, e - g->off[i]);
+	return step;
+}
+
+/*
+ * Refuse a plan whose migrations could not all be ordered (only `planned`
+ * were): those left wait on a cycle.  Registration refuses cycles: only a
+ * catalog edited by hand has one.
+ */
+static void
+refuse_unordered(Catalog *cat, PendingGraph *pg, int planned)
+{
+	int		   *left = palloc(sizeof(int) * pg->nplan);
+	int			nleft = 0;
+	List	   *cycles;
+
+	for (int i = 0; i < cat->n; i++)
+		if (pg->in_plan[i] && pg->indegree[i] > 0)
+			left[nleft++] = i;
+	cycles = plan_find_cycles(cat, left, nleft, false);
+	if (cycles == NIL)
+		elog(ERROR, "%d pending migrations could not be ordered", pg->nplan - planned);
+	cycle_error(cat, linitial(cycles));
+}
+
+/*
+ * The pending migrations up to target_key (NULL: all), ordered: version
+ * order, except that a migration runs after the ones it requires.  Refuses a
+ * plan that cannot run: out of order (unless allowed, or not checked), a
+ * requirement missing or beyond the target, a cycle.
+ */
+List *
+plan_pending(Catalog *cat, const char *target_key, bool out_of_order, bool check_out_of_order)
+{
+	int			n = cat->n;
+	ReqGraph   *g = plan_graph(cat);
+	bool	   *waits = plan_waits_for_worker(cat);
+	PendingGraph pg = {0};
+	binaryheap *ready = binaryheap_allocate(Max(n, 1), index_cmp, NULL);
+	List	   *steps = NIL;
+	int			planned = 0;
+
+	pg.in_plan = palloc0(sizeof(bool) * Max(n, 1));
+	pg.indegree = palloc0(sizeof(int) * Max(n, 1));
+	pg.dep_off = palloc0(sizeof(int) * (n + 1));
+	pending_select(cat, target_key, check_out_of_order && !out_of_order, waits, &pg);
+	pending_requirements(cat, g, &pg);
+	pending_dependents(cat, g, &pg);
+
+	/* Kahn's algorithm, the smallest ready version first */
 	for (int i = 0; i < n; i++)
-		if (in_plan[i] && indegree[i] == 0)
+		if (pg.in_plan[i] && pg.indegree[i] == 0)
 			binaryheap_add_unordered(ready, Int32GetDatum(i));
 	binaryheap_build(ready);
-
 	while (!binaryheap_empty(ready))
 	{
 		int			i = DatumGetInt32(binaryheap_remove_first(ready));
-		Migration  *m = cat->items[i];
-		PlanStep   *step = palloc0(sizeof(PlanStep));
-		StringInfoData why;
-		ListCell   *lc;
 
 		CHECK_FOR_INTERRUPTS();
-		initStringInfo(&why);
-		if (!m->repeatable)
-			appendStringInfoString(&why, "version order");
-		else if (m->applied)
-			appendStringInfoString(&why, "repeatable, changed since it was applied");
-		else
-			appendStringInfoString(&why, "repeatable, after every versioned migration");
-		if (m->requires != NIL)
-		{
-			appendStringInfoString(&why, "; after its requirements ");
-			foreach(lc, m->requires)
-				appendStringInfo(&why, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-								 (char *) lfirst(lc));
-		}
-		if (cat->newest_applied_key && strcmp(m->key, cat->newest_applied_key) < 0)
-			appendStringInfoString(&why, "; out of order: older than the newest applied migration");
-		if (m->batch)
-			appendStringInfoString(&why, "; batched: needs the background worker");
-		else if (!m->transactional)
-			appendStringInfoString(&why, "; non-transactional: needs the background worker");
-		step->m = m;
-		step->reason = why.data;
-		step->waits_worker = waits[i];
-		/* the last requirement that waits too (its pending requirements are in the plan) */
-		for (int e = g->off[i]; e < g->off[i + 1]; e++)
-			if (waits[g->to[e]])
-				step->blocker = list_nth(m->requires, e - g->off[i]);
-		steps = lappend(steps, step);
+		steps = lappend(steps, make_step(cat, g, waits, i));
 		planned++;
-
-		for (int d = ndependents[i]; d < ndependents[i + 1]; d++)
-			if (--indegree[dependents[d]] == 0)
-				binaryheap_add(ready, Int32GetDatum(dependents[d]));
+		for (int d = pg.dep_off[i]; d < pg.dep_off[i + 1]; d++)
+			if (--pg.indegree[pg.dependents[d]] == 0)
+				binaryheap_add(ready, Int32GetDatum(pg.dependents[d]));
 	}
-
-	/* Registration refuses cycles: only a catalog edited by hand has one. */
-	if (planned < nplan)
-	{
-		int		   *left = palloc(sizeof(int) * nplan);
-		int			nleft = 0;
-		List	   *cycles;
-
-		for (int i = 0; i < n; i++)
-			if (in_plan[i] && indegree[i] > 0)
-				left[nleft++] = i;
-		cycles = plan_find_cycles(cat, left, nleft, false);
-		if (cycles == NIL)
-			elog(ERROR, "%d pending migrations could not be ordered", nplan - planned);
-		cycle_error(cat, linitial(cycles));
-	}
+	if (planned < pg.nplan)
+		refuse_unordered(cat, &pg, planned);
 	plan_mark_needed_commits(steps);
 	return steps;
 }
