@@ -50,7 +50,7 @@ SELECT DISTINCT plan_checksum AS reviewed FROM migrate_plan() \gset
 SELECT version, name, action, rows, checks FROM migrate_apply(plan => :'reviewed');
 
 \echo '== migrate_status()'
-SELECT version, name, state, applied_by FROM migrate_status();
+SELECT * FROM migrate_status();
 
 \echo '== what history kept of the counts'
 SELECT version, counts FROM migrate.history WHERE action = 'apply' ORDER BY id;

@@ -117,7 +117,7 @@ SELECT version, name, action, rows, checks FROM migrate_apply(target => '001');
 RESET client_min_messages;
 -- other statements: changed (a WARNING), and applying is refused
 SELECT left(migrate_add('001', 'create tools', 'CREATE TABLE tools (id int PRIMARY KEY);'), 12) AS checksum;
-SELECT version, state, left(checksum, 12) AS checksum, left(applied_checksum, 12) AS applied FROM migrate_status()
+SELECT version, state, left(checksum, 12) AS checksum, left(applied_checksum, 12) AS applied FROM migrate.status
  WHERE version = '001';
 SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_apply()$$);
 -- and the nightly check fails on it
@@ -212,16 +212,16 @@ SELECT migrate_add('010', 'tx', 'CREATE TABLE a (id int);', verify => E'SELECT t
 -- listed at the end holds nothing of this)
 BEGIN;
 SELECT left(migrate_add('013', 'tx', E'BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;'), 12) AS checksum;
-SELECT version, transactional, notes FROM migrate_status() WHERE version = '013';
+SELECT version, transactional, notes FROM migrate.status WHERE version = '013';
 SELECT left(migrate_add('013', 'tx', E'CREATE TABLE a (id int);\nCOMMIT;'), 12) AS checksum;
-SELECT version, transactional, notes FROM migrate_status() WHERE version = '013';
+SELECT version, transactional, notes FROM migrate.status WHERE version = '013';
 SELECT left(migrate_add('013', 'tx', E'begin;\nCREATE TABLE a (id int);\nend;'), 12) AS checksum;
-SELECT version, transactional, notes FROM migrate_status() WHERE version = '013';
+SELECT version, transactional, notes FROM migrate.status WHERE version = '013';
 SELECT left(migrate_add('013', 'tx', E'START TRANSACTION;\nSELECT 1;'), 12) AS checksum;
-SELECT version, transactional, cardinality(notes) AS notes FROM migrate_status() WHERE version = '013';
+SELECT version, transactional, cardinality(notes) AS notes FROM migrate.status WHERE version = '013';
 -- in a down script too (a down script gets no note)
 SELECT left(migrate_add('013', 'tx', 'SELECT 1;', down => E'BEGIN;\nSELECT 2;\nCOMMIT;'), 12) AS checksum;
-SELECT version, transactional, notes FROM migrate_status() WHERE version = '013';
+SELECT version, transactional, notes FROM migrate.status WHERE version = '013';
 SELECT version, action FROM migrate.history WHERE version = '013' ORDER BY id;
 ROLLBACK;
 SELECT count(*) AS "013 registered" FROM migrate.migrations WHERE version = '013';
@@ -308,7 +308,14 @@ SELECT left(migrate_add('051', 'only a semicolon', ';'), 12) AS checksum;
 -- what the catalog holds now: nothing of the failed calls
 SELECT * FROM pg_temp.migrations;
 SELECT * FROM pg_temp.history;
-SELECT version, name, state, transactional, requires FROM migrate_status();
+SELECT version, name, state, transactional, requires FROM migrate.status ORDER BY version_key;
+-- migrate_status() fits a terminal: checksums of 12 digits, the time to the
+-- second, the first note shortened, with how many more there are
+SELECT migrate_add('060', 'two notes', E'BEGIN;\nCREATE INDEX CONCURRENTLY tools_idx ON tools (id);\nCOMMIT;',
+                   transactional => false) IS NOT NULL AS registered;
+SELECT version, name, state, checksum, applied_at = date_trunc('second', applied_at) AS to_the_second, note
+  FROM migrate_status();
+SELECT max(length(s::text)) AS widest_row FROM migrate_status() s;
 
 RESET search_path;
 DROP SCHEMA reg CASCADE;

@@ -20,7 +20,7 @@ $$;
 CREATE VIEW pg_temp.status AS
 SELECT version, name, kind, state, left(checksum, 12) AS checksum,
        left(applied_checksum, 12) AS applied_checksum, applied_by, transactional, requires
-  FROM migrate_status();
+  FROM migrate.status ORDER BY version_key;
 CREATE VIEW pg_temp.applied AS
 SELECT version, name, applied_by, touched FROM migrate.applied ORDER BY version_key;
 

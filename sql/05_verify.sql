@@ -276,7 +276,7 @@ SELECT migrate_add('008', 'concurrent index',
 SELECT migrate_add('009', 'needs 005', 'SELECT 1;', requires => '{005}') IS NOT NULL AS registered;
 DELETE FROM migrate.migrations WHERE version = '005';
 SELECT * FROM migrate_validate();
-SELECT version, name, state, transactional, requires FROM migrate_status();
+SELECT version, name, state, transactional, requires FROM migrate.status ORDER BY version_key;
 SELECT version, "check", object, ok, sqlstate, message FROM migrate_check() WHERE "check" = 'checksum';
 
 RESET client_min_messages;

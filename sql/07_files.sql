@@ -254,7 +254,7 @@ $f$);
 -- pending (a WARNING each); the rest is applied
 SELECT * FROM migrate_plan();
 SELECT version, action, rows, checks FROM migrate_apply();
-SELECT version, state, transactional FROM migrate_status() WHERE version >= '090';
+SELECT version, state, transactional FROM migrate.status WHERE version >= '090' ORDER BY version_key;
 
 -- changing only an expect directive of an applied migration is an update
 -- (once to a value of the same length, once to one of another length: the
@@ -437,11 +437,11 @@ SELECT file, version, kind, result
                            ARRAY['CREATE OR REPLACE VIEW user_names AS SELECT name FROM users;',
                                  'CREATE TABLE users (id int PRIMARY KEY, name text);',
                                  $$INSERT INTO users VALUES (1, 'ann'), (2, 'bob');$$]);
-SELECT version, name, kind, state FROM migrate_status();
+SELECT version, name, kind, state FROM migrate.status ORDER BY version_key;
 SELECT * FROM migrate_plan();
 SELECT version, name, action, rows FROM migrate_apply();
 SELECT * FROM user_names;
-SELECT version, name, kind, state FROM migrate_status();
+SELECT version, name, kind, state FROM migrate.status ORDER BY version_key;
 -- registered again unchanged: not in the plan
 SELECT file, result FROM migrate_add_script('R__user_names.sql',
                                             'CREATE OR REPLACE VIEW user_names AS SELECT name FROM users;');
@@ -449,11 +449,11 @@ SELECT * FROM migrate_plan();
 -- changed: pending again, and applied again
 SELECT file, result FROM migrate_add_script('R__user_names.sql',
                                             'CREATE OR REPLACE VIEW user_names AS SELECT name, id FROM users;');
-SELECT version, name, kind, state FROM migrate_status() WHERE kind = 'repeatable';
+SELECT version, name, kind, state FROM migrate.status WHERE kind = 'repeatable' ORDER BY version_key;
 SELECT * FROM migrate_plan();
 SELECT version, name, action, rows FROM migrate_apply();
 SELECT * FROM user_names;
-SELECT version, name, kind, state FROM migrate_status() WHERE kind = 'repeatable';
+SELECT version, name, kind, state FROM migrate.status WHERE kind = 'repeatable' ORDER BY version_key;
 SELECT version, action, outcome FROM migrate.history WHERE version LIKE 'R\_\_%' ORDER BY id;
 SELECT count(*) AS applied_rows FROM migrate.applied WHERE version = 'R__user_names';
 SELECT * FROM migrate_plan();

@@ -19,7 +19,7 @@ $$;
 CREATE FUNCTION pg_temp.status()
 RETURNS TABLE(version text, name text, state text, checksum text, applied_checksum text)
 LANGUAGE sql AS $$
-SELECT version, name, state, left(checksum, 12), left(applied_checksum, 12) FROM migrate_status()
+SELECT version, name, state, left(checksum, 12), left(applied_checksum, 12) FROM migrate.status ORDER BY version_key
 $$;
 CREATE FUNCTION pg_temp.history()
 RETURNS TABLE(version text, action text, outcome text, checksum text, detail jsonb)

@@ -20,7 +20,7 @@ $$;
 -- status and history without timestamps (string bodies: they survive DROP EXTENSION)
 CREATE FUNCTION pg_temp.status() RETURNS TABLE(version text, name text, kind text, state text)
 LANGUAGE sql AS $$
-SELECT version, name, kind, state FROM migrate_status()
+SELECT version, name, kind, state FROM migrate.status ORDER BY version_key
 $$;
 CREATE FUNCTION pg_temp.history() RETURNS TABLE(version text, action text, outcome text, detail jsonb)
 LANGUAGE sql AS $$

@@ -160,7 +160,7 @@ BEGIN
 END
 $body$;
 $f$]);
-SELECT version, name, transactional, notes FROM migrate_status();
+SELECT version, name, transactional, notes FROM migrate.status ORDER BY version_key;
 SELECT version, name, action, rows, checks FROM migrate_apply();
 SELECT to_regclass('rf.wrapped') AS wrapped, to_regclass('rf.lower_case') AS lower_case,
        to_regclass('rf.started') AS started, to_regclass('rf.from_do') AS from_do;
@@ -173,7 +173,7 @@ CREATE TABLE atomic (id int);
 COMMIT;
 INSERT INTO atomic VALUES (1 / 0);
 $f$);
-SELECT version, notes FROM migrate_status() WHERE version = '035';
+SELECT version, notes FROM migrate.status WHERE version = '035';
 SET client_min_messages = notice;
 SELECT version, action FROM migrate_apply();
 SET client_min_messages = warning;
@@ -201,7 +201,7 @@ $f$]);
 SELECT * FROM migrate_plan();
 SELECT version, name, action, rows, checks FROM migrate_apply();
 -- 002 is older than the applied 003, but 'pending', not 'out of order'
-SELECT version, state, transactional, notes FROM migrate_status();
+SELECT version, state, transactional, notes FROM migrate.status ORDER BY version_key;
 SELECT problem, version, name FROM migrate_validate();
 SELECT version, action FROM migrate.history WHERE action <> 'register' ORDER BY id;
 -- the next call, and a dry run, leave them pending again without an error
@@ -226,7 +226,7 @@ $f$, $f$-- migrate:requires 005
 ALTER TABLE notes ADD COLUMN tag int REFERENCES tags;
 $f$]);
 CALL migrate_run();
-SELECT version, state, transactional FROM migrate_status();
+SELECT version, state, transactional FROM migrate.status ORDER BY version_key;
 SELECT problem, version, name FROM migrate_validate();
 SELECT to_regclass('rf.tags') AS tags, to_regclass('rf.notes_body_idx') AS notes_body_idx;
 

@@ -52,7 +52,7 @@ SET ROLE regress_registrant;
 SELECT migrate_add('001', 'tools', 'CREATE TABLE tools (id int PRIMARY KEY, n int CHECK (n > 0))',
                    verify => 'SELECT current_user = ''regress_registrant''') IS NOT NULL AS registered;
 RESET ROLE;
-SELECT version, state, notes FROM migrate_status();
+SELECT version, state, notes FROM migrate.status ORDER BY version_key;
 SELECT action, performed_by, detail ? 'verify' AS verify_checksums FROM migrate.history
  WHERE version = '001' ORDER BY id;
 -- a superuser re-runs it, as regress_registrant

@@ -87,7 +87,7 @@ SELECT count(*) AS registered FROM migrate.migrations;
 -- a table that does not exist yet is checked when a job runs the migration
 SELECT migrate_add('001', 'later', 'UPDATE later SET n = 1 WHERE id > $1 AND id <= $2',
                    batch => '{"table": "later", "size": 100}') IS NOT NULL AS registered;
-SELECT notes FROM migrate_status() WHERE version = '001';
+SELECT notes FROM migrate.status WHERE version = '001';
 
 -- a key other than the primary key, and a data-modifying WITH; in a file, the directive
 SELECT migrate_add('002', 'copy', $$WITH moved AS (UPDATE legacy SET n = n + 1 WHERE code > $1 AND code <= $2 RETURNING id, title)
@@ -99,7 +99,7 @@ UPDATE legacy SET n = n + 10 WHERE id > $1 AND id <= $2;
 $$);
 SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_add_script('004_x.sql', E'-- migrate:batch [1]\nUPDATE legacy SET n = 1 WHERE id > $1 AND id <= $2;')$$);
 SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_add_script('004_x.sql', E'-- migrate:batch {"table": "legacy"}\n-- migrate:batch {"table": "legacy"}\nUPDATE legacy SET n = 1 WHERE id > $1 AND id <= $2;')$$);
-SELECT version, notes FROM migrate_status() ORDER BY version;
+SELECT version, notes FROM migrate.status ORDER BY version_key;
 
 -- new options for a pending migration: an update, in history
 SELECT migrate_add('002', 'copy', $$WITH moved AS (UPDATE legacy SET n = n + 1 WHERE code > $1 AND code <= $2 RETURNING id, title)

@@ -17,7 +17,7 @@ SELECT count(*) FROM migrate_add_scripts(
           E'CREATE TABLE people (id int PRIMARY KEY, m mood NOT NULL);\nINSERT INTO people VALUES (1, ''ok''), (2, ''happy'');',
           'ALTER TABLE people ALTER COLUMN m SET DEFAULT ''it''''s fine'';',
           'CREATE TABLE plain (id int);']);
-SELECT version, notes FROM migrate_status() ORDER BY version;
+SELECT version, notes FROM migrate.status ORDER BY version_key;
 
 -- the plan says where a commit is needed
 SELECT step, version, reason FROM migrate_plan();

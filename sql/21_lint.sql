@@ -351,7 +351,7 @@ $m$);
 -- non-transactional, left for a job by migrate_apply() and CALL migrate_run()
 CALL pg_temp.add('203', 'concurrently', 'CREATE INDEX CONCURRENTLY big_v_idx ON big (v);');
 CALL pg_temp.add('204', 'vacuum full', 'VACUUM FULL big;');
-SELECT version, transactional, notes FROM migrate_status();
+SELECT version, transactional, notes FROM migrate.status ORDER BY version_key;
 SELECT * FROM pg_temp.lint;
 
 -- the plan lists each step's findings
@@ -471,7 +471,7 @@ SELECT count(*) FROM (SELECT migrate_remove(version) FROM migrate_status() WHERE
 SELECT pg_temp.sqlstate_of($$SELECT migrate_add('401', 'bad', E'-- migrate:lock_timeout soon\nSELECT 1;')$$);
 CALL pg_temp.add('401', 'own timeout', E'-- migrate:lock_timeout 250ms\nCREATE TABLE seen_401 AS SELECT current_setting(''lock_timeout'') AS lt;');
 CALL pg_temp.add('402', 'default timeout', E'CREATE TABLE seen_402 AS SELECT current_setting(''lock_timeout'') AS lt;');
-SELECT version, notes FROM migrate_status() WHERE version IN ('401', '402');
+SELECT version, notes FROM migrate.status WHERE version IN ('401', '402') ORDER BY version_key;
 SELECT version, action FROM migrate_apply();
 SET lock_timeout = '100ms';
 CALL pg_temp.add('403', 'session timeout', E'CREATE TABLE seen_403 AS SELECT current_setting(''lock_timeout'') AS lt;');

@@ -87,7 +87,7 @@ SELECT is((SELECT registered_by::text FROM migrate.migrations WHERE version = '0
           'registered_by of 001 is now mallory');
 
 -- the change is recorded: a note in migrate_status() and the history row's detail
-SELECT is((SELECT notes FROM migrate_status() WHERE version = '001'),
+SELECT is((SELECT notes FROM migrate.status WHERE version = '001'),
           ARRAY[format('changed after it was applied: verify query by mallory: checksum %s, now %s',
                        migrate_checksum('SELECT true'),
                        migrate_checksum('ALTER ROLE mallory SUPERUSER; SELECT true'))],

@@ -180,7 +180,7 @@ SELECT is(
 
 -- ---------------------------------------------------------------- catalog
 SELECT results_eq(
-    $$SELECT version, state, applied_by FROM migrate_status()$$,
+    $$SELECT version, state, applied_by FROM migrate.status ORDER BY version_key$$,
     $$VALUES ('001', 'applied', current_user), ('002', 'applied', current_user),
              ('003', 'applied', current_user), ('004', 'applied', current_user)$$,
     'all four migrations are applied, by the current user');

@@ -118,7 +118,7 @@ SELECT results_eq(
     $$VALUES ('001', 'applied', 4::bigint, 3)$$,
     'app_owner can apply it (verify query ran as app_owner)');
 SELECT results_eq(
-    $$SELECT version, state, applied_by FROM migrate_status()$$,
+    $$SELECT version, state, applied_by FROM migrate.status ORDER BY version_key$$,
     $$VALUES ('001', 'applied', 'app_owner'::name)$$,
     'app_owner can read migrate_status(); applied_by is app_owner');
 SELECT results_eq(
@@ -288,7 +288,7 @@ SELECT is(:'apply_005b'::text, '23514: check constraint "parts_qty_positive" on 
           'search_path evil, pg_catalog, ...: constraint re-checks still find their constraints');
 
 SELECT results_eq(
-    $$SELECT version, state, applied_by FROM migrate_status()$$,
+    $$SELECT version, state, applied_by FROM migrate.status ORDER BY version_key$$,
     $$VALUES ('001', 'applied', 'app_owner'::name), ('002', 'applied', 'app_owner'),
              ('003', 'applied', 'app_owner'), ('004', 'applied', 'app_owner'), ('005', 'pending', NULL)$$,
     'migrate_status() under the default search_path agrees');

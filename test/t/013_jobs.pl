@@ -103,7 +103,7 @@ $node->safe_psql(
 	SELECT migrate_add('001', 'gate', 'SELECT pg_advisory_xact_lock(4242);');
 	SELECT migrate_add('002', 'index t by key', 'CREATE INDEX CONCURRENTLY t_key_idx ON t (slow_key(v));');
 });
-is(query(q{SELECT transactional FROM migrate_status() WHERE version = '002'}),
+is(query(q{SELECT transactional FROM migrate.status WHERE version = '002'}),
 	'f', '002 (CREATE INDEX CONCURRENTLY) is non-transactional');
 
 my $gate = $node->background_psql('postgres');

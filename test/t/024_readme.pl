@@ -268,10 +268,10 @@ my @BLOCKS = (
 			# library installed; the upgrade tests (test/t/007, 018, 022)
 			# compare the updated catalogs with a fresh install
 			my $latest = control_default_version($node);
-			for my $from ('0.1.0', '0.2.0', '0.3.0')
+			for my $from ('0.1.0', '0.2.0', '0.3.0', '0.4.0')
 			{
 				my $db = fresh_db("upgrade_from_$from", qq{CREATE EXTENSION migrate VERSION '$from'});
-				if ($from eq '0.3.0')
+				if ($from eq '0.4.0')
 				{
 					my ($rc, $out, $err) = psql_as_reader($db, "SELECT count(*) FROM migrate_status();\n",
 						extra => [ '-v', 'VERBOSITY=verbose' ]);
@@ -526,6 +526,26 @@ my @BLOCKS = (
 		},
 	},
 	{
+		heading => '`migrate_status(',
+		kind => 'output',
+		needle => 'cannot run in a transaction: …',
+		run => sub {
+			my ($shown) = @_;
+			# one applied migration and one that only a job can run
+			my $db = fresh_db('status_form', q{
+				CREATE EXTENSION migrate;
+				SELECT migrate_add('20251110_01', 'strategic priorities', 'CREATE TABLE sp (id int)');
+				SELECT count(*) FROM migrate_apply();
+				SELECT migrate_add('20251110_02', 'migrate workflows', 'CREATE INDEX CONCURRENTLY ON sp (id)',
+				                   transactional => false);
+			});
+			my ($rc, $out, $err) = psql_as_reader($db, "SELECT * FROM migrate_status();\n");
+			same_table($shown, $out, [qw(checksum applied_at)],
+				'migrate_status() prints the short form shown (checksums and times aside)');
+			ok(!grep({ length($_) > 120 } split /\n/, $out), '... in at most 120 columns');
+		},
+	},
+	{
 		heading => 'Moving from another tool',
 		kind => 'sql',
 		needle => q{migrate_import_history('supabase')},
@@ -694,7 +714,7 @@ my @BLOCKS = (
 			sql($db, qq{SELECT migrate_add('001', 'settings as jsonb', \$readme\$$block\$readme\$)});
 			is(sql($db, q{SELECT string_agg(rule || ' ' || allowed, ', ') FROM migrate_lint()}),
 				'table-rewrite true', 'the allowed finding is still listed, with allowed = true');
-			like(sql($db, q{SELECT notes::text FROM migrate_status()}),
+			like(sql($db, q{SELECT notes::text FROM migrate.status}),
 				qr/lint allows table-rewrite, index-without-concurrently/, '... and the allow is noted');
 			is(sql($db, q{SELECT action FROM migrate_apply()}), 'applied', '... and the migration applies');
 		},
@@ -711,7 +731,7 @@ my @BLOCKS = (
 				CREATE TABLE audit_log (id bigint PRIMARY KEY);
 			});
 			sql($db, qq{SELECT migrate_add('001', 'audit source', \$readme\$$block\$readme\$)});
-			like(sql($db, q{SELECT notes::text FROM migrate_status()}), qr/lock timeout 30s/,
+			like(sql($db, q{SELECT notes::text FROM migrate.status}), qr/lock timeout 30s/,
 				'the lock_timeout line is noted');
 			is(sql($db, q{SELECT action FROM migrate_apply()}), 'applied', '... and the migration applies');
 		},
