@@ -65,6 +65,45 @@ progress_notice(const char *fmt_result, int step, int nsteps, Migration *m, doub
 }
 
 /*
+ * The migration apply_step() is running, for the NOTICE that says it is
+ * still running: a backend cannot send a message in the middle of a
+ * statement, so it is given before the first statement that starts after
+ * PROGRESS_AFTER_MS (pg_stat_activity.query shows the statement meanwhile).
+ */
+#define PROGRESS_AFTER_MS 3000
+static struct
+{
+	Migration  *m;				/* NULL when none */
+	int			step;
+	int			nsteps;
+	instr_time	start;
+	bool		announced;
+} running;
+
+/* Before statement i (0-based) of the running migration: say it runs, once, when it has run a while. */
+void
+progress_still_running(int i, int nstmts, int line)
+{
+	instr_time	now;
+	double		ms;
+
+	if (running.m == NULL || running.announced || i == 0)
+		return;
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, running.start);
+	ms = INSTR_TIME_GET_MILLISEC(now);
+	if (ms < PROGRESS_AFTER_MS)
+		return;
+	running.announced = true;
+	ereport(NOTICE,
+			(errmsg_internal("[%d/%d] %s%s%s ... running for %.0f s, now statement %d of %d (line %d)",
+							 running.step, running.nsteps, running.m->version, running.m->repeatable ? "" : " ",
+							 running.m->repeatable ? "" : running.m->name, ms / 1000.0, i + 1, nstmts, line)));
+	if (whereToSendOutput == DestRemote)
+		pq_flush();
+}
+
+/*
  * The session's prepared statements and cursors when a dry run began (NULL
  * outside dry runs).  A dry run's subtransaction rollback drops the cursors
  * it declared and forgets its LISTEN and UNLISTEN, but prepared statements
@@ -275,7 +314,20 @@ apply_step(Migration *m, int step, int nsteps, bool dry_run, ApplyRecord *rec)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 
-	apply_one(m, rec);
+	running.m = m;
+	running.step = step;
+	running.nsteps = nsteps;
+	running.announced = false;
+	INSTR_TIME_SET_CURRENT(running.start);
+	PG_TRY();
+	{
+		apply_one(m, rec);
+	}
+	PG_FINALLY();
+	{
+		running.m = NULL;
+	}
+	PG_END_TRY();
 
 	error_context_stack = errcb.previous;
 	progress_notice(dry_run ? "ok (dry run)" : "ok", step, nsteps, m, rec->duration_ms);

@@ -114,6 +114,7 @@ run_statements(Script *script, const char *what, const char *hint, List **touche
 		const char *absorbed = stmt_absorbed(script->stmts[i].parsetree);
 
 		refuse_in_dry_run(script, i, what);
+		progress_still_running(i, script->nstmts, script->stmts[i].line);
 
 		exec_statement_timed(script, i, what, hint, start_timeout);
 		/* rows written: what a SELECT returned (to no one) is not counted */

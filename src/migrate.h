@@ -478,6 +478,7 @@ extern List *plan_check_reviewed(List *steps, const char *reviewed);
 extern bool plan_next_step_reviewed(List *reviewed, List *steps, int done);
 
 /* ---- apply.c ---- */
+extern void progress_still_running(int i, int nstmts, int line);
 
 extern const char *nothing_kept_text(void);
 extern void refuse_in_dry_run(Script *script, int i, const char *what);
