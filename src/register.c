@@ -471,10 +471,116 @@ register_result_name(RegisterResult r)
 	return NULL;
 }
 
+/* Another spelling of a registered version, or another name for it: refused. */
+static void
+refuse_version_clash(Migration *old, Migration *m)
+{
+	if (strcmp(old->version, m->version) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("version %s is already registered as %s", m->version, old->version),
+				 errdetail("Leading zeros and trailing zero groups do not make a different version; \"%s\" is migration \"%s\".",
+						   old->version, old->name),
+				 errhint("Register it as %s to replace the pending migration, or choose another version.",
+						 old->version)));
+	if (strcmp(old->name, m->name) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("version %s is already registered as migration \"%s\"", m->version, old->name),
+				 errdetail("Two migrations cannot share a version: \"%s\" and \"%s\".", old->name, m->name),
+				 errhint("Give the new migration its own version, or use the name \"%s\" to replace the pending one.",
+						 old->name)));
+}
+
+/*
+ * What registering `action` ("register", "replace", "update") says: a new
+ * down script that does not parse (whenever that text is registered), and
+ * the warnings of new up text (not again for an update of other parts).
+ */
+static void
+give_registration_warnings(Migration *old, Migration *m, const char *action)
+{
+	ListCell   *lc;
+
+	if (m->down_error && (old == NULL || !str_equal(old->down, m->down)))
+		warn_down_unparsed(m->version, m->down_where, m->down_error);
+	if (strcmp(action, "update") == 0)
+		return;
+	foreach(lc, m->warnings)
+	{
+		List	   *w = lfirst(lc);
+
+		ereport(WARNING,
+				(errmsg("%s", (char *) linitial(w)),
+				 errdetail("%s.", (char *) lsecond(w)),
+				 errhint("%s", (char *) lthird(w))));
+	}
+}
+
+/*
+ * Write the migration's row: inserted, or its registered text and parts
+ * replaced.  `applied_text` and `drift` are kept beside new up text of an
+ * applied migration (drift.c); an update of other parts keeps the drift of
+ * the text, which it does not change, and a recorded failure.
+ */
+static void
+store_migration(Migration *m, const char *applied_text, DriftKind drift)
+{
+	Datum		values[19];
+	char		nulls[19];
+
+#define OPTIONAL_TEXT(i, s) \
+	(values[i] = (s) ? CStringGetTextDatum(s) : (Datum) 0, nulls[i] = (s) ? ' ' : 'n')
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(m->key);
+	values[1] = CStringGetTextDatum(m->version);
+	values[2] = CStringGetTextDatum(m->name);
+	values[3] = CStringGetTextDatum(m->up);
+	OPTIONAL_TEXT(4, m->down);
+	OPTIONAL_TEXT(5, m->verify);
+	OPTIONAL_TEXT(6, m->expect);
+	values[7] = PointerGetDatum(string_list_to_array(m->requires));
+	values[8] = BoolGetDatum(m->transactional);
+	values[9] = CStringGetTextDatum(m->checksum);
+	values[10] = DirectFunctionCall1(namein, CStringGetDatum(current_user_name()));
+	values[11] = CStringGetTextDatum(m->repeatable ? "repeatable" : "versioned");
+	values[12] = CStringGetTextDatum(m->source);
+	values[13] = PointerGetDatum(string_list_to_array(m->notes));
+	OPTIONAL_TEXT(14, m->batch);
+	OPTIONAL_TEXT(15, m->assertion);
+	OPTIONAL_TEXT(16, applied_text);
+	OPTIONAL_TEXT(17, drift_name(drift));
+	OPTIONAL_TEXT(18, m->lines);
+#undef OPTIONAL_TEXT
+	catalog_exec("INSERT INTO migrate.migrations (version_key, version, name, up, down, verify, "
+				 "       expect, requires, transactional, checksum, registered_by, kind, source, notes, batch, "
+				 "       assert, applied_up, drift, lines) "
+				 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, "
+				 "        $17, $18, $19::jsonb) "
+				 "ON CONFLICT (version_key) DO UPDATE SET "
+				 "  up = EXCLUDED.up, down = EXCLUDED.down, verify = EXCLUDED.verify, "
+				 "  expect = EXCLUDED.expect, requires = EXCLUDED.requires, "
+				 "  transactional = EXCLUDED.transactional, checksum = EXCLUDED.checksum, "
+				 "  registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now(), "
+				 "  source = EXCLUDED.source, notes = EXCLUDED.notes, batch = EXCLUDED.batch, "
+				 "  assert = EXCLUDED.assert, lines = EXCLUDED.lines, "
+				 "  failure = CASE WHEN migrations.checksum = EXCLUDED.checksum "
+				 "                 THEN migrations.failure END, "
+				 "  applied_up = CASE WHEN migrations.checksum = EXCLUDED.checksum "
+				 "                    THEN migrations.applied_up ELSE EXCLUDED.applied_up END, "
+				 "  drift = CASE WHEN migrations.checksum = EXCLUDED.checksum "
+				 "               THEN migrations.drift ELSE EXCLUDED.drift END",
+				 19, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID,
+				 TEXTOID, TEXTOID, TEXTOID},
+				 values, nulls);
+}
+
 /*
  * Register a prepared migration against the loaded catalog (the caller holds
  * the catalog lock).  Returns what happened: new, unchanged, changed (a
- * pending migration's text replaced) or updated (its other parts).
+ * pending migration's text replaced), updated (its other parts), or, for
+ * new text of an applied one (drift.c), changed, edited or restored.
  */
 RegisterResult
 register_migration(Catalog *cat, Migration *m)
@@ -485,26 +591,12 @@ register_migration(Catalog *cat, Migration *m)
 	DriftKind	drift = DRIFT_NONE;
 	char	   *applied_text = NULL;
 	int			drift_line = 0;
-	Datum		values[19];
-	char		nulls[19];
+	bool		applied_text_changed;
 
-	if (old && strcmp(old->version, m->version) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("version %s is already registered as %s", m->version, old->version),
-				 errdetail("Leading zeros and trailing zero groups do not make a different version; \"%s\" is migration \"%s\".",
-						   old->version, old->name),
-				 errhint("Register it as %s to replace the pending migration, or choose another version.",
-						 old->version)));
-	if (old && strcmp(old->name, m->name) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("version %s is already registered as migration \"%s\"", m->version, old->name),
-				 errdetail("Two migrations cannot share a version: \"%s\" and \"%s\".", old->name, m->name),
-				 errhint("Give the new migration its own version, or use the name \"%s\" to replace the pending one.",
-						 old->name)));
-	/* other text for an applied migration: drift, recorded (drift.c) */
-	if (old && old->applied && !old->repeatable && strcmp(old->checksum, m->checksum) != 0)
+	if (old)
+		refuse_version_clash(old, m);
+	applied_text_changed = old && old->applied && !old->repeatable && strcmp(old->checksum, m->checksum) != 0;
+	if (applied_text_changed)
 		drift = drift_judge(old, m, &applied_text, &drift_line);
 
 	initStringInfo(&detail);
@@ -531,7 +623,7 @@ register_migration(Catalog *cat, Migration *m)
 	/*
 	 * A new verify query or down script for an applied migration changes
 	 * what later runs in its name (migrate_verify, migrate_rollback): keep
-	 * both checksums in history and a note that migrate_status() shows.
+	 * both checksums in history and a note that migrate.status shows.
 	 * Notes of earlier such changes are kept.
 	 */
 	if (old && old->applied)
@@ -544,79 +636,12 @@ register_migration(Catalog *cat, Migration *m)
 		changed_part_after_apply(m, "verify query", old->verify, m->verify, &detail);
 		changed_part_after_apply(m, "down script", old->down, m->down, &detail);
 	}
+	give_registration_warnings(old, m, action);
+	store_migration(m, applied_text, drift);
 
-	/* a new down script that does not parse: said whenever that text is registered */
-	if (m->down_error && (old == NULL || !str_equal(old->down, m->down)))
-		warn_down_unparsed(m->version, m->down_where, m->down_error);
-	if (strcmp(action, "update") != 0)
-	{
-		ListCell   *lc;
-
-		foreach(lc, m->warnings)
-		{
-			List	   *w = lfirst(lc);
-
-			ereport(WARNING,
-					(errmsg("%s", (char *) linitial(w)),
-					 errdetail("%s.", (char *) lsecond(w)),
-					 errhint("%s", (char *) lthird(w))));
-		}
-	}
-
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = CStringGetTextDatum(m->key);
-	values[1] = CStringGetTextDatum(m->version);
-	values[2] = CStringGetTextDatum(m->name);
-	values[3] = CStringGetTextDatum(m->up);
-	values[4] = m->down ? CStringGetTextDatum(m->down) : (Datum) 0;
-	nulls[4] = m->down ? ' ' : 'n';
-	values[5] = m->verify ? CStringGetTextDatum(m->verify) : (Datum) 0;
-	nulls[5] = m->verify ? ' ' : 'n';
-	values[6] = m->expect ? CStringGetTextDatum(m->expect) : (Datum) 0;
-	nulls[6] = m->expect ? ' ' : 'n';
-	values[7] = PointerGetDatum(string_list_to_array(m->requires));
-	values[8] = BoolGetDatum(m->transactional);
-	values[9] = CStringGetTextDatum(m->checksum);
-	values[10] = DirectFunctionCall1(namein, CStringGetDatum(current_user_name()));
-	values[11] = CStringGetTextDatum(m->repeatable ? "repeatable" : "versioned");
-	values[12] = CStringGetTextDatum(m->source);
-	values[13] = PointerGetDatum(string_list_to_array(m->notes));
-	values[14] = m->batch ? CStringGetTextDatum(m->batch) : (Datum) 0;
-	nulls[14] = m->batch ? ' ' : 'n';
-	values[15] = m->assertion ? CStringGetTextDatum(m->assertion) : (Datum) 0;
-	nulls[15] = m->assertion ? ' ' : 'n';
-	values[16] = applied_text ? CStringGetTextDatum(applied_text) : (Datum) 0;
-	nulls[16] = applied_text ? ' ' : 'n';
-	values[17] = drift != DRIFT_NONE ? CStringGetTextDatum(drift_name(drift)) : (Datum) 0;
-	nulls[17] = drift != DRIFT_NONE ? ' ' : 'n';
-	values[18] = m->lines ? CStringGetTextDatum(m->lines) : (Datum) 0;
-	nulls[18] = m->lines ? ' ' : 'n';
-	/* an update of other parts keeps the drift of the text, which it does not change */
-	catalog_exec("INSERT INTO migrate.migrations (version_key, version, name, up, down, verify, "
-				 "       expect, requires, transactional, checksum, registered_by, kind, source, notes, batch, "
-				 "       assert, applied_up, drift, lines) "
-				 "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, "
-				 "        $17, $18, $19::jsonb) "
-				 "ON CONFLICT (version_key) DO UPDATE SET "
-				 "  up = EXCLUDED.up, down = EXCLUDED.down, verify = EXCLUDED.verify, "
-				 "  expect = EXCLUDED.expect, requires = EXCLUDED.requires, "
-				 "  transactional = EXCLUDED.transactional, checksum = EXCLUDED.checksum, "
-				 "  registered_by = EXCLUDED.registered_by, registered_at = pg_catalog.now(), "
-				 "  source = EXCLUDED.source, notes = EXCLUDED.notes, batch = EXCLUDED.batch, "
-				 "  assert = EXCLUDED.assert, lines = EXCLUDED.lines, "
-				 "  failure = CASE WHEN migrations.checksum = EXCLUDED.checksum "
-				 "                 THEN migrations.failure END, "
-				 "  applied_up = CASE WHEN migrations.checksum = EXCLUDED.checksum "
-				 "                    THEN migrations.applied_up ELSE EXCLUDED.applied_up END, "
-				 "  drift = CASE WHEN migrations.checksum = EXCLUDED.checksum "
-				 "               THEN migrations.drift ELSE EXCLUDED.drift END",
-				 19, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-				 TEXTARRAYOID, BOOLOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID,
-				 TEXTOID, TEXTOID, TEXTOID},
-				 values, nulls);
 	if (strcmp(action, "replace") == 0)
 		appendStringInfo(&detail, "%s\"previous_checksum\": \"%s\"", detail.len ? ", " : "", old->checksum);
-	if (strcmp(action, "replace") == 0 && old->applied && !old->repeatable)
+	if (applied_text_changed)
 	{
 		appendStringInfo(&detail, ", \"drift\": \"%s\", \"applied_checksum\": \"%s\"",
 						 drift == DRIFT_NONE ? "restored" : drift_name(drift), old->applied_checksum);
@@ -625,11 +650,12 @@ register_migration(Catalog *cat, Migration *m)
 	}
 	catalog_history(m->version, m->key, m->name, action, m->checksum,
 					detail.len ? psprintf("{%s}", detail.data) : NULL);
+
 	if (strcmp(action, "register") == 0)
 		return REGISTER_NEW;
 	if (strcmp(action, "update") == 0)
 		return REGISTER_UPDATED;
-	if (!old->applied || old->repeatable)
+	if (!applied_text_changed)
 		return REGISTER_CHANGED;
 	drift_report(old, m, drift, drift_line);
 	m->result_detail = drift_detail(old, m, drift, drift_line);
