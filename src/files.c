@@ -459,6 +459,67 @@ normalised_jsonb(const char *json)
 }
 
 /*
+ * What one "-- migrate:" line of a file says: a section starts (true), or a
+ * directive (requires, expect, batch) fills the migration (false).
+ */
+static bool
+apply_marker(MigrationFile *f, Migration *m, Marker *mk)
+{
+	bool		is_section = false;
+
+	if (strcmp(mk->directive, "up") == 0 || strcmp(mk->directive, "down") == 0)
+	{
+		is_section = true;
+		if (strcmp(mk->arg, "transaction:false") == 0)
+		{
+			if (strcmp(mk->directive, "up") == 0)
+				m->transactional = false;
+		}
+		else if (mk->arg[0] != '\0' && strcmp(mk->arg, "transaction:true") != 0)
+			file_error(f, mk->line, psprintf("unknown option \"%s\" of -- migrate:%s", mk->arg, mk->directive));
+	}
+	else if (strcmp(mk->directive, "verify") == 0 || strcmp(mk->directive, "assert") == 0)
+		is_section = true;
+	else if (strcmp(mk->directive, "requires") == 0)
+	{
+		char	   *list = pstrdup(mk->arg);
+		char	   *tok;
+		char	   *save;
+		int			named = 0;
+
+		for (tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save), named++)
+			m->requires = lappend(m->requires, pstrdup(tok));
+		if (named == 0)
+			file_error(f, mk->line, "-- migrate:requires names no version");
+	}
+	else if (strcmp(mk->directive, "expect") == 0)
+	{
+		Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(mk->arg)));
+
+		if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+			file_error(f, mk->line, "-- migrate:expect takes a JSON object, such as {\"tools\": 150}");
+		if (m->expect)
+			j = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+												   DirectFunctionCall1(jsonb_in, CStringGetDatum(m->expect)),
+												   JsonbPGetDatum(j)));
+		m->expect = JsonbToCString(NULL, &j->root, VARSIZE(j));
+	}
+	else if (strcmp(mk->directive, "batch") == 0)
+	{
+		Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(mk->arg)));
+
+		if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+			file_error(f, mk->line, "-- migrate:batch takes a JSON object, such as {\"table\": \"legacy_tasks\", \"size\": 5000}");
+		if (m->batch)
+			file_error(f, mk->line, "-- migrate:batch is given twice");
+		m->batch = JsonbToCString(NULL, &j->root, VARSIZE(j));
+	}
+	else
+		file_error(f, mk->line, psprintf("unknown directive \"-- migrate:%s\"", mk->directive));
+	return is_section;
+}
+
+/*
  * Fill a migration from the text of its (up) file: the sections, or the
  * whole text as up; requirements and expectations from directives.
  * Several up/down pairs (dbmate) are joined: ups in order, downs in reverse.
@@ -482,59 +543,8 @@ split_sections(MigrationFile *f, Migration *m)
 	foreach(lc, markers)
 	{
 		Marker	   *mk = lfirst(lc);
-		bool		is_section = false;
 
-		if (strcmp(mk->directive, "up") == 0 || strcmp(mk->directive, "down") == 0)
-		{
-			is_section = true;
-			if (strcmp(mk->arg, "transaction:false") == 0)
-			{
-				if (strcmp(mk->directive, "up") == 0)
-					m->transactional = false;
-			}
-			else if (mk->arg[0] != '\0' && strcmp(mk->arg, "transaction:true") != 0)
-				file_error(f, mk->line, psprintf("unknown option \"%s\" of -- migrate:%s", mk->arg, mk->directive));
-		}
-		else if (strcmp(mk->directive, "verify") == 0 || strcmp(mk->directive, "assert") == 0)
-			is_section = true;
-		else if (strcmp(mk->directive, "requires") == 0)
-		{
-			char	   *list = pstrdup(mk->arg);
-			char	   *tok;
-			char	   *save;
-			int			named = 0;
-
-			for (tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save), named++)
-				m->requires = lappend(m->requires, pstrdup(tok));
-			if (named == 0)
-				file_error(f, mk->line, "-- migrate:requires names no version");
-		}
-		else if (strcmp(mk->directive, "expect") == 0)
-		{
-			Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(mk->arg)));
-
-			if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
-				file_error(f, mk->line, "-- migrate:expect takes a JSON object, such as {\"tools\": 150}");
-			if (m->expect)
-				j = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
-													   DirectFunctionCall1(jsonb_in, CStringGetDatum(m->expect)),
-													   JsonbPGetDatum(j)));
-			m->expect = JsonbToCString(NULL, &j->root, VARSIZE(j));
-		}
-		else if (strcmp(mk->directive, "batch") == 0)
-		{
-			Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(mk->arg)));
-
-			if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
-				file_error(f, mk->line, "-- migrate:batch takes a JSON object, such as {\"table\": \"legacy_tasks\", \"size\": 5000}");
-			if (m->batch)
-				file_error(f, mk->line, "-- migrate:batch is given twice");
-			m->batch = JsonbToCString(NULL, &j->root, VARSIZE(j));
-		}
-		else
-			file_error(f, mk->line, psprintf("unknown directive \"-- migrate:%s\"", mk->directive));
-
-		if (!is_section)
+		if (!apply_marker(f, m, mk))
 			continue;
 		/* close the previous section at this marker */
 		if (section == NULL)
