@@ -172,6 +172,27 @@ session_restore(SessionObjects *before)
 }
 
 /*
+ * The session's prepared statements, for a migration that a lock timeout
+ * rolls back and retries (lockwait.c): a PREPARE outlives the rollback, so
+ * what the failed try prepared is deallocated before the next one.
+ */
+List *
+session_prepared_names(void)
+{
+	return session_names("SELECT name FROM pg_catalog.pg_prepared_statements");
+}
+
+void
+deallocate_prepared_since(List *before)
+{
+	ListCell   *lc;
+
+	foreach(lc, session_prepared_names())
+		if (!list_member(before, lfirst(lc)))
+			DropPreparedStatement(strVal(lfirst(lc)), false);
+}
+
+/*
  * In a dry run, refuse a DEALLOCATE or CLOSE of what the session had before
  * it: rolling back cannot give it back.
  */

@@ -285,12 +285,18 @@ void
 apply_step_retrying(Migration *m, int step, int nsteps, bool dry_run, bool shared_transaction, ApplyRecord *rec)
 {
 	StepCall	c = {m, step, nsteps, dry_run, rec, *rec};
+	bool		prepares;
+	List	   *prepared_before = NIL;
 
 	if (migrate_lock_retries <= 0 || (shared_transaction && !takes_table_locks(m->up)))
 	{
 		apply_step(m, step, nsteps, dry_run, rec);
 		return;
 	}
+	/* a PREPARE outlives the rollback of a try: what a try prepared goes before the next */
+	prepares = strcasestr(m->up, "prepare") != NULL;
+	if (prepares)
+		prepared_before = session_prepared_names();
 	for (int attempt = 0;; attempt++)
 	{
 		ErrorData  *edata = run_in_subtransaction(step_body, &c, true);
@@ -327,6 +333,8 @@ apply_step_retrying(Migration *m, int step, int nsteps, bool dry_run, bool share
 				 errdetail("%s%s", edata->message,
 						   holders ? psprintf("; locks on its tables are held by: %s", holders) : "")));
 		FreeErrorData(edata);
+		if (prepares)
+			deallocate_prepared_since(prepared_before);
 		sleep_ms(backoff);
 	}
 }

@@ -479,6 +479,8 @@ extern bool plan_next_step_reviewed(List *reviewed, List *steps, int done);
 
 /* ---- apply.c ---- */
 extern void progress_still_running(int i, int nstmts, int line);
+extern List *session_prepared_names(void);
+extern void deallocate_prepared_since(List *before);
 
 extern const char *nothing_kept_text(void);
 extern void refuse_in_dry_run(Script *script, int i, const char *what);

@@ -496,4 +496,21 @@ like($err, qr/ERROR:  0A000: migrate_apply\(\) refused: 1 lint error/,
 is($out, '091|applied', 'migrate.lint_large_rows = 120001: below it, a warning finding, not refused: applied')
   or diag($err);
 
+# A retried migration that PREPAREs: a PREPARE outlives the rollback of a
+# try, so what the failed try prepared is deallocated before the next one
+# (else: prepared statement "p095" already exists).
+query(q{SELECT migrate_add('095', 'prepares',
+        E'PREPARE p095 AS SELECT 1;\nALTER TABLE t ADD COLUMN c95 int;\nEXECUTE p095;\nDEALLOCATE p095;')});
+h_begin();
+my $pm = $node->background_psql('postgres', on_error_stop => 0);
+$pm->query_safe("SET migrate.lock_timeout = '${LOCK_MS}ms'; SET migrate.lock_retries = 5");
+$pm->query_until(qr/applying/, "\\echo applying\nSELECT version, action FROM migrate_apply();\n");
+ok(wait_stderr($pm, qr/try 2 of 6/), 'a migration that PREPAREs waits for the lock H holds and is retried');
+h_end();
+my ($pm_out) = $pm->query("SELECT 'done'");
+unlike($pm->{stderr}, qr/ERROR/, '... the retry does not fail on its own PREPARE');
+is($pm_out, "095|applied\ndone", '... and it is applied');
+is(scalar $pm->query(q{SELECT count(*) FROM pg_prepared_statements}), '0', '... leaving no prepared statement');
+$pm->quit;
+
 done_testing();
