@@ -332,6 +332,25 @@ SELECT s.version, s.name, l.statement AS stmt, l.line, l.rule, l.severity, l.tab
 SELECT migrate_add('200', 'typo', E'-- migrate:allow table-rewrite, rewrite\nALTER TABLE big ALTER COLUMN n TYPE bigint;');
 SELECT pg_temp.sqlstate_of($$SELECT migrate_add('200', 'typo', E'-- migrate:allow rewrite\nSELECT 1;')$$);
 SELECT count(*) AS registered FROM migrate_status();
+-- directive lines inside a function's body are the function's, not the
+-- script's: neither an allow nor a lock timeout (nor an error)
+SELECT version, part, result FROM migrate_add_script('210_body.sql', $f$-- a function whose body holds directive-like lines
+CREATE FUNCTION pg_temp.f210() RETURNS int LANGUAGE sql AS $body$
+-- migrate:allow no-such-rule
+-- migrate:lock_timeout soon
+SELECT 1
+$body$;
+$f$);
+SELECT notes FROM migrate.status WHERE version = '210';
+-- in a file, the lines of an allow and of a lock timeout are the file's
+SELECT version, part, result FROM migrate_add_script('211_allow.sql', $f$-- header
+-- migrate:up
+-- migrate:lock_timeout 2s
+-- migrate:allow table-rewrite
+ALTER TABLE big ALTER COLUMN n TYPE bigint;
+$f$);
+SELECT notes FROM migrate.status WHERE version = '211';
+SELECT count(*) FROM (SELECT migrate_remove(v) FROM unnest(ARRAY['210', '211']) v) r;
 
 -- allowed: an error, two rules of one statement, one rule of two; not
 -- allowed: a rule the comment does not name

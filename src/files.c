@@ -613,6 +613,37 @@ text_has_section_markers(const char *text)
 	return false;
 }
 
+/*
+ * The "-- migrate:<name> ..." lines of a script that stand outside its
+ * strings, quoted names, dollar-quoted bodies and block comments (a function
+ * body may hold such a line: it is the function's): a list of ScriptDirective,
+ * in order, with the script's line and the rest of the line.
+ */
+List *
+script_directives(const char *text, const char *name)
+{
+	List	   *found = NIL;
+	size_t		len = strlen(name);
+	ListCell   *lc;
+
+	foreach(lc, find_markers(script_skip_bom(text)))
+	{
+		Marker	   *mk = lfirst(lc);
+		/* "-- migrate:lock_timeout 30s" is read as the word "lock" and the rest */
+		char	   *full = psprintf("%s%s%s", mk->directive, mk->arg[0] == '_' ? "" : " ", mk->arg);
+
+		if (strncmp(full, name, len) == 0 && (full[len] == ' ' || full[len] == '\t' || full[len] == '\0'))
+		{
+			ScriptDirective *d = palloc(sizeof(ScriptDirective));
+
+			d->line = mk->line;
+			d->arg = pstrdup(full + len + strspn(full + len, " \t"));
+			found = lappend(found, d);
+		}
+	}
+	return found;
+}
+
 /* ---- a migration's sections and their lines in its file ---- */
 
 /* Whether the migration was registered from a file. */

@@ -59,44 +59,15 @@ effective_lock_timeout(void)
 char *
 lock_timeout_directive(const char *script, int *line)
 {
-	const char *p = script;
-	int			n = 1;
+	List	   *found = script_directives(script, "lock_timeout");
+	ScriptDirective *d;
 
-	while (p && *p)
-	{
-		const char *q = p;
-		const char *eol = strchr(p, '\n');
-
-		while (*q == ' ' || *q == '\t')
-			q++;
-		if (q[0] == '-' && q[1] == '-')
-		{
-			q += 2;
-			while (*q == ' ' || *q == '\t')
-				q++;
-			if (strncmp(q, "migrate:lock_timeout", 20) == 0 && (q[20] == ' ' || q[20] == '\t'))
-			{
-				char	   *value;
-				int			len;
-
-				q += 20;
-				while (*q == ' ' || *q == '\t')
-					q++;
-				len = eol ? eol - q : strlen(q);
-				value = pnstrdup(q, len);
-				while (len > 0 && isspace((unsigned char) value[len - 1]))
-					value[--len] = '\0';
-				if (line)
-					*line = n;
-				return value;
-			}
-		}
-		if (eol == NULL)
-			break;
-		p = eol + 1;
-		n++;
-	}
-	return NULL;
+	if (found == NIL)
+		return NULL;
+	d = linitial(found);
+	if (line)
+		*line = d->line;
+	return d->arg;
 }
 
 /*

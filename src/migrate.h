@@ -329,6 +329,14 @@ extern char *migration_script_what(Migration *m, const char *section);
 extern Script *migration_script(Migration *m, const char *section);
 extern bool text_has_section_markers(const char *text);
 
+/* A "-- migrate:<name> <arg>" line of a script, outside strings and bodies. */
+typedef struct ScriptDirective
+{
+	int			line;			/* in the script */
+	char	   *arg;			/* the rest of the line, trimmed */
+} ScriptDirective;
+extern List *script_directives(const char *text, const char *name);
+
 /* ---- drift.c ---- */
 
 typedef enum DriftKind

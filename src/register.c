@@ -142,14 +142,14 @@ check_statement(ScriptStmt *st, void *arg)
 static void
 check_allow_directives(Migration *m)
 {
-	const char *p = m->up;
-	int			line = 1;
+	ListCell   *ld;
 
-	while (p && *p)
+	foreach(ld, script_directives(m->up, "allow"))
 	{
+		ScriptDirective *d = lfirst(ld);
 		char	   *unknown = NULL;
-		List	   *rules = lint_allow_directive(p, &unknown);
-		const char *eol = strchr(p, '\n');
+		List	   *rules = lint_allow_directive(psprintf("-- migrate:allow %s", d->arg), &unknown);
+		int			line = migration_file_line(m, "up", d->line);
 
 		if (unknown)
 			ereport(ERROR,
@@ -169,10 +169,6 @@ check_allow_directives(Migration *m)
 			appendStringInfo(&note, " for the statement after line %d", line);
 			m->notes = lappend(m->notes, note.data);
 		}
-		if (eol == NULL)
-			break;
-		p = eol + 1;
-		line++;
 	}
 }
 
@@ -217,7 +213,8 @@ check_up_script(Migration *m)
 
 		if (lock_timeout)
 		{
-			(void) lock_timeout_directive_ms(lock_timeout, line, psprintf("the up script of migration %s", m->version));
+			line = migration_file_line(m, "up", line);
+			(void) lock_timeout_directive_ms(lock_timeout, line, migration_script_what(m, "up"));
 			m->notes = lappend(m->notes, psprintf("lock timeout %s (line %d)", lock_timeout, line));
 		}
 	}
