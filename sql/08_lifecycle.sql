@@ -226,6 +226,27 @@ SELECT version, action, checksum, pg_temp.short(detail::text) AS detail
 -- again: nothing to do
 SELECT * FROM migrate_repair();
 
+-- a changed migration is not rolled back: its registered down script
+-- belongs to text that never ran (55000); an edited one is
+SELECT left(migrate_add('3', 'b three', 'CREATE TABLE b_three (id int, note text, more int);',
+                        down => 'DROP TABLE b_three;'), 12) AS checksum;
+SELECT * FROM migrate_rollback('2');
+SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_rollback('2')$$) AS changed_rollback;
+SELECT left(migrate_add('3', 'b three', E'-- the note column\nCREATE TABLE b_three (id int, note text);',
+                        down => 'DROP TABLE b_three;'), 12) AS checksum;
+SELECT version, state FROM pg_temp.status() WHERE version = '3';
+-- a label "edited" set by hand over other statements: migrate_verify() proves it again, and fails
+BEGIN;
+UPDATE migrate.migrations SET up = 'DROP TABLE b_two;', checksum = migrate_checksum('DROP TABLE b_two;'), drift = 'edited'
+ WHERE version = '3';
+SELECT pg_temp.sqlstate_of('SELECT migrate_verify()') AS hand_made_edited;
+ROLLBACK;
+SELECT migrate_verify() > 0 AS edited_verifies;
+SELECT version, action FROM migrate_rollback('2');
+SELECT version, state FROM pg_temp.status() WHERE version = '3';
+SELECT to_regclass('b_three') IS NULL AS b_three_dropped;
+SELECT version, action FROM migrate_apply(target => '3');
+
 -- a non-transactional migration, adopted with a baseline, cannot be rolled
 -- back in a transaction: refused before anything runs (25001)
 SELECT left(migrate_add('5', 'b five', 'CREATE INDEX CONCURRENTLY b_four_id ON b_four (id);',

@@ -33,6 +33,22 @@ SELECT file, version, name, state, left(checksum, 8) AS checksum, left(registere
 SELECT count(*) - :history_rows AS new_history_rows FROM migrate.history;
 SELECT version, state FROM migrate_status() ORDER BY version;
 
+-- the catalog holds other text of applied 001 (changed): a file that is the
+-- applied text says it would restore it; one that differs from both names
+-- all three checksums
+SET client_min_messages = error;
+SELECT count(*) FROM migrate_add_scripts(ARRAY['001_a.sql'], ARRAY['CREATE TABLE a (id bigint);']);
+RESET client_min_messages;
+SELECT file, state, regexp_replace(detail, '[0-9a-f]{64}', '<sha256>', 'g') AS detail
+  FROM migrate_compare_scripts(ARRAY['001_a.sql'], ARRAY['CREATE TABLE a (id int);']);
+SELECT file, state, regexp_replace(detail, '[0-9a-f]{64}', '<sha256>', 'g') AS detail
+  FROM migrate_compare_scripts(ARRAY['001_a.sql'], ARRAY['CREATE TABLE a (id smallint);']);
+-- a newline added at the end only: edited, at the line after the last
+SELECT file, state, regexp_replace(detail, '[0-9a-f]{64}', '<sha256>', 'g') AS detail
+  FROM migrate_compare_scripts(ARRAY['001_a.sql'], ARRAY[E'CREATE TABLE a (id int);\n']);
+SELECT count(*) FROM migrate_add_scripts(ARRAY['001_a.sql'], ARRAY['CREATE TABLE a (id int);']);
+SELECT version, state FROM migrate_status() WHERE version = '001';
+
 -- the same errors as registering: a file that does not parse, two files of one version
 SELECT * FROM migrate_compare_scripts(ARRAY['008_h.sql'], ARRAY['CREATE TABL h (id int);']);
 SELECT * FROM migrate_compare_scripts(ARRAY['009_i.sql', '009_j.sql'], ARRAY['SELECT 1;', 'SELECT 2;']);

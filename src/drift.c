@@ -103,24 +103,32 @@ script_tokens_equal(const char *a, const char *b)
 	return equal;
 }
 
-/* The next line of s (from *p, which moves past it): its length, without CR or LF. */
+/*
+ * The next line (from *p, which moves past it and its newline): its length
+ * without a trailing CR.  *newline says whether a newline ended it.  Lines
+ * end at LF only, as the lines of messages count them (script.c).
+ */
 static int
-next_line(const char **p)
+next_line(const char **p, bool *newline)
 {
 	const char *start = *p;
-	const char *end = start + strcspn(start, "\r\n");
+	const char *end = strchr(start, '\n');
+	int			len;
 
-	*p = end;
-	if (**p == '\r')
-		(*p)++;
-	if (**p == '\n')
-		(*p)++;
-	return end - start;
+	if (end == NULL)
+		end = start + strlen(start);
+	len = end - start;
+	*newline = (*end == '\n');
+	*p = *newline ? end + 1 : end;
+	if (len > 0 && start[len - 1] == '\r')
+		len--;
+	return len;
 }
 
 /*
- * The first line (1-based) at which two scripts differ, reading CRLF and CR
- * as LF and ignoring a leading BOM as the checksum does; 0 when equal.
+ * The first line (1-based) at which two scripts differ, a CRLF read as LF
+ * and a leading BOM ignored as the checksum does; 0 when equal.  A newline
+ * at the end of one only is a difference on the line after the last.
  */
 int
 first_differing_line(const char *a, const char *b)
@@ -130,21 +138,23 @@ first_differing_line(const char *a, const char *b)
 
 	for (int line = 1;; line++)
 	{
-		bool		end_a = (*pa == '\0');
-		bool		end_b = (*pb == '\0');
 		const char *la = pa;
 		const char *lb = pb;
+		bool		nla;
+		bool		nlb;
 		int			na;
 		int			nb;
 
-		if (end_a && end_b)
+		if (*pa == '\0' && *pb == '\0')
 			return 0;
-		if (end_a || end_b)
+		if (*pa == '\0' || *pb == '\0')
 			return line;
-		na = next_line(&pa);
-		nb = next_line(&pb);
+		na = next_line(&pa, &nla);
+		nb = next_line(&pb, &nlb);
 		if (na != nb || memcmp(la, lb, na) != 0)
 			return line;
+		if (nla != nlb)
+			return line + 1;
 	}
 }
 
@@ -157,37 +167,63 @@ first_differing_line(const char *a, const char *b)
 char *
 migration_applied_text(Migration *m)
 {
+	return applied_text_kept(m, NULL);
+}
+
+/* The same, and whether it is the text kept beside a drifted one (*kept). */
+char *
+applied_text_kept(Migration *m, bool *kept)
+{
 	Datum		args[2];
-	char	   *text = NULL;
+	char	   *applied = NULL;
 
 	args[0] = CStringGetTextDatum(m->key);
 	args[1] = CStringGetTextDatum(m->applied_checksum);
-	catalog_exec("SELECT coalesce(applied_up, CASE WHEN checksum = $2 THEN up END) "
+	catalog_exec("SELECT coalesce(applied_up, CASE WHEN checksum = $2 THEN up END), applied_up IS NOT NULL "
 				 "  FROM migrate.migrations WHERE version_key = $1",
 				 2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL);
 	if (SPI_processed > 0)
-		text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			applied = TextDatumGetCString(d);	/* one copy, from the detoasted value */
+		if (kept)
+			*kept = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
 	SPI_freetuptable(SPI_tuptable);
-	return text;
+	return applied;
 }
 
 /*
  * Judge new text `m` for the applied migration `old`: DRIFT_NONE when it is
- * the applied text again, else changed or edited.  Sets *applied_text (to
- * keep while it drifts) and *line (where it first differs, 0 unknown).
+ * the applied text again, else changed or edited.  Sets *applied_text to the
+ * applied text when it is to be kept from now on (NULL when the catalog
+ * keeps it already) and *line (where it first differs, 0 unknown).
  */
 DriftKind
 drift_judge(Migration *old, Migration *m, char **applied_text, int *line)
 {
+	bool		kept = false;
+	char	   *text;
+	DriftKind	d;
+
 	*applied_text = NULL;
 	*line = 0;
 	if (strcmp(old->applied_checksum, m->checksum) == 0)
 		return DRIFT_NONE;
-	*applied_text = migration_applied_text(old);
-	if (*applied_text == NULL)
+	text = applied_text_kept(old, &kept);
+	if (text == NULL)
 		return DRIFT_CHANGED;
-	*line = first_differing_line(*applied_text, m->up);
-	return script_tokens_equal(*applied_text, m->up) ? DRIFT_EDITED : DRIFT_CHANGED;
+	*line = first_differing_line(text, m->up);
+	d = script_tokens_equal(text, m->up) ? DRIFT_EDITED : DRIFT_CHANGED;
+	/* a big script: one copy less when the catalog keeps it already */
+	if (kept)
+		pfree(text);
+	else
+		*applied_text = text;
+	return d;
 }
 
 const char *
@@ -196,17 +232,17 @@ drift_name(DriftKind d)
 	return d == DRIFT_EDITED ? "edited" : d == DRIFT_CHANGED ? "changed" : NULL;
 }
 
-/* Where drift starts, for messages: "line 7 of file "x.sql"", "line 7 of its up script". */
+/* Where drift starts, for messages: "It first differs at line 7 of file "x.sql". ", or "". */
 static char *
 drift_where(Migration *m, int line)
 {
 	bool		from_file = m->source && strcmp(m->source, "migrate_add") != 0;
 
 	if (line <= 0)
-		return from_file ? psprintf("file \"%s\"", m->source) : pstrdup("its up script");
+		return "";
 	line = migration_file_line(m, "up", line);
-	return from_file ? psprintf("line %d of file \"%s\"", line, m->source)
-		: psprintf("line %d of its up script", line);
+	return from_file ? psprintf("It first differs at line %d of file \"%s\". ", line, m->source)
+		: psprintf("It first differs at line %d of its up script. ", line);
 }
 
 /*
@@ -222,7 +258,7 @@ drift_report(Migration *old, Migration *m, DriftKind d, int line)
 		ereport(WARNING,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration %s is applied, and its text changed: recorded as changed", m->version),
-				 errdetail("It first differs at %s. Applied checksum %s, new checksum %s.",
+				 errdetail("%sApplied checksum %s, new checksum %s.",
 						   where, old->applied_checksum, m->checksum),
 				 errhint("migrate_apply(), migrate_run() and jobs refuse while it is changed. Put the change in a new "
 						 "migration and restore the file, or, if the edit of the applied script is intended, accept it: "
@@ -231,7 +267,7 @@ drift_report(Migration *old, Migration *m, DriftKind d, int line)
 		ereport(NOTICE,
 				(errmsg("migration %s is applied, and only comments or whitespace of its text changed: recorded as edited",
 						m->version),
-				 errdetail("It first differs at %s. Applied checksum %s, new checksum %s.",
+				 errdetail("%sApplied checksum %s, new checksum %s.",
 						   where, old->applied_checksum, m->checksum),
 				 errhint("Nothing is refused; migrate_repair('%s') accepts the new checksum.", m->version)));
 }
@@ -287,4 +323,32 @@ drift_detail(Migration *old, Migration *m, DriftKind d, int line)
 		return psprintf("applied with checksum %s; comments or whitespace edited%s (blocks nothing)",
 						old->applied_checksum, where);
 	return psprintf("the applied text again (checksum %s)", m->checksum);
+}
+
+/*
+ * Refuse to roll back a changed migration: its registered down script
+ * belongs to text that never ran, and would not undo what did.  An edited
+ * one (the same statements) rolls back as it is.
+ */
+void
+refuse_changed_rollback(List *steps)
+{
+	ListCell   *lc;
+
+	foreach(lc, steps)
+	{
+		Migration  *m = ((PlanStep *) lfirst(lc))->m;
+
+		if (!m->applied || m->repeatable || strcmp(m->applied_checksum, m->checksum) == 0 ||
+			str_equal(m->drift, "edited"))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot roll back migration %s: it is changed", m->version),
+				 errdetail("Its registered up script is not the one applied (applied checksum %s, registered %s), "
+						   "so its registered down script would not undo what ran.",
+						   m->applied_checksum, m->checksum),
+				 errhint("Restore the file and register it again (its down script with it), or accept the new "
+						 "text first with SELECT * FROM migrate_repair('%s'); then roll back.", m->version)));
+	}
 }

@@ -1236,7 +1236,13 @@ migrate_compare_scripts(PG_FUNCTION_ARGS)
 		{
 			registered = old->applied_checksum;
 			if (strcmp(old->applied_checksum, m->checksum) == 0)
+			{
 				state = "applied";
+				/* the file is what ran, the catalog holds other text: this file would restore it */
+				if (strcmp(old->checksum, m->checksum) != 0)
+					detail = psprintf("the registered text is %s (checksum %s): registering this file restores it",
+									  str_equal(old->drift, "edited") ? "edited" : "changed", old->checksum);
+			}
 			else if (old->repeatable)
 			{
 				state = "pending";
@@ -1250,10 +1256,13 @@ migrate_compare_scripts(PG_FUNCTION_ARGS)
 				bool		edited = applied && script_tokens_equal(applied, m->up);
 
 				state = edited ? "edited" : "changed";
-				detail = psprintf("applied with checksum %s; the file has checksum %s%s%s", old->applied_checksum,
+				detail = psprintf("applied with checksum %s; the file has checksum %s%s%s%s", old->applied_checksum,
 								  m->checksum,
 								  line > 0 ? psprintf(", first different at line %d", migration_file_line(m, "up", line)) : "",
-								  edited ? " (comments or whitespace only)" : "");
+								  edited ? " (comments or whitespace only)" : "",
+								  strcmp(old->checksum, old->applied_checksum) != 0 &&
+								  strcmp(old->checksum, m->checksum) != 0
+								  ? psprintf("; the registered text has checksum %s", old->checksum) : "");
 			}
 		}
 		else

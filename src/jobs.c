@@ -222,7 +222,7 @@ job_progressed(int64 id)
 
 /* An error as the JSON a job keeps: sqlstate, message, detail, hint, and where. */
 char *
-job_error_json(ErrorData *edata, const char *version, int statement, int line)
+job_error_json(ErrorData *edata, const char *version, const char *file, int statement, int line)
 {
 	StringInfoData buf;
 
@@ -238,6 +238,8 @@ job_error_json(ErrorData *edata, const char *version, int statement, int line)
 		appendStringInfo(&buf, ", \"version\": %s", quote_json(version));
 	if (statement > 0)
 		appendStringInfo(&buf, ", \"statement\": %d, \"line\": %d", statement, line);
+	if (file)
+		appendStringInfo(&buf, ", \"file\": %s", quote_json(file));
 	appendStringInfoChar(&buf, '}');
 	return buf.data;
 }
@@ -943,6 +945,7 @@ raise_job_error(Job *j)
 	const char *hint = jsonb_field_text(e, "hint");
 	const char *statement = jsonb_field_text(e, "statement");
 	const char *line = jsonb_field_text(e, "line");
+	const char *file = jsonb_field_text(e, "file");
 
 	if (sqlstate == NULL || strlen(sqlstate) != 5)
 		sqlstate = "XX000";
@@ -951,10 +954,11 @@ raise_job_error(Job *j)
 			 errmsg("%s", message ? message : "migration job failed"),
 			 detail ? errdetail("%s", detail) : 0,
 			 hint ? errhint("%s", hint) : 0,
-			 errcontext("migration job " INT64_FORMAT "%s%s%s%s%s%s", j->id,
+			 errcontext("migration job " INT64_FORMAT "%s%s%s%s%s%s%s", j->id,
 						j->version ? ", migration " : "", j->version ? j->version : "",
 						statement ? ", statement " : "", statement ? statement : "",
-						line ? ", line " : "", line ? line : "")));
+						line ? ", line " : "", line ? line : "",
+						file ? psprintf(" of file \"%s\"", file) : "")));
 }
 
 /*

@@ -473,6 +473,7 @@ migrate_rollback(PG_FUNCTION_ARGS)
 						 "script that way): migrate_add(..., down => ...); in a file, a -- migrate:down section "
 						 "after the up one, or a file of its own (U<version>__name.sql as Flyway names it, "
 						 "<version>_name.down.sql as golang-migrate does). Or roll back to a later version.")));
+	refuse_changed_rollback(revert);
 	refuse_non_transactional_downs(revert);
 	refuse_unparsed_downs(revert);
 

@@ -159,6 +159,7 @@ extern int	line_map_apply(const LineMap *map, int line);
 extern int	script_count(const char *input, const char *what);
 extern const char *script_skip_bom(const char *text);
 extern int	script_stmt_line_at(ScriptStmt *st, int offset);
+extern int	char_to_byte_offset(const char *text, int cursorpos);
 extern const char *skip_block_comment(const char *p, int *lines);
 extern void script_refuse_stmt(const char *what, int line, const char *reason, const char *hint)
 			pg_attribute_noreturn();
@@ -349,11 +350,13 @@ typedef enum DriftKind
 extern bool script_tokens_equal(const char *a, const char *b);
 extern int	first_differing_line(const char *a, const char *b);
 extern char *migration_applied_text(Migration *m);
+extern char *applied_text_kept(Migration *m, bool *kept);
 extern DriftKind drift_judge(Migration *old, Migration *m, char **applied_text, int *line);
 extern const char *drift_name(DriftKind d);
 extern void drift_report(Migration *old, Migration *m, DriftKind d, int line);
 extern char *drift_detail(Migration *old, Migration *m, DriftKind d, int line);
 extern void refuse_while_changed(Catalog *cat, const char *caller);
+extern void refuse_changed_rollback(List *steps);
 
 /* ---- expect.c ---- */
 
@@ -640,7 +643,7 @@ extern Job *job_read(int64 id, bool for_update);
 extern bool job_finished(const char *state);
 extern void job_update(int64 id, const char *state, const char *request_or_clear, const char *version,
 					   int statement, int steps_done, int steps_total, const char *error_json);
-extern char *job_error_json(ErrorData *edata, const char *version, int statement, int line);
+extern char *job_error_json(ErrorData *edata, const char *version, const char *file, int statement, int line);
 extern void job_wake_waiters(int64 id);
 extern void job_progressed(int64 id);
 extern bool job_launch(int64 id, Oid role, TransactionId wait_xid);

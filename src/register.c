@@ -515,13 +515,13 @@ give_registration_warnings(Migration *old, Migration *m, const char *action)
 }
 
 /*
- * Write the migration's row: inserted, or its registered text and parts
- * replaced.  `applied_text` and `drift` are kept beside new up text of an
+ * Write the migration's row, registered by `registrant`: inserted, or its
+ * registered text and parts replaced.  `applied_text` and `drift` are kept beside new up text of an
  * applied migration (drift.c); an update of other parts keeps the drift of
  * the text, which it does not change, and a recorded failure.
  */
 static void
-store_migration(Migration *m, const char *applied_text, DriftKind drift)
+store_migration(Migration *m, const char *registrant, const char *applied_text, DriftKind drift)
 {
 	Datum		values[19];
 	char		nulls[19];
@@ -539,7 +539,7 @@ store_migration(Migration *m, const char *applied_text, DriftKind drift)
 	values[7] = PointerGetDatum(string_list_to_array(m->requires));
 	values[8] = BoolGetDatum(m->transactional);
 	values[9] = CStringGetTextDatum(m->checksum);
-	values[10] = DirectFunctionCall1(namein, CStringGetDatum(current_user_name()));
+	values[10] = DirectFunctionCall1(namein, CStringGetDatum(registrant));
 	values[11] = CStringGetTextDatum(m->repeatable ? "repeatable" : "versioned");
 	values[12] = CStringGetTextDatum(m->source);
 	values[13] = PointerGetDatum(string_list_to_array(m->notes));
@@ -563,8 +563,9 @@ store_migration(Migration *m, const char *applied_text, DriftKind drift)
 				 "  assert = EXCLUDED.assert, lines = EXCLUDED.lines, "
 				 "  failure = CASE WHEN migrations.checksum = EXCLUDED.checksum "
 				 "                 THEN migrations.failure END, "
-				 "  applied_up = CASE WHEN migrations.checksum = EXCLUDED.checksum "
-				 "                    THEN migrations.applied_up ELSE EXCLUDED.applied_up END, "
+				 "  applied_up = CASE WHEN migrations.checksum = EXCLUDED.checksum THEN migrations.applied_up "
+				 "                    WHEN EXCLUDED.drift IS NULL THEN NULL "
+				 "                    ELSE coalesce(EXCLUDED.applied_up, migrations.applied_up) END, "
 				 "  drift = CASE WHEN migrations.checksum = EXCLUDED.checksum "
 				 "               THEN migrations.drift ELSE EXCLUDED.drift END",
 				 19, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
@@ -634,7 +635,18 @@ register_migration(Catalog *cat, Migration *m)
 		changed_part_after_apply(m, "down script", old->down, m->down, &detail);
 	}
 	give_registration_warnings(old, m, action);
-	store_migration(m, applied_text, drift);
+
+	/*
+	 * New up text of an applied migration runs nowhere until it is accepted:
+	 * whoever registers it does not take over an unchanged verify query,
+	 * which keeps running as the role that vouched for it.
+	 */
+	store_migration(m, applied_text_changed && str_equal(old->verify, m->verify) &&
+					OidIsValid(get_role_oid(old->registered_by, true))
+					? old->registered_by : current_user_name(),
+					applied_text, drift);
+	if (applied_text)
+		pfree(applied_text);
 
 	if (strcmp(action, "replace") == 0)
 		appendStringInfo(&detail, "%s\"previous_checksum\": \"%s\"", detail.len ? ", " : "", old->checksum);

@@ -77,7 +77,7 @@ line_of(LineCounter *lc, int offset)
 }
 
 /* Byte offset of the 1-based character position `cursorpos` in text. */
-static int
+int
 char_to_byte_offset(const char *text, int cursorpos)
 {
 	const char *p = text;

@@ -277,7 +277,27 @@ job_fail(Job *j, ErrorData *edata, const char *version, int statement, int line)
 	bool		cancelled = now && now->request && strcmp(now->request, "cancel") == 0;
 
 	job_update(j->id, cancelled ? "cancelled" : "failed", "", NULL, -1, -1, -1,
-			   job_error_json(edata, version, statement, line));
+			   job_error_json(edata, version, NULL, statement, line));
+	job_wake_waiters(j->id);
+}
+
+/*
+ * End the job as failed at a statement of a migration: the line of the
+ * error in the migration's file (the error's position in the statement,
+ * which top-level execution reports as cursorpos), and the file.
+ */
+static void
+job_fail_in_statement(Job *j, ErrorData *edata, Migration *m, ScriptStmt *st)
+{
+	Job		   *now = job_read(j->id, true);
+	bool		cancelled = now && now->request && strcmp(now->request, "cancel") == 0;
+	int			line = st->line;
+	bool		from_file = m->source && strcmp(m->source, "migrate_add") != 0;
+
+	if (edata->cursorpos > 0)
+		line = script_stmt_line_at(st, char_to_byte_offset(st->sql, edata->cursorpos));
+	job_update(j->id, cancelled ? "cancelled" : "failed", "", NULL, -1, -1, -1,
+			   job_error_json(edata, m->version, from_file ? m->source : NULL, st->index + 1, line));
 	job_wake_waiters(j->id);
 }
 
@@ -629,7 +649,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 			worker_tx_begin();
 			catalog_lock();		/* every history row is written under it: one chain order */
 			record_failure(m, edata, job_step_json(j, step, total));
-			job_fail(j, edata, m->version, i + 1, st->line);
+			job_fail_in_statement(j, edata, m, st);
 			worker_tx_commit();
 			return STEP_FINISHED;
 		}
@@ -810,6 +830,7 @@ run_step(Job *j, bool first)
 	worker_tx_begin();
 	catalog_lock();
 	cat = catalog_load(true);
+	refuse_while_changed(cat, "a migration job");	/* drift recorded since the first look */
 	steps = plan_pending(cat, j->target ? version_key(j->target) : NULL, j->out_of_order, true);
 	s = steps ? linitial(steps) : NULL;
 	if (s == NULL || strcmp(s->m->key, next_key) != 0 || migration_needs_worker(s->m))

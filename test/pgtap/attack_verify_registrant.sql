@@ -22,7 +22,7 @@ CREATE EXTENSION pgtap;
 CREATE EXTENSION migrate;
 SET LOCAL client_min_messages = warning;
 
-SELECT plan(27);
+SELECT plan(32);
 
 -- ---------------------------------------------------------------- setup (superuser)
 CREATE ROLE mallory NOLOGIN;
@@ -125,6 +125,20 @@ SELECT results_eq($$SELECT ok, sqlstate, message FROM pg_temp.verify_row('006')$
                   $$VALUES (false, '42704'::text,
                             'the verify query of migration 006 was registered by role dave, which no longer exists'::text)$$,
                   '006: registered by a role since dropped: the check fails with 42704');
+
+-- ---------------------------------------------------------------- mallory edits only the up text
+-- New up text of an applied migration runs nowhere until accepted: its
+-- unchanged verify query keeps running as the role that registered it.
+SELECT is((SELECT count(*) FROM migrate_apply()), 0::bigint, 'nothing is pending');
+SELECT lives_ok($$SELECT migrate_add('007', 'm007', 'CREATE TABLE t007 (id int);', verify => 'SELECT true');
+                  SELECT count(*) FROM migrate_apply()$$, 'the superuser applies 007, with verify query SELECT true');
+SET ROLE mallory;
+SELECT lives_ok($$SELECT migrate_add('007', 'm007', E'-- a comment\nCREATE TABLE t007 (id int);', verify => 'SELECT true')$$,
+                '007: mallory registers its up text with a comment added, the same verify query');
+RESET ROLE;
+SELECT is((SELECT state FROM migrate_status() WHERE version = '007'), 'edited', '... recorded as edited');
+SELECT is((SELECT registered_by::text FROM migrate.migrations WHERE version = '007'), 'postgres',
+          '... and its verify query is still postgres''s');
 
 -- ---------------------------------------------------------------- who may re-run mallory's verify query
 SET ROLE eve;

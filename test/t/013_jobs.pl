@@ -473,5 +473,19 @@ ok($node->poll_query_until('postgres', 'SELECT migrate_start() IS NOT NULL'),
 CALL migrate_wait(:id);');
 is($out, 'succeeded|2|2', 'and the job runs (009 and 010)');
 
+# ====================================================================
+# 6. a failed statement of a file's migration: the file, and the line of the error in it
+# ====================================================================
+$node->safe_psql('postgres', q{
+	SET client_min_messages = error;
+	SELECT count(*) FROM migrate_add_script('011_nt.sql', E'-- migrate:down\ndrop index if exists i11;\n\n'
+	    '-- migrate:up transaction:false\ncreate table t11 (x int);\n\ncreate index concurrently i11\n  on t11 ((x + nosuch));\n');
+});
+my $job6 = query('SELECT migrate_start()');
+($rc, $out, $err) = run_sql('postgres', "CALL migrate_wait($job6)");
+like($err, qr/ERROR:  42703: column "nosuch" does not exist/, 'a job fails on a multi-line statement of a file');
+like($err, qr/CONTEXT:  migration job $job6, migration 011, statement 2, line 8 of file "011_nt.sql"/,
+	'CONTEXT: the line of the error in the file (the statement starts on line 7), and the file');
+
 $node->stop;
 done_testing();
