@@ -68,7 +68,7 @@ as_dba('upgraded', q{
 });
 my $before_history = as_dba('upgraded', q{SELECT count(*) FROM migrate.history});
 my $before_status = as_dba('upgraded',
-	q{SELECT string_agg(version || ':' || state || ':' || checksum, ',' ORDER BY version) FROM migrate_status()});
+	q{SELECT string_agg(version || ':' || state || ':' || left(checksum, 12), ',' ORDER BY version) FROM migrate_status()});
 is(as_dba('upgraded', q{SELECT extversion FROM pg_extension WHERE extname = 'migrate'}), '0.1.0',
 	'installed at 0.1.0');
 
@@ -103,7 +103,7 @@ is(as_dba('upgraded', $init) =~ s/=([A-Za-z*]+)\/\w+/=$1/gr, as_dba('fresh', $in
 # ---- every row is kept, and the catalog works on
 is(as_dba('upgraded', q{SELECT count(*) FROM migrate.history}), $before_history, 'every history row kept');
 is(as_dba('upgraded',
-	q{SELECT string_agg(version || ':' || state || ':' || checksum, ',' ORDER BY version) FROM migrate_status()}),
+	q{SELECT string_agg(version || ':' || state || ':' || left(checksum, 12), ',' ORDER BY version) FROM migrate_status()}),
 	$before_status, 'every migration and its state kept');
 is(as_dba('upgraded', q{SELECT count(*) FROM migrate_validate()}), '0',
 	'the rows written by 0.1.0 are chained: validate finds nothing');
