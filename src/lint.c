@@ -346,12 +346,12 @@ blank_or_comment(const char *p)
 }
 
 /*
- * The rules that "-- migrate:allow" comments before statement `st` allow:
- * those on the lines just above it, up to the first line that is neither
- * blank nor a comment.
+ * The rules that "-- migrate:allow" comments before the statement at line
+ * `stmt_line` allow: those on the lines just above it, up to the first line
+ * that is neither blank nor a comment.
  */
 static List *
-allowed_rules(LintRun *run, ScriptStmt *st)
+allowed_rules(LintRun *run, int stmt_line)
 {
 	const char *text = run->script->text;
 	List	   *rules = NIL;
@@ -370,7 +370,7 @@ allowed_rules(LintRun *run, ScriptStmt *st)
 			if (*p == '\n')
 				run->line_starts[++n] = p + 1 - text;
 	}
-	for (int line = st->line - 1; line >= 1 && line <= run->nlines; line--)
+	for (int line = stmt_line - 1; line >= 1 && line <= run->nlines; line--)
 	{
 		const char *p = text + run->line_starts[line];
 
@@ -386,14 +386,14 @@ add_finding(LintRun *run, const char *rule, LintSeverity severity, LintTable *t,
 			const char *lock, char *message, char *hint)
 {
 	LintFinding *f = palloc0(sizeof(LintFinding));
-	ScriptStmt *st = &run->script->stmts[run->stmt];
-	List	   *allowed = allowed_rules(run, st);
+	int			line = run->script->spans[run->stmt].line;
+	List	   *allowed = allowed_rules(run, line);
 	ListCell   *lc;
 
 	f->seq = list_length(run->findings);
 	f->version = run->m->version;
 	f->stmt = run->stmt + 1;
-	f->line = st->line;
+	f->line = line;
 	f->rule = rule;
 	f->severity = severity;
 	if (t)
@@ -919,7 +919,7 @@ note_strong_lock(LintRun *run, LintTable *t, LOCKMODE mode)
 		return;
 	run->strong_locks = lappend(run->strong_locks,
 								list_make3(t, (void *) lock_name(mode),
-										   makeInteger(run->script->stmts[run->stmt].line)));
+										   makeInteger(run->script->spans[run->stmt].line)));
 }
 
 /* The strong lock an earlier statement of the migration holds on t: (t, lock name, line), or NIL. */
@@ -1011,7 +1011,7 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 					{
 						if (c->skip_validation && c->conname)
 							run->pending_checks = lappend(run->pending_checks,
-														  list_make2(makeString(c->conname),
+														  list_make2(makeString(pstrdup(c->conname)),
 																	 makeString(table_column_key(t, column))));
 						else
 							run->not_null_checks = lappend(run->not_null_checks,
@@ -1068,7 +1068,7 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 												   makeString(psprintf("%s\n%s", t->name, cmd->name)));
 				break;
 			case AT_EnableRowSecurity:
-				run->rls_enabled = lappend(run->rls_enabled, stmt->relation);
+				run->rls_enabled = lappend(run->rls_enabled, copyObject(stmt->relation));
 				break;
 			default:
 				break;
@@ -1232,6 +1232,7 @@ lint_create_table(LintRun *run, RangeVar *rv, bool if_not_exists)
 	/* IF NOT EXISTS of a table that is there: nothing is created */
 	if (if_not_exists && OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
 		return;
+	rv = copyObject(rv);		/* kept after the statement's parse tree is gone */
 	run->created = lappend(run->created, rv);
 	if (rv->relpersistence == RELPERSISTENCE_TEMP)
 		return;
@@ -1474,7 +1475,7 @@ lint_script(void *arg)
 
 	run->script = script_parse(run->m->up, psprintf("the up script of migration %s", run->m->version));
 	for (run->stmt = 0; run->stmt < run->script->nstmts; run->stmt++)
-		lint_statement(run, &run->script->stmts[run->stmt]);
+		lint_statement(run, script_stmt(run->script, run->stmt));
 	run->stmt = 0;
 	finish_rls(run);
 }

@@ -109,12 +109,29 @@ typedef struct ScriptStmt
 	int			index;			/* 0-based place in the script */
 } ScriptStmt;
 
+/* Where a statement of a script is: a Script keeps these, not parse trees. */
+typedef struct ScriptSpan
+{
+	int			offset;			/* byte offset of its text in the script */
+	int			len;
+	int			line;			/* line of its first token */
+} ScriptSpan;
+
+/*
+ * A script split into statements (script_parse()).  It keeps where each
+ * statement is, not its parse tree: script_stmt() parses one statement
+ * again when asked, so a script of 400,000 statements costs memory for one
+ * parse tree at a time.
+ */
 typedef struct Script
 {
 	const char *text;
 	int			nstmts;
 	int			allocated;
-	ScriptStmt *stmts;
+	ScriptSpan *spans;
+	MemoryContext stmt_cxt;		/* the statement script_stmt() gave last (made once needed) */
+	int			current;		/* its index, or -1 */
+	ScriptStmt	stmt;
 } Script;
 
 /* A syntax error that script_walk() was asked to return. */
@@ -138,6 +155,11 @@ typedef void (*ScriptStmtCallback) (ScriptStmt *st, void *arg);
 extern ScriptSyntaxError *script_walk(const char *input, const char *what, bool soft,
 									  ScriptStmtCallback callback, void *arg);
 extern Script *script_parse(const char *input, const char *what);
+/*
+ * Statement i of a parsed script, its parse tree and text; valid until the
+ * next call for another statement of the same script.
+ */
+extern ScriptStmt *script_stmt(Script *script, int i);
 extern int	script_count(const char *input, const char *what);
 extern const char *script_skip_bom(const char *text);
 extern int	script_stmt_line_at(ScriptStmt *st, int offset);
