@@ -1024,11 +1024,11 @@ bench_memory() {
 	mkdir -p "$dir/load"
 	chmod 755 "$dir" "$dir/load"
 	# the bound: a migrate call's peak stays within MEM_BOUND_MB of the same
-	# work through psql -1 -f (plus, for a big script, copies of its text: the
-	# argument, the stored row and its TOAST, held while it is registered)
+	# work through psql -1 -f (plus, for a big script, MEM_TEXT_COPIES copies
+	# of its text: see the header)
 	mem_row() { # mem_row NAME SIZE MIGRATE_MB BASELINE_MB ALLOWANCE_MB
-		d=$(awk -v a="$3" -v b="$4" 'BEGIN { printf "%.1f", a - b }')
-		verdict "11 $1: peak within $(fmt "$5") MB of psql's" "$d" "$5" "$(fmt "$3") MB, psql $(fmt "$4") MB, +$d MB"
+		d=$(awk -v a="$3" -v b="$4" 'BEGIN { printf "%+.1f", a - b }')
+		verdict "11 $1: peak within $(fmt "$5") MB of psql's" "$d" "$5" "$(fmt "$3") MB, psql $(fmt "$4") MB, $d MB"
 		row "11 $1" "$2" "$(fmt "$3") MB" "$(fmt "$4") MB" "$(ratio "$3" "$4")" "<= +$(fmt "$5") MB" "$V"
 	}
 	idle=$(peak_mb "$TMP/out/b11.out" -d bench_tpl -c 'SELECT 1')
@@ -1098,7 +1098,7 @@ bench_memory() {
 	[[ $(q b11_fm "SELECT count(*) FROM migrate.applied") == "$nf" ]]
 	mem_row "migrate_apply() of them" "$nf migrations" "$m" "$base" "$MEM_BOUND_MB"
 	for d in b11_fm b11_fl b11_fb; do drop_db "$d"; done
-	NOTES+=("11: peak resident memory (VmHWM of /proc/<pid>/status, read by the session itself at its end) of the backend of one fresh connection per case and side; it counts the pages of shared_buffers that backend touched. A fresh connection that runs \`SELECT 1\` peaks at $(fmt "$idle") MB. migrate = the call shown (the big script read with pg_read_file(); the files as one \`migrate_add_scripts()\` call sent by psql, or \`migrate_load()\` of a directory); baseline = \`psql -1 -f\` of the same SQL (the big script, the SELECT, all the files in one), in a fresh database. Bound: migrate's peak at most $MEM_BOUND_MB MB above psql's, plus $MEM_TEXT_COPIES times the text for the big script (its copies while it is registered or read back: the argument, the stored row, its TOAST).")
+	NOTES+=("11: peak resident memory (VmHWM of /proc/<pid>/status, read by the session itself at its end) of the backend of one fresh connection per case and side; it counts the pages of shared_buffers that backend touched. A fresh connection that runs \`SELECT 1\` peaks at $(fmt "$idle") MB. migrate = the call shown (the big script read with pg_read_file(); the files as one \`migrate_add_scripts()\` call sent by psql, or \`migrate_load()\` of a directory); baseline = \`psql -1 -f\` of the same SQL (the big script, the SELECT, all the files in one), in a fresh database. Bound: migrate's peak at most $MEM_BOUND_MB MB above psql's, plus $MEM_TEXT_COPIES times the text for the big script (its copies while it is registered: the argument, its C string, the value bound to the INSERT, the stored tuple; applying it holds one).")
 }
 MEM_BOUND_MB=32 MEM_TEXT_COPIES=4
 
