@@ -58,11 +58,12 @@
 #                  Bound: at most 32 MB above psql's peak, plus 4 times the
 #                  text for the big script (its copies while it is registered:
 #                  the argument, its C string, the value bound to the INSERT,
-#                  the stored tuple).  About 40 s.
+#                  the stored tuple).  About 40 s (--quick: a 10 MB script,
+#                  500,000 rows, 200 files, about 10 s).
 #
 # --quick uses smaller sizes and fewer repetitions (a smoke run, about a
 # minute and a half, half of it psql -f of the 50 MB script; the full run
-# takes about 4 minutes on 2 cores).  Output: a table on stdout, also written as Markdown to
+# takes about 5 minutes on 2 cores).  Output: a table on stdout, also written as Markdown to
 # test/bench/results.md.  Times never fail the run: the exit status is 0
 # unless something is broken.
 #
