@@ -199,7 +199,8 @@ deallocate_prepared_since(List *before)
 void
 refuse_in_dry_run(Script *script, int i, const char *what)
 {
-	Node	   *stmt = script->stmts[i].parsetree;
+	ScriptStmt *st = script_stmt(script, i);
+	Node	   *stmt = st->parsetree;
 	const char *reason = NULL;
 
 	if (dry_run_session == NULL)
@@ -227,7 +228,7 @@ refuse_in_dry_run(Script *script, int i, const char *what)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("statement %d cannot run in a dry run", i + 1),
 				 errdetail("%s, statement %d of %d, line %d: %s, and a dry run leaves the session as it found it: rolling back cannot undo that.",
-						   what, i + 1, script->nstmts, script->stmts[i].line, reason),
+						   what, i + 1, script->nstmts, st->line, reason),
 				 errhint("Nothing was kept. Run it without dry_run, or deallocate or close it before the dry run.")));
 }
 
@@ -271,7 +272,7 @@ apply_one(Migration *m, ApplyRecord *rec)
 		 */
 		for (int i = 0; i < script->nstmts; i++)
 		{
-			Node	   *stmt = script->stmts[i].parsetree;
+			Node	   *stmt = script_stmt(script, i)->parsetree;
 			ListCell   *lc;
 
 			if (IsA(stmt, InsertStmt) || IsA(stmt, UpdateStmt) || IsA(stmt, DeleteStmt) ||

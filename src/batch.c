@@ -510,11 +510,11 @@ check_batch_statement(Migration *m)
 
 	if (script->nstmts != 1)
 		statement_error(ERRCODE_FEATURE_NOT_SUPPORTED, m->version,
-						script->nstmts > 1 ? script->stmts[1].line : 1,
+						script->nstmts > 1 ? script->spans[1].line : 1,
 						script->nstmts == 0 ? psprintf("the up script of batched migration %s has no statement", m->version)
 						: psprintf("the up script of batched migration %s has %d statements", m->version, script->nstmts),
 						STATEMENT_HINT ".");
-	st = &script->stmts[0];
+	st = script_stmt(script, 0);
 	tree = st->parsetree;
 	if (!(IsA(tree, InsertStmt) || IsA(tree, UpdateStmt) || IsA(tree, DeleteStmt) || IsA(tree, MergeStmt) ||
 		  (IsA(tree, SelectStmt) && modifying_with(((SelectStmt *) tree)->withClause))))
@@ -1402,7 +1402,7 @@ batch_finish(BatchRun *r, double ms)
 	r->m->verify = now->verify;
 	r->m->assertion = now->assertion;
 	r->m->registered_by = now->registered_by;
-	foreach(lc, stmt_written_relations(r->script->stmts[0].parsetree))
+	foreach(lc, stmt_written_relations(script_stmt(r->script, 0)->parsetree))
 	{
 		Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
 
@@ -1468,7 +1468,7 @@ batch_setup(BatchRun *r)
 	r->size = r->opts->size > 0 ? r->opts->size : BATCH_FIRST_SIZE;
 	r->keys_total = -1;
 	r->locked_tables = list_make1_oid(r->key.relid);
-	foreach(lc, stmt_written_relations(r->script->stmts[0].parsetree))
+	foreach(lc, stmt_written_relations(script_stmt(r->script, 0)->parsetree))
 	{
 		Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
 

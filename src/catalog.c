@@ -82,7 +82,10 @@ catalog_leave(OwnerScope *scope)
 /*
  * Plans of catalog statements, kept for the session, found by their text (a
  * copy of it is kept: a caller's string may be freed and its address reused).
- * PostgreSQL's plan cache replans them after DDL on the catalog.
+ * PostgreSQL's plan cache replans them after DDL on the catalog.  Writes
+ * get a generic plan: a custom plan would copy every value into the plan
+ * (twice, while it is made), a 50 MB script included, and the plan of an
+ * INSERT or UPDATE by key does not depend on the values.
  */
 #define MAX_CACHED_PLANS 64
 
@@ -101,7 +104,9 @@ catalog_plan(const char *sql, int nargs, Oid *argtypes)
 	for (int i = 0; i < n_cached_plans; i++)
 		if (strcmp(cached_plans[i].sql, sql) == 0)
 			return cached_plans[i].plan;
-	plan = SPI_prepare(sql, nargs, argtypes);
+	plan = SPI_prepare_cursor(sql, nargs, argtypes,
+							  (pg_strncasecmp(sql, "INSERT", 6) == 0 || pg_strncasecmp(sql, "UPDATE", 6) == 0)
+							  ? CURSOR_OPT_GENERIC_PLAN : 0);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare catalog query: %s: %s",
 			 SPI_result_code_string(SPI_result), sql);

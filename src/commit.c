@@ -219,7 +219,7 @@ commit_block_note(CommitBlock *b, ScriptStmt *st, List *written)
 	foreach(lc, written)
 		b->written = list_append_unique_oid(b->written, lfirst_oid(lc));
 	if (IsA(tree, DeclareCursorStmt))
-		b->cursors = lappend(b->cursors, makeString(((DeclareCursorStmt *) tree)->portalname));
+		b->cursors = lappend(b->cursors, makeString(pstrdup(((DeclareCursorStmt *) tree)->portalname)));
 	else if (IsA(tree, CreateStmt) && ((CreateStmt *) tree)->oncommit != ONCOMMIT_NOOP &&
 			 ((CreateStmt *) tree)->oncommit != ONCOMMIT_PRESERVE_ROWS)
 		b->on_commit_line = st->line;

@@ -15,6 +15,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/timeout.h"
 
 #include "migrate.h"
@@ -67,7 +68,7 @@ static void
 exec_statement_timed(Script *script, int i, const char *what, const char *hint, int start_timeout)
 {
 	StatementTimer timer;
-	ScriptStmt *st = &script->stmts[i];
+	ScriptStmt *st = script_stmt(script, i);
 
 	/*
 	 * pg_stat_activity.query shows which migration and statement runs (as
@@ -96,7 +97,8 @@ exec_statement_timed(Script *script, int i, const char *what, const char *hint, 
  * statements (lock_timeout needs nothing: each lock wait reads it).
  * At each absorbed COMMIT and at the end, what a commit ends ends
  * (commit.c); the caller closes a GUC nest level opened before the call,
- * which ends the script's settings.
+ * which ends the script's settings.  What a statement needs only while it
+ * runs lives in a memory context emptied after it.
  */
 int64
 run_statements(Script *script, const char *what, const char *hint, List **touched)
@@ -104,6 +106,8 @@ run_statements(Script *script, const char *what, const char *hint, List **touche
 	int64		rows = 0;
 	int			start_timeout = StatementTimeout;
 	CommitBlock block;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext stmt_cxt = AllocSetContextCreate(caller, "migrate statement", ALLOCSET_DEFAULT_SIZES);
 
 	commit_block_begin(&block);
 	for (int i = 0; i < script->nstmts; i++)
@@ -111,14 +115,18 @@ run_statements(Script *script, const char *what, const char *hint, List **touche
 		ListCell   *lc;
 		List	   *written;
 		List	   *relids = NIL;
-		const char *absorbed = stmt_absorbed(script->stmts[i].parsetree);
+		ScriptStmt *st;
+		const char *absorbed;
 
+		MemoryContextSwitchTo(stmt_cxt);
+		st = script_stmt(script, i);
+		absorbed = stmt_absorbed(st->parsetree);
 		refuse_in_dry_run(script, i, what);
-		progress_still_running(i, script->nstmts, script->stmts[i].line);
+		progress_still_running(i, script->nstmts, script->spans[i].line);
 
 		exec_statement_timed(script, i, what, hint, start_timeout);
 		/* rows written: what a SELECT returned (to no one) is not counted */
-		written = stmt_written_relations(script->stmts[i].parsetree);
+		written = stmt_written_relations(st->parsetree);
 		if (written != NIL)
 			rows += SPI_processed;
 		SPI_freetuptable(SPI_tuptable);
@@ -128,14 +136,20 @@ run_statements(Script *script, const char *what, const char *hint, List **touche
 
 			if (OidIsValid(relid))
 			{
+				MemoryContextSwitchTo(caller);
 				*touched = touched_add(*touched, relid);
+				MemoryContextSwitchTo(stmt_cxt);
 				relids = lappend_oid(relids, relid);
 			}
 		}
-		commit_block_note(&block, &script->stmts[i], relids);
+		/* the block outlasts the statement */
+		MemoryContextSwitchTo(caller);
+		commit_block_note(&block, st, relids);
 		if (absorbed && strcmp(absorbed, "COMMIT") == 0)
-			commit_absorbed(&block, what, hint, script->stmts[i].line);
+			commit_absorbed(&block, what, hint, st->line);
+		MemoryContextReset(stmt_cxt);
 	}
+	MemoryContextDelete(stmt_cxt);
 	commit_script_end(&block, what, hint);
 	/* the statements ran: the session's own command again */
 	if (debug_query_string)

@@ -827,17 +827,89 @@ register_down_only(Catalog *cat, MigrationFile *down)
 	return REGISTER_UPDATED;
 }
 
+static char *
+pstrdup_or_null(const char *s)
+{
+	return s ? pstrdup(s) : NULL;
+}
+
+static List *
+string_list_copy(List *l)
+{
+	List	   *copy = NIL;
+	ListCell   *lc;
+
+	foreach(lc, l)
+		copy = lappend(copy, pstrdup(lfirst(lc)));
+	return copy;
+}
+
+static ScriptSyntaxError *
+syntax_error_copy(ScriptSyntaxError *e)
+{
+	ScriptSyntaxError *copy;
+
+	if (e == NULL)
+		return NULL;
+	copy = palloc(sizeof(ScriptSyntaxError));
+	*copy = *e;
+	copy->message = pstrdup(e->message);
+	return copy;
+}
+
+/*
+ * What prepare_files() made of one file's migration, copied into the current
+ * memory context: reading and checking the file leaves much more behind
+ * (its markers, the statements' checks), which goes with the file's context.
+ */
+static Migration *
+prepared_migration_copy(Migration *m)
+{
+	Migration  *c = palloc(sizeof(Migration));
+	ListCell   *lc;
+
+	*c = *m;
+	c->version = pstrdup(m->version);
+	c->key = pstrdup(m->key);
+	c->name = pstrdup(m->name);
+	c->source = pstrdup(m->source);
+	c->up = pstrdup(m->up);
+	c->down = pstrdup_or_null(m->down);
+	c->verify = pstrdup_or_null(m->verify);
+	c->assertion = pstrdup_or_null(m->assertion);
+	c->expect = pstrdup_or_null(m->expect);
+	c->batch = pstrdup_or_null(m->batch);
+	c->checksum = pstrdup(m->checksum);
+	c->requires = string_list_copy(m->requires);
+	c->requires_keys = string_list_copy(m->requires_keys);
+	c->notes = string_list_copy(m->notes);
+	c->warnings = NIL;
+	foreach(lc, m->warnings)
+		c->warnings = lappend(c->warnings, string_list_copy(lfirst(lc)));
+	c->down_where = pstrdup_or_null(m->down_where);
+	c->down_error = syntax_error_copy(m->down_error);
+	c->lines = pstrdup_or_null(m->lines);
+	/* what only a loaded or registered migration has */
+	c->registered_by = c->applied_checksum = c->drift = NULL;
+	c->updated_parts = c->result_detail = NULL;
+	c->touched = NIL;
+	return c;
+}
+
 /*
  * Read a set of files as migrations, with no catalog: names, duplicates,
  * sections, and the checks of registration.  Returns (file, migration)
  * pairs of the up files, in version order.  With `strict`, a name that fits
- * no form is an error; otherwise such files are skipped and listed.
+ * no form is an error; otherwise such files are skipped and listed.  Each
+ * file is read and checked in a memory context emptied after it.
  */
 static List *
 prepare_files(List *files, bool strict)
 {
 	List	   *ups = NIL;
 	ListCell   *lc;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext file_cxt = AllocSetContextCreate(caller, "migrate file", ALLOCSET_DEFAULT_SIZES);
 
 	/* names, duplicates, sections: everything that needs no catalog */
 	foreach(lc, files)
@@ -892,13 +964,15 @@ prepare_files(List *files, bool strict)
 		errcb.previous = error_context_stack;
 		error_context_stack = &errcb;
 
+		MemoryContextSwitchTo(file_cxt);
 		m = palloc0(sizeof(Migration));
 		m->version = f->version;
 		m->name = f->name;
 		m->source = f->filename;
 		split_sections(f, m);
-		f->parts = psprintf("up%s%s%s", m->down ? ", down" : "", m->verify ? ", verify" : "",
-							m->assertion ? ", assert" : "");
+		f->parts = MemoryContextStrdup(caller, psprintf("up%s%s%s", m->down ? ", down" : "",
+														m->verify ? ", verify" : "",
+														m->assertion ? ", assert" : ""));
 		/* a separate down file (U..., .down.sql) is the down script */
 		down_file = NULL;
 		if (lnext(files, lc))
@@ -928,13 +1002,16 @@ prepare_files(List *files, bool strict)
 			migration_prepare_down(m);
 		}
 		error_context_stack = errcb.previous;
-		ups = lappend(ups, list_make2(f, m));
+		MemoryContextSwitchTo(caller);
+		ups = lappend(ups, list_make2(f, prepared_migration_copy(m)));
+		MemoryContextReset(file_cxt);
 	}
 	/* down files on their own: the same checks as a down script given with its migration */
 	foreach(lc, files)
 	{
 		MigrationFile *f = lfirst(lc);
 		ErrorContextCallback errcb;
+		ScriptSyntaxError *down_error;
 
 		if (f->key == NULL || !f->is_down || f->has_up)
 			continue;
@@ -942,9 +1019,14 @@ prepare_files(List *files, bool strict)
 		errcb.arg = f;
 		errcb.previous = error_context_stack;
 		error_context_stack = &errcb;
-		f->down_error = check_down_script(f->content, NULL, psprintf("file \"%s\"", f->filename));
+		MemoryContextSwitchTo(file_cxt);
+		down_error = check_down_script(f->content, NULL, psprintf("file \"%s\"", f->filename));
+		MemoryContextSwitchTo(caller);
+		f->down_error = syntax_error_copy(down_error);
+		MemoryContextReset(file_cxt);
 		error_context_stack = errcb.previous;
 	}
+	MemoryContextDelete(file_cxt);
 	return ups;
 }
 
@@ -962,27 +1044,38 @@ register_files(List *files, bool strict, bool directory)
 	Catalog    *cat;
 	bool		changed = false;
 	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext file_cxt;
 
 	SPI_connect();
+	/* what registering one file leaves behind goes with it */
+	file_cxt = AllocSetContextCreate(CurrentMemoryContext, "migrate register file", ALLOCSET_DEFAULT_SIZES);
 	catalog_lock();
 	cat = catalog_load(false);
 	foreach(lc, ups)
 	{
 		MigrationFile *f = linitial(lfirst(lc));
 		Migration  *m = lsecond(lfirst(lc));
+		MemoryContext spi = MemoryContextSwitchTo(file_cxt);
 
 		f->result = register_migration(cat, m);
 		if (!m->transactional)
 			f->detail = "transaction:false";
 		if (m->updated_parts || m->result_detail)
 		{
-			MemoryContext spi = MemoryContextSwitchTo(caller);	/* the rows outlive SPI_finish() */
-			char	   *what = m->result_detail ? pstrdup(m->result_detail)
-				: psprintf("updated: %s", m->updated_parts);
+			MemoryContextSwitchTo(caller);	/* the rows outlive SPI_finish() */
+			{
+				char	   *what = m->result_detail ? pstrdup(m->result_detail)
+					: psprintf("updated: %s", m->updated_parts);
 
-			f->detail = f->detail ? psprintf("%s; %s", f->detail, what) : what;
-			MemoryContextSwitchTo(spi);
+				f->detail = f->detail ? psprintf("%s; %s", f->detail, what) : what;
+			}
 		}
+		MemoryContextSwitchTo(spi);
+		/* what register_migration() added to m went too: only m->key is read from here on */
+		MemoryContextReset(file_cxt);
+		m->updated_parts = m->result_detail = NULL;
+		m->notes = NIL;
+		m->warnings = NIL;
 		changed |= f->result != REGISTER_UNCHANGED;
 		registered = lappend(registered, m);
 	}
@@ -1003,7 +1096,11 @@ register_files(List *files, bool strict, bool directory)
 		}
 		if (f->result == REGISTER_NONE)
 		{
+			MemoryContext spi = MemoryContextSwitchTo(file_cxt);
+
 			f->result = register_down_only(cat, f);
+			MemoryContextSwitchTo(spi);
+			MemoryContextReset(file_cxt);
 			changed |= f->result != REGISTER_UNCHANGED;
 		}
 	}
@@ -1400,7 +1497,6 @@ migrate_load(PG_FUNCTION_ARGS)
 
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		path = psprintf("%s/%s", dir, de->d_name);
 		f = palloc0(sizeof(MigrationFile));
 		f->filename = pstrdup(de->d_name);
 		/* a name that is not text in the database's encoding is never stored nor shown */
@@ -1419,6 +1515,7 @@ migrate_load(PG_FUNCTION_ARGS)
 			files = lappend(files, f);
 			continue;
 		}
+		path = psprintf("%s/%s", dir, de->d_name);
 		if (stat(path, &st) < 0)
 			ereport(ERROR,
 					(errcode_for_file_access(),
@@ -1430,6 +1527,7 @@ migrate_load(PG_FUNCTION_ARGS)
 		}
 		else if (ends_with(f->filename, ".sql"))
 			f->content = read_text_file(path, f->filename);
+		pfree(path);
 		files = lappend(files, f);
 	}
 	FreeDir(d);

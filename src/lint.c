@@ -142,9 +142,15 @@ typedef struct LintTable
 	int64		bytes;			/* -1: unknown */
 } LintTable;
 
-/* What one lint call keeps across the statements and migrations it reads. */
+/*
+ * What one lint call keeps across the statements and migrations it reads.
+ * Each migration is read in a memory context emptied after it; what the
+ * run keeps (the findings, what the plan did so far) is made in keep_cxt
+ * (KEEP()).
+ */
 typedef struct LintRun
 {
+	MemoryContext keep_cxt;
 	List	   *created;		/* RangeVars created so far in the plan */
 	List	   *findings;		/* LintFinding *, in order */
 	/* the migration being read */
@@ -165,6 +171,14 @@ typedef struct LintRun
 	List	   *dropped_rels;	/* OIDs of tables and views dropped so far in the plan */
 	List	   *dropped_constraints;	/* "table\nconstraint" dropped so far in the plan */
 } LintRun;
+
+/* Run `stmt` with what it makes kept for the whole lint call. */
+#define KEEP(run, stmt) \
+	do { \
+		MemoryContext keep_old_ = MemoryContextSwitchTo((run)->keep_cxt); \
+		stmt; \
+		MemoryContextSwitchTo(keep_old_); \
+	} while (0)
 
 static bool
 rangevar_equal(RangeVar *a, RangeVar *b)
@@ -346,12 +360,12 @@ blank_or_comment(const char *p)
 }
 
 /*
- * The rules that "-- migrate:allow" comments before statement `st` allow:
- * those on the lines just above it, up to the first line that is neither
- * blank nor a comment.
+ * The rules that "-- migrate:allow" comments before the statement at line
+ * `stmt_line` allow: those on the lines just above it, up to the first line
+ * that is neither blank nor a comment.
  */
 static List *
-allowed_rules(LintRun *run, ScriptStmt *st)
+allowed_rules(LintRun *run, int stmt_line)
 {
 	const char *text = run->script->text;
 	List	   *rules = NIL;
@@ -370,7 +384,7 @@ allowed_rules(LintRun *run, ScriptStmt *st)
 			if (*p == '\n')
 				run->line_starts[++n] = p + 1 - text;
 	}
-	for (int line = st->line - 1; line >= 1 && line <= run->nlines; line--)
+	for (int line = stmt_line - 1; line >= 1 && line <= run->nlines; line--)
 	{
 		const char *p = text + run->line_starts[line];
 
@@ -385,32 +399,32 @@ static LintFinding *
 add_finding(LintRun *run, const char *rule, LintSeverity severity, LintTable *t,
 			const char *lock, char *message, char *hint)
 {
-	LintFinding *f = palloc0(sizeof(LintFinding));
-	ScriptStmt *st = &run->script->stmts[run->stmt];
-	List	   *allowed = allowed_rules(run, st);
+	LintFinding *f = MemoryContextAllocZero(run->keep_cxt, sizeof(LintFinding));
+	int			line = run->script->spans[run->stmt].line;
+	List	   *allowed = allowed_rules(run, line);
 	ListCell   *lc;
 
 	f->seq = list_length(run->findings);
 	f->version = run->m->version;
 	f->stmt = run->stmt + 1;
-	f->line = st->line;
+	f->line = line;
 	f->rule = rule;
 	f->severity = severity;
 	if (t)
 	{
-		f->table = t->name;
+		f->table = MemoryContextStrdup(run->keep_cxt, t->name);
 		f->rows = t->is_new ? -1 : t->rows;
 		f->bytes = t->is_new ? -1 : t->bytes;
 	}
 	else
 		f->rows = f->bytes = -1;
-	f->lock = lock;
-	f->message = message;
-	f->hint = hint;
+	f->lock = lock ? MemoryContextStrdup(run->keep_cxt, lock) : NULL;
+	f->message = message ? MemoryContextStrdup(run->keep_cxt, message) : NULL;
+	f->hint = hint ? MemoryContextStrdup(run->keep_cxt, hint) : NULL;
 	foreach(lc, allowed)
 		if (strcmp(strVal(lfirst(lc)), rule) == 0)
 			f->allowed = true;
-	run->findings = lappend(run->findings, f);
+	KEEP(run, run->findings = lappend(run->findings, f));
 	return f;
 }
 
@@ -919,7 +933,7 @@ note_strong_lock(LintRun *run, LintTable *t, LOCKMODE mode)
 		return;
 	run->strong_locks = lappend(run->strong_locks,
 								list_make3(t, (void *) lock_name(mode),
-										   makeInteger(run->script->stmts[run->stmt].line)));
+										   makeInteger(run->script->spans[run->stmt].line)));
 }
 
 /* The strong lock an earlier statement of the migration holds on t: (t, lock name, line), or NIL. */
@@ -1010,12 +1024,12 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 					if (c->contype == CONSTR_CHECK && (column = raw_not_null_column(c->raw_expr)) != NULL)
 					{
 						if (c->skip_validation && c->conname)
-							run->pending_checks = lappend(run->pending_checks,
-														  list_make2(makeString(c->conname),
-																	 makeString(table_column_key(t, column))));
+							KEEP(run, run->pending_checks = lappend(run->pending_checks,
+																	list_make2(makeString(pstrdup(c->conname)),
+																			   makeString(table_column_key(t, column)))));
 						else
-							run->not_null_checks = lappend(run->not_null_checks,
-														   makeString(table_column_key(t, column)));
+							KEEP(run, run->not_null_checks = lappend(run->not_null_checks,
+																	 makeString(table_column_key(t, column))));
 					}
 					if (t->is_new)
 						break;
@@ -1042,7 +1056,8 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 				{
 					ListCell   *lc2;
 
-					run->validated = lappend(run->validated, makeString(psprintf("%s\n%s", t->name, cmd->name)));
+					KEEP(run, run->validated = lappend(run->validated,
+													   makeString(psprintf("%s\n%s", t->name, cmd->name))));
 					if (held && !t->is_new)
 						add_finding(run, "scan-under-lock", size_severity(t), t, (char *) lsecond(held),
 									psprintf("VALIDATE CONSTRAINT %s scans every row of %s (%s) while %s on it, "
@@ -1056,7 +1071,7 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 						List	   *pc = lfirst(lc2);
 
 						if (strcmp(strVal(linitial(pc)), cmd->name) == 0)
-							run->not_null_checks = lappend(run->not_null_checks, lsecond(pc));
+							KEEP(run, run->not_null_checks = lappend(run->not_null_checks, lsecond(pc)));
 					}
 					break;
 				}
@@ -1064,11 +1079,11 @@ lint_alter_table(LintRun *run, AlterTableStmt *stmt)
 				check_dependents(run, t, cmd->name, true, cmd->behavior == DROP_CASCADE);
 				break;
 			case AT_DropConstraint:
-				run->dropped_constraints = lappend(run->dropped_constraints,
-												   makeString(psprintf("%s\n%s", t->name, cmd->name)));
+				KEEP(run, run->dropped_constraints = lappend(run->dropped_constraints,
+															 makeString(psprintf("%s\n%s", t->name, cmd->name))));
 				break;
 			case AT_EnableRowSecurity:
-				run->rls_enabled = lappend(run->rls_enabled, stmt->relation);
+				run->rls_enabled = lappend(run->rls_enabled, copyObject(stmt->relation));
 				break;
 			default:
 				break;
@@ -1232,7 +1247,8 @@ lint_create_table(LintRun *run, RangeVar *rv, bool if_not_exists)
 	/* IF NOT EXISTS of a table that is there: nothing is created */
 	if (if_not_exists && OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
 		return;
-	run->created = lappend(run->created, rv);
+	/* kept after the statement's parse tree and the migration are gone */
+	KEEP(run, run->created = lappend(run->created, rv = copyObject(rv)));
 	if (rv->relpersistence == RELPERSISTENCE_TEMP)
 		return;
 	/* a schema an earlier statement creates is not there to look at */
@@ -1416,7 +1432,7 @@ lint_statement(LintRun *run, ScriptStmt *st)
 
 					tables = lappend(tables, t);
 					if (OidIsValid(t->relid))
-						run->dropped_rels = lappend_oid(run->dropped_rels, t->relid);
+						KEEP(run, run->dropped_rels = lappend_oid(run->dropped_rels, t->relid));
 				}
 				if (d->removeType != OBJECT_TABLE)
 					break;
@@ -1474,7 +1490,7 @@ lint_script(void *arg)
 
 	run->script = migration_script(run->m, "up");
 	for (run->stmt = 0; run->stmt < run->script->nstmts; run->stmt++)
-		lint_statement(run, &run->script->stmts[run->stmt]);
+		lint_statement(run, script_stmt(run->script, run->stmt));
 	run->stmt = 0;
 	finish_rls(run);
 }
@@ -1532,7 +1548,7 @@ lint_one(LintRun *run, Migration *m)
 		List	   *mine = list_copy_tail(run->findings, first);
 
 		list_sort(mine, finding_cmp);
-		run->findings = list_concat(list_truncate(run->findings, first), mine);
+		KEEP(run, run->findings = list_concat(list_truncate(run->findings, first), mine));
 	}
 }
 
@@ -1544,10 +1560,24 @@ List *
 lint_steps(List *steps)
 {
 	LintRun		run = {0};
+	MemoryContext migration_cxt = AllocSetContextCreate(CurrentMemoryContext, "migrate lint migration",
+														ALLOCSET_DEFAULT_SIZES);
 	ListCell   *lc;
 
+	run.keep_cxt = CurrentMemoryContext;
 	foreach(lc, steps)
-		lint_one(&run, ((PlanStep *) lfirst(lc))->m);
+	{
+		Migration  *m = ((PlanStep *) lfirst(lc))->m;
+		MemoryContext old;
+
+		if (m->up == NULL && m->batch == NULL)
+			m->up = (char *) migration_up_text(m);	/* the caller's migration keeps it */
+		old = MemoryContextSwitchTo(migration_cxt);
+		lint_one(&run, m);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(migration_cxt);
+	}
+	MemoryContextDelete(migration_cxt);
 	return run.findings;
 }
 

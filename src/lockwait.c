@@ -126,7 +126,7 @@ script_tables(const char *up)
 	{
 		ListCell   *lc;
 
-		foreach(lc, stmt_locked_relations(script->stmts[i].parsetree))
+		foreach(lc, stmt_locked_relations(script_stmt(script, i)->parsetree))
 		{
 			Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
 

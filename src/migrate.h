@@ -113,12 +113,29 @@ typedef struct ScriptStmt
 	int			index;			/* 0-based place in the script */
 } ScriptStmt;
 
+/* Where a statement of a script is: a Script keeps these, not parse trees. */
+typedef struct ScriptSpan
+{
+	int			offset;			/* byte offset of its text in the script */
+	int			len;
+	int			line;			/* line of its first token */
+} ScriptSpan;
+
+/*
+ * A script split into statements (script_parse()).  It keeps where each
+ * statement is, not its parse tree: script_stmt() parses one statement
+ * again when asked, so a script of 400,000 statements costs memory for one
+ * parse tree at a time.
+ */
 typedef struct Script
 {
 	const char *text;
 	int			nstmts;
 	int			allocated;
-	ScriptStmt *stmts;
+	ScriptSpan *spans;
+	MemoryContext stmt_cxt;		/* the statement script_stmt() gave last (made once needed) */
+	int			current;		/* its index, or -1 */
+	ScriptStmt	stmt;
 } Script;
 
 /* A syntax error that script_walk() was asked to return. */
@@ -156,6 +173,11 @@ extern ScriptSyntaxError *script_walk_mapped(const char *input, const LineMap *m
 											 bool soft, ScriptStmtCallback callback, void *arg);
 extern Script *script_parse_mapped(const char *input, const LineMap *map, const char *what);
 extern int	line_map_apply(const LineMap *map, int line);
+/*
+ * Statement i of a parsed script, its parse tree and text; valid until the
+ * next call for another statement of the same script.
+ */
+extern ScriptStmt *script_stmt(Script *script, int i);
 extern int	script_count(const char *input, const char *what);
 extern const char *script_skip_bom(const char *text);
 extern int	script_stmt_line_at(ScriptStmt *st, int offset);

@@ -460,15 +460,19 @@ keep_statement(ScriptStmt *st, void *arg)
 	if (script->nstmts == script->allocated)
 	{
 		script->allocated *= 2;
-		script->stmts = repalloc(script->stmts, sizeof(ScriptStmt) * script->allocated);
+		script->spans = repalloc_huge(script->spans, sizeof(ScriptSpan) * script->allocated);
 	}
-	script->stmts[script->nstmts] = *st;
-	script->stmts[script->nstmts].parsetree = copyObject(st->parsetree);
-	script->stmts[script->nstmts].sql = pnstrdup(st->sql, st->len);
+	script->spans[script->nstmts].offset = st->offset;
+	script->spans[script->nstmts].len = st->len;
+	script->spans[script->nstmts].line = st->line;
 	script->nstmts++;
 }
 
-/* All statements of a script, kept (see script_walk); a syntax error is an ERROR. */
+/*
+ * A script split into statements (see script_walk); a syntax error is an
+ * ERROR.  Where each statement is is kept, not its parse tree: see
+ * script_stmt().
+ */
 Script *
 script_parse(const char *input, const char *what)
 {
@@ -483,9 +487,59 @@ script_parse_mapped(const char *input, const LineMap *map, const char *what)
 
 	script->text = script_skip_bom(input);
 	script->allocated = 16;
-	script->stmts = palloc(sizeof(ScriptStmt) * script->allocated);
+	script->spans = palloc(sizeof(ScriptSpan) * script->allocated);
+	script->current = -1;
 	(void) script_walk_mapped(input, map, what, false, keep_statement, script);
 	return script;
+}
+
+/*
+ * Statement i of a parsed script: its text parsed again (it parsed when the
+ * script was split), in a memory context of the script's that is emptied
+ * when another statement is asked for.  So a loop over the statements needs
+ * memory for one parse tree at a time; what must outlast the statement is
+ * copied out by the caller.
+ */
+ScriptStmt *
+script_stmt(Script *script, int i)
+{
+	ScriptSpan *sp = &script->spans[i];
+	ScriptStmt *st = &script->stmt;
+	volatile bool saved_scs = standard_conforming_strings;
+	MemoryContext old;
+	List	   *raw;
+
+	Assert(i >= 0 && i < script->nstmts);
+	if (script->current == i)
+		return st;
+	script->current = -1;
+	if (script->stmt_cxt == NULL)
+		script->stmt_cxt = AllocSetContextCreate(GetMemoryChunkContext(script), "migrate script statement",
+												 ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(script->stmt_cxt);
+	old = MemoryContextSwitchTo(script->stmt_cxt);
+	st->sql = pnstrdup(script->text + sp->offset, sp->len);
+	st->len = sp->len;
+	st->offset = sp->offset;
+	st->line = sp->line;
+	st->index = i;
+	/* split with standard_conforming_strings on: parsed so again */
+	PG_TRY();
+	{
+		standard_conforming_strings = true;
+		raw = raw_parser(st->sql, RAW_PARSE_DEFAULT);
+	}
+	PG_FINALLY();
+	{
+		standard_conforming_strings = saved_scs;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	if (list_length(raw) != 1)
+		elog(ERROR, "statement %d of a script parsed into %d statements", i + 1, list_length(raw));
+	st->parsetree = linitial_node(RawStmt, raw)->stmt;
+	script->current = i;
+	return st;
 }
 
 static void
@@ -1102,7 +1156,7 @@ int
 script_exec_stmt(Script *script, int i, const char *what, const char *hint, bool read_only, bool discard)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	ScriptStmt *st = &script->stmts[i];
+	ScriptStmt *st = script_stmt(script, i);
 	const char *reason = stmt_forbidden_reason(st->parsetree, NULL);
 	const char *absorbed = stmt_absorbed(st->parsetree);
 	int			rc = 0;

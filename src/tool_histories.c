@@ -759,7 +759,8 @@ histories_record_apply(Migration *m, Script *script, double ms, const char *exce
 
 					/* a migration that was not run here has no statements to show */
 					for (int i = 0; script && i < script->nstmts; i++)
-						statements = lappend(statements, script->stmts[i].sql);
+						statements = lappend(statements, pnstrdup(script->text + script->spans[i].offset,
+																  script->spans[i].len));
 					exec_as_caller("INSERT INTO supabase_migrations.schema_migrations (version, name, statements) "
 								   "SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT FROM ONLY supabase_migrations.schema_migrations "
 								   "                                     WHERE version OPERATOR(pg_catalog.=) $1)",

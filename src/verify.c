@@ -601,7 +601,7 @@ check_query_raise(Migration *m, const char *kind)
 							kind[0] == 'a' ? "an" : "a", kind,
 							type == InvalidOid ? "nothing" : format_type_be(type)),
 					 errdetail("%s, statement %d of %d, line %d.", what, i + 1, script->nstmts,
-							   script->stmts[i].line),
+							   script->spans[i].line),
 					 errhint("Return a boolean that is true when the check passes, or pgTAP's ok() lines.")));
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
@@ -624,7 +624,7 @@ check_query_raise(Migration *m, const char *kind)
 						 errmsg("%s query of migration %s failed: row %llu returned %s",
 								kind, version, (unsigned long long) r + 1, shown),
 						 errdetail("%s, statement %d of %d, line %d.", what, i + 1, script->nstmts,
-								   script->stmts[i].line),
+								   script->spans[i].line),
 						 errhint("Every row's first column must be true.")));
 		}
 		SPI_freetuptable(SPI_tuptable);

@@ -574,7 +574,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 
 	for (int i = done; i < script->nstmts; i++)
 	{
-		ScriptStmt *st = &script->stmts[i];
+		ScriptStmt *st = script_stmt(script, i);
 		Oid			build_table;
 		ErrorData  *edata;
 		Job		   *now;
@@ -663,7 +663,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 			Oid			next_table = InvalidOid;
 
 			if (i + 1 < script->nstmts)
-				next_table = concurrent_build_table(script->stmts[i + 1].parsetree);
+				next_table = concurrent_build_table(script_stmt(script, i + 1)->parsetree);
 			progress_save(m, i + 1, invalid_indexes(next_table));
 			job_progressed(j->id);
 		}
@@ -710,7 +710,7 @@ run_non_transactional(Job *j, Migration *m, int step, int total)
 		{
 			ListCell   *lc;
 
-			foreach(lc, stmt_written_relations(script->stmts[i].parsetree))
+			foreach(lc, stmt_written_relations(script_stmt(script, i)->parsetree))
 			{
 				Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
 

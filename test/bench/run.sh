@@ -49,10 +49,21 @@
 #                  applying them with psql -1 -f (target: at most 0.10x); the
 #                  same risky migration linted against a table of 1,000,000
 #                  rows vs one of 10 (target: at most 1.5x: statistics only).
+#  11 memory       peak resident memory (VmHWM of /proc/<pid>/status) of the
+#                  backend, one fresh connection per case, vs psql -1 -f of the
+#                  same SQL: migrate_add() and migrate_apply() of a 50 MB
+#                  script; migrate_apply() of a SELECT of 2,000,000 rows; one
+#                  migrate_add_scripts() of 1,000 files, migrate_load() of a
+#                  directory of them (superuser), migrate_apply() of them.
+#                  Bound: at most 32 MB above psql's peak, plus 4 times the
+#                  text for the big script (its copies while it is registered:
+#                  the argument, its C string, the value bound to the INSERT,
+#                  the stored tuple).  About 40 s (--quick: a 10 MB script,
+#                  500,000 rows, 200 files, about 10 s).
 #
 # --quick uses smaller sizes and fewer repetitions (a smoke run, about a
 # minute and a half, half of it psql -f of the 50 MB script; the full run
-# takes about 4 minutes on 2 cores).  Output: a table on stdout, also written as Markdown to
+# takes about 5 minutes on 2 cores).  Output: a table on stdout, also written as Markdown to
 # test/bench/results.md.  Times never fail the run: the exit status is 0
 # unless something is broken.
 #
@@ -97,6 +108,7 @@ if [[ $MODE == full ]]; then
 	SEED_BYTES=$((5 * 1024 * 1024)) SEED_REPS=7
 	GRAPH_CHAIN=(10000 100000) GRAPH_DENSE=(1000 10000)
 	PARSE_BIG_BYTES=$((50 * 1024 * 1024)) PARSE_REPS=7 PARSE_BIG_REPS=3
+	MEM_BIG_BYTES=$((50 * 1024 * 1024)) MEM_ROWS=2000000 MEM_FILES=1000
 else
 	APPLY_N=100 APPLY_REPS=3 JOB_REPS=2
 	LINT_REPS=3 LINT_BIG_ROWS=100000
@@ -106,6 +118,7 @@ else
 	SEED_BYTES=$((1024 * 1024)) SEED_REPS=3
 	GRAPH_CHAIN=(2000 20000) GRAPH_DENSE=(500 5000)
 	PARSE_BIG_BYTES=$((50 * 1024 * 1024)) PARSE_REPS=3 PARSE_BIG_REPS=1
+	MEM_BIG_BYTES=$((10 * 1024 * 1024)) MEM_ROWS=500000 MEM_FILES=200
 fi
 
 # ---------------------------------------------------------------- cluster
@@ -985,6 +998,111 @@ ALTER TABLE t DROP COLUMN w;
 	NOTES+=("10: medians of $LINT_REPS calls, statement time. First row: migrate_lint() of the $n pending migrations of benchmark 1 (registered once) vs applying the same SQL with \`psql -1 -f\` in a fresh database (end to end): what linting adds before an apply. Second row: migrate_lint() of one migration of seven risky statements (a volatile default, int -> bigint, SET NOT NULL, a foreign key without NOT VALID, CREATE INDEX, an UPDATE under those locks, a DROP COLUMN a view uses) against a VACUUM ANALYZEd table of $LINT_BIG_ROWS rows vs the same against one of 10 rows: the linter reads statistics, never the table.")
 }
 
+# ================================================================ 11. memory
+# Peak resident memory (VmHWM of /proc/<pid>/status) of the backend that did
+# the work, each case in a connection of its own, read at its end by the same
+# session (and in the same transaction, with -1).  It counts the pages of
+# shared_buffers the backend touched, as the baseline's does.
+MEM_PEAK_SQL="SELECT 'peak_kb=' || (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'), 'VmHWM:\s+(\d+) kB'))[1]"
+# peak_mb OUT PSQL-ARGS...: one psql connection running PSQL-ARGS (its
+# results sent nowhere), then the peak of its backend, in MB.
+peak_mb() {
+	local out=$1
+	shift
+	as_pg "${PSQL[@]}" -At -o /dev/null "$@" -c '\o' -c "$MEM_PEAK_SQL" >"$out" 2>&1 ||
+		{
+			echo "run.sh: psql failed ($*):" >&2
+			tail -n 20 "$out" >&2
+			exit 1
+		}
+	sed -nE 's/^peak_kb=([0-9]+)$/\1/p' "$out" | awk '{ printf "%.1f\n", $1 / 1024 }'
+}
+
+bench_memory() {
+	local big=$MEM_BIG_BYTES rows=$MEM_ROWS nf=$MEM_FILES dir=$TMP/gen/memory f i
+	local idle base m d allow
+	echo "== 11. memory: a $((big / 1048576)) MiB script, a SELECT of $rows rows, $nf files"
+	mkdir -p "$dir/load"
+	chmod 755 "$dir" "$dir/load"
+	# the bound: a migrate call's peak stays within MEM_BOUND_MB of the same
+	# work through psql -1 -f (plus, for a big script, MEM_TEXT_COPIES copies
+	# of its text: see the header)
+	mem_row() { # mem_row NAME SIZE MIGRATE_MB BASELINE_MB ALLOWANCE_MB
+		d=$(awk -v a="$3" -v b="$4" 'BEGIN { printf "%+.1f", a - b }')
+		verdict "11 $1: peak within $(fmt "$5") MB of psql's" "$d" "$5" "$(fmt "$3") MB, psql $(fmt "$4") MB, $d MB"
+		row "11 $1" "$2" "$(fmt "$3") MB" "$(fmt "$4") MB" "$(ratio "$3" "$4")" "<= +$(fmt "$5") MB" "$V"
+	}
+	idle=$(peak_mb "$TMP/out/b11.out" -d bench_tpl -c 'SELECT 1')
+
+	# (a) a big script: registered, then applied, vs psql -1 -f of the file
+	f=$dir/big.sql
+	as_pg awk -v bytes="$big" 'BEGIN {
+		for (i = 1; n < bytes; i++) {
+			line = sprintf("INSERT INTO parse_t VALUES (%d, '\''row %d'\'', '\''a note that makes this statement about a hundred bytes long %d'\'');", i, i, i * 7)
+			print line
+			n += length(line) + 1
+		}
+	}' >"$f"
+	local big_mb big_n
+	big_mb=$(awk -v b="$(stat -c %s "$f")" 'BEGIN { printf "%.1f", b / 1048576 }')
+	big_n=$(wc -l <"$f")
+	for d in b11_am b11_ab; do
+		fresh_db "$d"
+		q "$d" "CREATE TABLE parse_t (id int, name text, note text)" >/dev/null
+	done
+	checkpoint
+	base=$(peak_mb "$TMP/out/b11.out" -1 -d b11_ab -f "$f")
+	[[ $(q b11_ab "SELECT count(*) FROM parse_t") == "$big_n" ]]
+	checkpoint
+	m=$(peak_mb "$TMP/out/b11.out" -d b11_am -c "SELECT length(migrate_add('1', 'big script', pg_read_file('$f')))")
+	allow=$(awk -v s="$big_mb" -v b="$MEM_BOUND_MB" -v c="$MEM_TEXT_COPIES" 'BEGIN { print b + c * s }')
+	mem_row "migrate_add() of a big script" "$big_mb MB, $big_n statements" "$m" "$base" "$allow"
+	checkpoint
+	m=$(peak_mb "$TMP/out/b11.out" -d b11_am -c 'SELECT count(*) FROM migrate_apply()')
+	[[ $(q b11_am "SELECT count(*) FROM parse_t") == "$big_n" ]]
+	mem_row "migrate_apply() of that script" "$big_mb MB, $big_n statements" "$m" "$base" "$allow"
+	drop_db b11_am
+	drop_db b11_ab
+
+	# (b) a migration that is a SELECT of many rows
+	local sel="SELECT g, repeat('x', 100) FROM generate_series(1, $rows) g;"
+	printf '%s\n' "$sel" >"$dir/select.sql"
+	fresh_db b11_sm
+	fresh_db b11_sb
+	q b11_sm "SELECT migrate_add('1', 'a big select', \$s\$$sel\$s\$)" >/dev/null
+	base=$(peak_mb "$TMP/out/b11.out" -1 -d b11_sb -f "$dir/select.sql")
+	m=$(peak_mb "$TMP/out/b11.out" -d b11_sm -c 'SELECT count(*) FROM migrate_apply()')
+	[[ $(q b11_sm "SELECT count(*) FROM migrate.applied") == 1 ]]
+	mem_row "migrate_apply() of a SELECT of many rows" "$rows rows" "$m" "$base" "$MEM_BOUND_MB"
+	drop_db b11_sm
+	drop_db b11_sb
+
+	# (c) many files: one migrate_add_scripts() call, migrate_load() of the
+	# same files in a directory, then applying them, vs psql -1 -f of them all
+	gen_apply_files "$dir/files" "$nf"
+	for ((i = 1; i <= nf; i++)); do cp "$dir/files/m_$i.sql" "$dir/load/V${i}__t_$i.sql"; done
+	chmod 644 "$dir/load"/*.sql
+	fresh_db b11_fm
+	fresh_db b11_fl
+	fresh_db b11_fb
+	checkpoint
+	base=$(peak_mb "$TMP/out/b11.out" -1 -d b11_fb -f "$dir/files/baseline.sql")
+	checkpoint
+	m=$(peak_mb "$TMP/out/b11.out" -d b11_fm -f "$dir/files/register_scripts.sql")
+	mem_row "one migrate_add_scripts() of many files" "$nf files" "$m" "$base" "$MEM_BOUND_MB"
+	checkpoint
+	m=$(peak_mb "$TMP/out/b11.out" -d b11_fl -c "SELECT count(*) FROM migrate_load('$dir/load')")
+	mem_row "migrate_load() of a directory of them" "$nf files" "$m" "$base" "$MEM_BOUND_MB"
+	[[ $(q b11_fl "SELECT count(*) FROM migrate.migrations") == "$nf" ]]
+	checkpoint
+	m=$(peak_mb "$TMP/out/b11.out" -d b11_fm -c 'SELECT count(*) FROM migrate_apply()')
+	[[ $(q b11_fm "SELECT count(*) FROM migrate.applied") == "$nf" ]]
+	mem_row "migrate_apply() of them" "$nf migrations" "$m" "$base" "$MEM_BOUND_MB"
+	for d in b11_fm b11_fl b11_fb; do drop_db "$d"; done
+	NOTES+=("11: peak resident memory (VmHWM of /proc/<pid>/status, read by the session itself at its end) of the backend of one fresh connection per case and side; it counts the pages of shared_buffers that backend touched. A fresh connection that runs \`SELECT 1\` peaks at $(fmt "$idle") MB. migrate = the call shown (the big script read with pg_read_file(); the files as one \`migrate_add_scripts()\` call sent by psql, or \`migrate_load()\` of a directory); baseline = \`psql -1 -f\` of the same SQL (the big script, the SELECT, all the files in one), in a fresh database. Bound: migrate's peak at most $MEM_BOUND_MB MB above psql's, plus $MEM_TEXT_COPIES times the text for the big script (its copies while it is registered: the argument, its C string, the value bound to the INSERT, the stored tuple; applying it holds one).")
+}
+MEM_BOUND_MB=32 MEM_TEXT_COPIES=4
+
 START=$EPOCHSECONDS
 # MIGRATE_BENCH_ONLY: a comma-separated list of the benchmarks to run (default all)
 want() { [[ -z ${MIGRATE_BENCH_ONLY:-} || ",${MIGRATE_BENCH_ONLY// /}," == *",$1,"* ]]; }
@@ -998,6 +1116,7 @@ if want 7; then bench_parse; fi
 if want 8; then bench_job; fi
 if want 9; then bench_batch; fi
 if want 10; then bench_lint; fi
+if want 11; then bench_memory; fi
 ELAPSED=$((EPOCHSECONDS - START))
 BUILD_WARNING=""
 if [[ $(install_stamp) != "$INSTALL_STAMP" ]]; then
