@@ -244,9 +244,13 @@ BEGIN
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
             IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
                 EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM %I', f, r);
-                EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA migrate FROM %I', r);
             END IF;
         END LOOP;
+    END LOOP;
+    FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
+        IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
+            EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA migrate FROM %I', r);
+        END IF;
     END LOOP;
 END
 $$;

@@ -159,7 +159,7 @@ lock_holders_text(List *relids)
 							  "coalesce(a.usename::pg_catalog.text, '?'), "
 							  "coalesce(a.application_name, ''), coalesce(a.state, 'state unknown') "
 							  "  OPERATOR(pg_catalog.||) coalesce(' since ' OPERATOR(pg_catalog.||) "
-							  "  pg_catalog.date_trunc('second', a.xact_start)::pg_catalog.text, ''), l.mode, "
+							  "  pg_catalog.date_trunc('second', a.state_change)::pg_catalog.text, ''), l.mode, "
 							  "  l.relation::pg_catalog.regclass), '; ' "
 							  "  ORDER BY a.xact_start) "
 							  "  FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a "

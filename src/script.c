@@ -872,8 +872,11 @@ stmt_turns_scs_off(Node *parsetree)
 					return "SET standard_conforming_strings to a value other than on";
 				case VAR_SET_DEFAULT:
 					return "SET standard_conforming_strings TO DEFAULT";
-				default:
+				case VAR_RESET:
+				case VAR_RESET_ALL:
 					return "RESET standard_conforming_strings";
+				default:
+					return "SET standard_conforming_strings";
 			}
 		case T_AlterRoleSetStmt:
 			return variable_set_scs_off(((AlterRoleSetStmt *) parsetree)->setstmt)
@@ -957,8 +960,11 @@ stmt_forbidden_reason(Node *parsetree, const char **hint)
 		case TRANS_STMT_COMMIT_PREPARED:
 			what = "COMMIT PREPARED";
 			break;
-		default:
+		case TRANS_STMT_ROLLBACK_PREPARED:
 			what = "ROLLBACK PREPARED";
+			break;
+		default:
+			what = "A transaction statement";
 			break;
 	}
 	*hint = "Remove it: the whole migration commits or rolls back as one.";
