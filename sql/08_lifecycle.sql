@@ -199,6 +199,9 @@ SELECT version, action, checksum, pg_temp.short(detail::text) AS detail
   FROM pg_temp.history() WHERE action = 'repair';
 -- the new text must parse
 SELECT * FROM migrate_repair('3', 'CREATE TABLE b_three (id int,);');
+-- text holding sections is a file's: registered as a file, never stored raw (22023)
+SELECT * FROM migrate_repair('3', E'CREATE TABLE b_three (id int);\n-- migrate:down\nDROP TABLE b_three;');
+SELECT pg_temp.sqlstate_of($$SELECT * FROM migrate_repair('3', E'SELECT 1;\n-- migrate:down\nSELECT 2;')$$) AS sections;
 -- a pending migration: 55000; unknown: 42704; up without version: 22004
 SELECT left(migrate_add('4', 'b four', 'CREATE TABLE b_four (id int);'), 12) AS checksum;
 SELECT * FROM migrate_repair('4', 'CREATE TABLE b_four (id bigint);');
