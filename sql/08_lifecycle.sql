@@ -243,7 +243,9 @@ BEGIN;
 UPDATE migrate.migrations SET up = 'DROP TABLE b_two;', checksum = migrate_checksum('DROP TABLE b_two;'), drift = 'edited'
  WHERE version = '3';
 SELECT pg_temp.sqlstate_of('SELECT migrate_verify()') AS hand_made_edited;
+SELECT problem, version, name FROM migrate_validate();
 ROLLBACK;
+SELECT count(*) AS problems_of_the_real_edit FROM migrate_validate();
 SELECT migrate_verify() > 0 AS edited_verifies;
 SELECT version, action FROM migrate_rollback('2');
 SELECT version, state FROM pg_temp.status() WHERE version = '3';

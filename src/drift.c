@@ -352,3 +352,34 @@ refuse_changed_rollback(List *steps)
 						 "text first with SELECT * FROM migrate_repair('%s'); then roll back.", m->version)));
 	}
 }
+
+/*
+ * Whether an applied migration labelled edited is what the label says: the
+ * kept applied text and the registered one have the checksums recorded for
+ * them and are the same statements.  The label alone is not trusted (a
+ * catalog edited by hand could set it): migrate_verify() and
+ * migrate_validate() prove it again.
+ */
+bool
+drift_edited_proven(const char *key, const char *applied_checksum, const char *checksum)
+{
+	Datum		arg = CStringGetTextDatum(key);
+	bool		proven = false;
+
+	catalog_exec("SELECT applied_up, up FROM migrate.migrations WHERE version_key = $1 AND drift = 'edited'",
+				 1, (Oid[]) {TEXTOID}, &arg, NULL);
+	if (SPI_processed > 0)
+	{
+		char	   *applied_up = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *up = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		proven = applied_up && up && strcmp(script_checksum(applied_up), applied_checksum) == 0 &&
+			strcmp(script_checksum(up), checksum) == 0 && script_tokens_equal(applied_up, up);
+		if (applied_up)
+			pfree(applied_up);
+		if (up)
+			pfree(up);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return proven;
+}

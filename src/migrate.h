@@ -379,6 +379,7 @@ extern void drift_report(Migration *old, Migration *m, DriftKind d, int line);
 extern char *drift_detail(Migration *old, Migration *m, DriftKind d, int line);
 extern void refuse_while_changed(Catalog *cat, const char *caller);
 extern void refuse_changed_rollback(List *steps);
+extern bool drift_edited_proven(const char *key, const char *applied_checksum, const char *checksum);
 
 /* ---- expect.c ---- */
 

@@ -158,6 +158,12 @@ migrate_validate(PG_FUNCTION_ARGS)
 			put_problem(rsinfo, "changed", m->version, m->name,
 						psprintf("Applied with checksum %s; the registered text has checksum %s.",
 								 m->applied_checksum, m->checksum));
+		else if (strcmp(migration_state(cat, m, false), "edited") == 0 &&
+				 !drift_edited_proven(m->key, m->applied_checksum, m->checksum))
+			put_problem(rsinfo, "changed", m->version, m->name,
+						psprintf("Applied with checksum %s; the registered text has checksum %s, recorded as edited, "
+								 "but the kept applied text and the registered one are not the same statements.",
+								 m->applied_checksum, m->checksum));
 		if (plan_out_of_order(cat, m, waits[i]))
 			put_problem(rsinfo, "out of order", m->version, m->name,
 						"Pending, but older than the newest applied migration: migrate_apply() refuses it unless out_of_order => true.");

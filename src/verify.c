@@ -843,7 +843,7 @@ check_applied(const char *version)
 
 	catalog_exec("SELECT a.version, coalesce(m.name, a.name), a.checksum, m.checksum, m.verify, a.touched, "
 				 "       a.touched_tables::pg_catalog.oid[], m.registered_by, m.drift, m.source, m.lines::text, "
-				 "       CASE WHEN m.drift = 'edited' THEN m.applied_up END, CASE WHEN m.drift = 'edited' THEN m.up END "
+				 "       a.version_key "
 				 "  FROM migrate.applied a "
 				 "  LEFT JOIN migrate.migrations m ON m.version_key = a.version_key "
 				 " WHERE $1 IS NULL OR a.version_key = $1 "
@@ -914,13 +914,7 @@ check_applied(const char *version)
 		 */
 		res->ok = registered_sum && strcmp(registered_sum, applied_sum) == 0;
 		if (!res->ok && registered_sum && str_equal(SPI_getvalue(rows[i], desc, 9), "edited"))
-		{
-			char	   *applied_up = SPI_getvalue(rows[i], desc, 12);
-			char	   *up = SPI_getvalue(rows[i], desc, 13);
-
-			res->ok = applied_up && up && strcmp(script_checksum(applied_up), applied_sum) == 0 &&
-				strcmp(script_checksum(up), registered_sum) == 0 && script_tokens_equal(applied_up, up);
-		}
+			res->ok = drift_edited_proven(SPI_getvalue(rows[i], desc, 12), applied_sum, registered_sum);
 		if (!res->ok)
 		{
 			strlcpy(res->sqlstate, unpack_sql_state(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), 6);
