@@ -112,21 +112,46 @@ lockwait_set_timeout(const char *script)
 							 PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
 }
 
-/* The tables a script's statements name, as they resolve now. */
+/*
+ * A script's SET search_path (or RESET), followed where its table names are
+ * resolved ahead of running it, in a GUC nest level the caller closes: the
+ * names resolve as they will when the script runs.  Whether it was one.
+ */
+static bool
+follow_search_path(Node *stmt)
+{
+	VariableSetStmt *set = (VariableSetStmt *) stmt;
+
+	if (!IsA(stmt, VariableSetStmt) || set->name == NULL || strcmp(set->name, "search_path") != 0)
+		return false;
+	(void) set_config_option("search_path", set->kind == VAR_SET_VALUE ? ExtractSetVariableArgs(set) : NULL,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	return true;
+}
+
+/*
+ * The tables a script's statements name, as they resolve now, each under
+ * the search_path the script had set by then.
+ */
 static List *
 script_tables(const char *up)
 {
 	List	   *relids = NIL;
 	Script	   *script;
+	int			guc_level;
 
 	if (up == NULL)
 		return NIL;
 	script = script_parse(up, "the up script");
+	guc_level = NewGUCNestLevel();
 	for (int i = 0; i < script->nstmts; i++)
 	{
+		Node	   *stmt = script_stmt(script, i)->parsetree;
 		ListCell   *lc;
 
-		foreach(lc, stmt_locked_relations(script_stmt(script, i)->parsetree))
+		if (follow_search_path(stmt))
+			continue;
+		foreach(lc, stmt_locked_relations(stmt))
 		{
 			Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
 
@@ -134,6 +159,7 @@ script_tables(const char *up)
 				relids = list_append_unique_oid(relids, relid);
 		}
 	}
+	AtEOXact_GUC(false, guc_level);
 	return relids;
 }
 
@@ -206,8 +232,8 @@ locks_existing_table(ScriptStmt *st, void *arg)
 	Node	   *tree = st->parsetree;
 	ListCell   *lc;
 
-	if (*found || IsA(tree, InsertStmt) || IsA(tree, UpdateStmt) || IsA(tree, DeleteStmt) ||
-		IsA(tree, MergeStmt) || IsA(tree, SelectStmt) || IsA(tree, CreateStmt))
+	if (*found || follow_search_path(tree) || IsA(tree, InsertStmt) || IsA(tree, UpdateStmt) ||
+		IsA(tree, DeleteStmt) || IsA(tree, MergeStmt) || IsA(tree, SelectStmt) || IsA(tree, CreateStmt))
 		return;
 	foreach(lc, stmt_locked_relations(tree))
 		if (OidIsValid(RangeVarGetRelid(lfirst(lc), NoLock, true)))
@@ -218,10 +244,12 @@ static bool
 takes_table_locks(const char *up)
 {
 	bool		found = false;
+	int			guc_level = NewGUCNestLevel();	/* for the script's search_path */
 
 	/* a syntax error is left to apply_step(), which reports it in its context */
 	if (up != NULL)
 		(void) script_walk(up, "the up script", true, locks_existing_table, &found);
+	AtEOXact_GUC(false, guc_level);
 	return found;
 }
 

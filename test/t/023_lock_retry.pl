@@ -513,4 +513,16 @@ is($pm_out, "095|applied\ndone", '... and it is applied');
 is(scalar $pm->query(q{SELECT count(*) FROM pg_prepared_statements}), '0', '... leaving no prepared statement');
 $pm->quit;
 
+# A script that sets its own search_path: the holders of its tables are
+# found under that path (not the caller's), in the NOTICE and the error.
+query(q{CREATE SCHEMA own_path; CREATE TABLE own_path.ht (id int)});
+query(q{SELECT migrate_add('096', 'own path', E'SET search_path = own_path;\nALTER TABLE ht ADD COLUMN c int;')});
+$h->query_safe('BEGIN; SELECT count(*) FROM own_path.ht;');
+my ($op_rc, $op_out, $op_err) =
+  run_sql("SET migrate.lock_timeout = '${LOCK_MS}ms'; SET migrate.lock_retries = 1; SELECT * FROM migrate_apply();");
+h_end();
+like($op_err, qr/NOTICE: .*migration 096 could not get a lock in time.*\nDETAIL:  .*held by: pid \d+ \(.*holding AccessShareLock on own_path\.ht\)/,
+	'a script with its own search_path: the holder of its table is named in the NOTICE');
+like($op_err, qr/ERROR: .*\nDETAIL: .*Locks on its tables are held by: pid \d+ \(.*on own_path\.ht\)/s, '... and in the error');
+
 done_testing();
