@@ -306,6 +306,21 @@ INSERT INTO plain VALUES (3);
 DELETE FROM plain WHERE id = 3;
 $f$);
 SELECT version, state FROM migrate_status() WHERE version = '017';
+-- a header line added above its sections: the same migration (unchanged, no
+-- history row), its sections' file lines kept up to date
+SELECT lines FROM migrate.migrations WHERE version = '017';
+SELECT file, result FROM migrate_add_script('017_directives.sql', $f$-- directives, and a header line
+-- migrate:requires 010, 011
+-- migrate:up
+-- migrate:requires 012
+INSERT INTO plain VALUES (3);
+-- migrate:expect {"plain": "+1"}
+-- migrate:expect {"sections": "="}
+-- migrate:down
+DELETE FROM plain WHERE id = 3;
+$f$);
+SELECT lines FROM migrate.migrations WHERE version = '017';
+SELECT count(*) AS history_rows_017 FROM migrate.history WHERE version = '017';
 
 -- a down file alone sets the down script of a registered version
 SELECT * FROM migrate_add_script('U18__checked.sql', 'DROP TABLE checked;');

@@ -434,8 +434,6 @@ updated_parts(Migration *old, Migration *m)
 	PART_DIFFERS(!list_equal_strings(old->requires, m->requires), "requirements");
 	PART_DIFFERS(old->transactional != m->transactional, m->transactional ? "transactional" : "non-transactional");
 	PART_DIFFERS(!str_equal(old->batch, m->batch), "batch options");
-	/* where a file's sections stand: said only when nothing else changed */
-	PART_DIFFERS(buf.len == 0 && !str_equal(old->lines, m->lines), "file lines");
 #undef PART_DIFFERS
 	return buf.len ? buf.data : NULL;
 }
@@ -616,7 +614,19 @@ register_migration(Catalog *cat, Migration *m)
 						 quote_json(old->registered_by), quote_json(current_user_name()));
 	}
 	else
+	{
+		/*
+		 * The same migration, its sections elsewhere in its file (a header
+		 * comment added, a catalog from before 0.5.0): where its lines stand
+		 * is kept, as no change of the migration.
+		 */
+		if (!str_equal(old->lines, m->lines))
+			catalog_exec("UPDATE migrate.migrations SET lines = $2::jsonb WHERE version_key = $1",
+						 2, (Oid[]) {TEXTOID, TEXTOID},
+						 (Datum[]) {CStringGetTextDatum(m->key), m->lines ? CStringGetTextDatum(m->lines) : (Datum) 0},
+						 m->lines ? NULL : " n");
 		return REGISTER_UNCHANGED;
+	}
 
 	/*
 	 * A new verify query or down script for an applied migration changes
