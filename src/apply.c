@@ -44,7 +44,7 @@ apply_error_context(void *arg)
 {
 	ApplyContext *ac = arg;
 
-	if (ac->m->source && strcmp(ac->m->source, "migrate_add") != 0)
+	if (migration_from_file(ac->m))
 		errcontext("applying migration %s \"%s\" (%d of %d), from file \"%s\"",
 				   ac->m->version, ac->m->name, ac->step, ac->nsteps, ac->m->source);
 	else
@@ -140,10 +140,21 @@ session_names(const char *sql)
 	return names;
 }
 
+/*
+ * The session's prepared statements.  A PREPARE outlives a rollback: what a
+ * dry run prepared, and what a try that a lock timeout rolled back prepared
+ * (lockwait.c), is deallocated with deallocate_prepared_since().
+ */
+List *
+session_prepared_names(void)
+{
+	return session_names("SELECT name FROM pg_catalog.pg_prepared_statements");
+}
+
 static void
 session_objects(SessionObjects *so)
 {
-	so->prepared = session_names("SELECT name FROM pg_catalog.pg_prepared_statements");
+	so->prepared = session_prepared_names();
 	so->cursors = session_names("SELECT name FROM pg_catalog.pg_cursors");
 }
 
@@ -155,31 +166,18 @@ session_objects(SessionObjects *so)
 static void
 session_restore(SessionObjects *before)
 {
-	SessionObjects now;
+	List	   *now;
 	ListCell   *lc;
 
-	session_objects(&now);
-	foreach(lc, now.prepared)
-		if (!list_member(before->prepared, lfirst(lc)))
-			DropPreparedStatement(strVal(lfirst(lc)), false);
+	deallocate_prepared_since(before->prepared);
+	now = session_prepared_names();
 	foreach(lc, before->prepared)
-		if (!list_member(now.prepared, lfirst(lc)))
+		if (!list_member(now, lfirst(lc)))
 			ereport(WARNING,
 					(errmsg("the dry run deallocated prepared statement \"%s\" of this session",
 							strVal(lfirst(lc))),
 					 errdetail("A DEALLOCATE is not undone by rolling back; the dry run rolled back everything else."),
 					 errhint("PREPARE it again if it is still needed.")));
-}
-
-/*
- * The session's prepared statements, for a migration that a lock timeout
- * rolls back and retries (lockwait.c): a PREPARE outlives the rollback, so
- * what the failed try prepared is deallocated before the next one.
- */
-List *
-session_prepared_names(void)
-{
-	return session_names("SELECT name FROM pg_catalog.pg_prepared_statements");
 }
 
 void

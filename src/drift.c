@@ -236,12 +236,10 @@ drift_name(DriftKind d)
 static char *
 drift_where(Migration *m, int line)
 {
-	bool		from_file = m->source && strcmp(m->source, "migrate_add") != 0;
-
 	if (line <= 0)
 		return "";
 	line = migration_file_line(m, "up", line);
-	return from_file ? psprintf("It first differs at line %d of file \"%s\". ", line, m->source)
+	return migration_from_file(m) ? psprintf("It first differs at line %d of file \"%s\". ", line, m->source)
 		: psprintf("It first differs at line %d of its up script. ", line);
 }
 
@@ -272,6 +270,14 @@ drift_report(Migration *old, Migration *m, DriftKind d, int line)
 				 errhint("Nothing is refused; migrate_repair('%s') accepts the new checksum.", m->version)));
 }
 
+/* Applied, and its registered statements are not the applied ones. */
+bool
+migration_is_changed(Migration *m)
+{
+	return m->applied && !m->repeatable && strcmp(m->applied_checksum, m->checksum) != 0 &&
+		!str_equal(m->drift, "edited");
+}
+
 /*
  * Refuse to apply while an applied migration is changed: what ran is not
  * what the catalog holds, so what runs next may build on the wrong thing.
@@ -288,7 +294,7 @@ refuse_while_changed(Catalog *cat, const char *caller)
 	{
 		Migration  *m = cat->items[i];
 
-		if (strcmp(migration_state(cat, m, false), "changed") != 0)
+		if (!migration_is_changed(m))
 			continue;
 		if (first == NULL)
 			first = m;
@@ -303,8 +309,8 @@ refuse_while_changed(Catalog *cat, const char *caller)
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("%s refuses to apply while an applied migration is changed", caller),
 			 errdetail("Changed since applied: %s%s%s.", versions.data,
-					   first->source && strcmp(first->source, "migrate_add") != 0 ? " (file " : "",
-					   first->source && strcmp(first->source, "migrate_add") != 0
+					   migration_from_file(first) ? " (file " : "",
+					   migration_from_file(first)
 					   ? psprintf("\"%s\"%s)", first->source, n > 1 ? ", ..." : "") : ""),
 			 errhint("Restore the file and register it again, or accept the new text: SELECT * FROM migrate_repair('%s');",
 					 first->version)));
@@ -339,8 +345,7 @@ refuse_changed_rollback(List *steps)
 	{
 		Migration  *m = ((PlanStep *) lfirst(lc))->m;
 
-		if (!m->applied || m->repeatable || strcmp(m->applied_checksum, m->checksum) == 0 ||
-			str_equal(m->drift, "edited"))
+		if (!migration_is_changed(m))
 			continue;
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -646,13 +646,6 @@ script_directives(const char *text, const char *name)
 
 /* ---- a migration's sections and their lines in its file ---- */
 
-/* Whether the migration was registered from a file. */
-static bool
-from_file(Migration *m)
-{
-	return m->source && strcmp(m->source, "migrate_add") != 0;
-}
-
 /*
  * The line map of a migration's section ("up", "down", "verify",
  * "assert"), from migrate.migrations.lines; NULL when its lines are the
@@ -714,7 +707,7 @@ migration_script_what(Migration *m, const char *section)
 	if (strcmp(section, "down") == 0 && m->lines)
 		file = (char *) jsonb_field_text(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(m->lines))),
 										 "down_file");
-	if (file == NULL && from_file(m))
+	if (file == NULL && migration_from_file(m))
 		file = m->source;
 	if (file == NULL)
 		return psprintf("the %s of migration %s", part, m->version);
@@ -1121,7 +1114,7 @@ register_files(List *files, bool strict, bool directory)
 			bool		here = false;
 
 			/* pending, and registered from a file (not by migrate_add()) */
-			if (m->applied || m->source == NULL || strcmp(m->source, "migrate_add") == 0)
+			if (m->applied || !migration_from_file(m))
 				continue;
 			foreach(lc, files)
 				if (((MigrationFile *) lfirst(lc))->key && strcmp(((MigrationFile *) lfirst(lc))->key, m->key) == 0)
@@ -1390,7 +1383,7 @@ migrate_compare_scripts(PG_FUNCTION_ARGS)
 		Migration  *m = cat->items[i];
 
 		/* one registered by migrate_add() was never in a directory */
-		if (seen[i] || m->source == NULL || strcmp(m->source, "migrate_add") == 0)
+		if (seen[i] || !migration_from_file(m))
 			continue;
 		if (m->applied)
 			put_compare_row(rsinfo, NULL, m->version, m->name, "missing", NULL, m->applied_checksum,

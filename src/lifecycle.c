@@ -643,7 +643,7 @@ migrate_repair(PG_FUNCTION_ARGS)
 					 errmsg("migration %s is not applied", version),
 					 errhint("migrate_add() replaces the text of a pending migration.")));
 		/* a file's text is its sections: they are registered from the file, never taken raw */
-		if (m->source && strcmp(m->source, "migrate_add") != 0)
+		if (migration_from_file(m))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("migration %s was registered from file \"%s\": its new text comes from the file", version,

@@ -234,6 +234,9 @@ typedef struct Migration
 	char	   *result_detail;	/* what register_migration() says of drift it recorded, or NULL */
 } Migration;
 
+/* Registered from a file (its source is the file's name), not by migrate_add(). */
+#define migration_from_file(m) ((m)->source != NULL && strcmp((m)->source, "migrate_add") != 0)
+
 /* Runs only in a job: it cannot run in a transaction, or it is batched. */
 #define migration_needs_worker(m) (!(m)->transactional || (m)->batch != NULL)
 
@@ -377,6 +380,7 @@ extern DriftKind drift_judge(Migration *old, Migration *m, char **applied_text, 
 extern const char *drift_name(DriftKind d);
 extern void drift_report(Migration *old, Migration *m, DriftKind d, int line);
 extern char *drift_detail(Migration *old, Migration *m, DriftKind d, int line);
+extern bool migration_is_changed(Migration *m);
 extern void refuse_while_changed(Catalog *cat, const char *caller);
 extern void refuse_changed_rollback(List *steps);
 extern bool drift_edited_proven(const char *key, const char *applied_checksum, const char *checksum);

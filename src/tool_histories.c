@@ -609,7 +609,7 @@ flyway_description(Migration *m)
 static char *
 flyway_script(Migration *m)
 {
-	if (m->source && strcmp(m->source, "migrate_add") != 0)
+	if (migration_from_file(m))
 		return m->source;
 	if (m->repeatable)
 		return psprintf("R__%s.sql", m->name);

@@ -154,11 +154,11 @@ migrate_validate(PG_FUNCTION_ARGS)
 		Migration  *m = cat->items[i];
 
 		CHECK_FOR_INTERRUPTS();
-		if (strcmp(migration_state(cat, m, false), "changed") == 0)
+		if (migration_is_changed(m))
 			put_problem(rsinfo, "changed", m->version, m->name,
 						psprintf("Applied with checksum %s; the registered text has checksum %s.",
 								 m->applied_checksum, m->checksum));
-		else if (strcmp(migration_state(cat, m, false), "edited") == 0 &&
+		else if (str_equal(m->drift, "edited") && m->applied && strcmp(m->applied_checksum, m->checksum) != 0 &&
 				 !drift_edited_proven(m->key, m->applied_checksum, m->checksum))
 			put_problem(rsinfo, "changed", m->version, m->name,
 						psprintf("Applied with checksum %s; the registered text has checksum %s, recorded as edited, "
@@ -242,7 +242,7 @@ migration_state(Catalog *cat, Migration *m, bool waits)
 		return "pending";
 	/* drift: edited when only comments or whitespace differ (drift.c) */
 	if (m->applied)
-		return m->drift && strcmp(m->drift, "edited") == 0 ? "edited" : "changed";
+		return migration_is_changed(m) ? "changed" : "edited";
 	if (plan_out_of_order(cat, m, waits))
 		return "out of order";
 	return "pending";

@@ -269,36 +269,41 @@ worker_wait_while_paused(int64 id)
 	}
 }
 
-/* End the job as failed (or cancelled, when that was asked), in the current transaction. */
-void
-job_fail(Job *j, ErrorData *edata, const char *version, int statement, int line)
+/*
+ * End the job as failed (or cancelled, when that was asked), in the current
+ * transaction; the error's migration, and its file, statement and line when
+ * known.
+ */
+static void
+job_fail_at(Job *j, ErrorData *edata, const char *version, const char *file, int statement, int line)
 {
 	Job		   *now = job_read(j->id, true);
 	bool		cancelled = now && now->request && strcmp(now->request, "cancel") == 0;
 
 	job_update(j->id, cancelled ? "cancelled" : "failed", "", NULL, -1, -1, -1,
-			   job_error_json(edata, version, NULL, statement, line));
+			   job_error_json(edata, version, file, statement, line));
 	job_wake_waiters(j->id);
 }
 
+void
+job_fail(Job *j, ErrorData *edata, const char *version, int statement, int line)
+{
+	job_fail_at(j, edata, version, NULL, statement, line);
+}
+
 /*
- * End the job as failed at a statement of a migration: the line of the
- * error in the migration's file (the error's position in the statement,
- * which top-level execution reports as cursorpos), and the file.
+ * A statement of a migration failed: the line of the error in the
+ * migration's file (its position in the statement, which top-level
+ * execution reports as cursorpos), and the file.
  */
 static void
 job_fail_in_statement(Job *j, ErrorData *edata, Migration *m, ScriptStmt *st)
 {
-	Job		   *now = job_read(j->id, true);
-	bool		cancelled = now && now->request && strcmp(now->request, "cancel") == 0;
 	int			line = st->line;
-	bool		from_file = m->source && strcmp(m->source, "migrate_add") != 0;
 
 	if (edata->cursorpos > 0)
 		line = script_stmt_line_at(st, char_to_byte_offset(st->sql, edata->cursorpos));
-	job_update(j->id, cancelled ? "cancelled" : "failed", "", NULL, -1, -1, -1,
-			   job_error_json(edata, m->version, from_file ? m->source : NULL, st->index + 1, line));
-	job_wake_waiters(j->id);
+	job_fail_at(j, edata, m->version, migration_from_file(m) ? m->source : NULL, st->index + 1, line);
 }
 
 /* A deep copy of a migration, in the current memory context. */
