@@ -257,6 +257,18 @@ if git -C "$REPO" rev-parse --short HEAD >/dev/null 2>&1; then
 fi
 
 fresh_db() { q postgres "CREATE DATABASE $1 TEMPLATE bench_tpl" >/dev/null; }
+
+# A script of about BYTES bytes of one-line INSERTs into parse_t (about 100
+# bytes each), on stdout (benchmarks 7 and 11).
+gen_big_script() {
+	as_pg awk -v bytes="$1" 'BEGIN {
+		for (i = 1; n < bytes; i++) {
+			line = sprintf("INSERT INTO parse_t VALUES (%d, '\''row %d'\'', '\''a note that makes this statement about a hundred bytes long %d'\'');", i, i, i * 7)
+			print line
+			n += length(line) + 1
+		}
+	}'
+}
 drop_db() { q postgres "DROP DATABASE $1" >/dev/null; }
 
 # gen_apply_files DIR N: the migrations of benchmark 1, one per file, all of
@@ -704,13 +716,7 @@ bench_parse() {
 		q b6 "INSERT INTO src SELECT '$n', pg_read_file('$f')" >/dev/null
 	done
 	f=$TMP/gen/parse_big.sql
-	as_pg awk -v bytes="$big" 'BEGIN {
-		for (i = 1; n < bytes; i++) {
-			line = sprintf("INSERT INTO parse_t VALUES (%d, '\''row %d'\'', '\''a note that makes this statement about a hundred bytes long %d'\'');", i, i, i * 7)
-			print line
-			n += length(line) + 1
-		}
-	}' >"$f"
+	gen_big_script "$big" >"$f"
 	q b6 "INSERT INTO src SELECT 'big', pg_read_file('$f')" >/dev/null
 	local big_bytes big_n
 	big_bytes=$(stat -c %s "$f")
@@ -1036,13 +1042,7 @@ bench_memory() {
 
 	# (a) a big script: registered, then applied, vs psql -1 -f of the file
 	f=$dir/big.sql
-	as_pg awk -v bytes="$big" 'BEGIN {
-		for (i = 1; n < bytes; i++) {
-			line = sprintf("INSERT INTO parse_t VALUES (%d, '\''row %d'\'', '\''a note that makes this statement about a hundred bytes long %d'\'');", i, i, i * 7)
-			print line
-			n += length(line) + 1
-		}
-	}' >"$f"
+	gen_big_script "$big" >"$f"
 	local big_mb big_n
 	big_mb=$(awk -v b="$(stat -c %s "$f")" 'BEGIN { printf "%.1f", b / 1048576 }')
 	big_n=$(wc -l <"$f")

@@ -20,6 +20,8 @@ use Digest::MD5 qw(md5_hex);
 use File::Copy qw(copy);
 use FindBin;
 use IPC::Run;
+use lib "$FindBin::RealBin/lib";
+use MigratePsql;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -38,50 +40,13 @@ $node->init;
 $node->start;
 
 # ------------------------------------------------------------ helpers
-# Run SQL with psql (-XAtq, ON_ERROR_STOP, errors with their SQLSTATE).
-# Options: user => role to connect as (default: the bootstrap superuser);
-# command => 1 sends $sql as ONE query string (psql -c, simple query
-# protocol, one implicit transaction) instead of statement by statement
-# (-f -); single_transaction => 1 adds --single-transaction; stdin => a
-# command whose output is piped into psql instead of $sql.
-# Returns (exit code, stdout, stderr).
-sub run_psql
-{
-	my ($db, $sql, %o) = @_;
-	my $connstr = $node->connstr($db);
-	$connstr .= " user=$o{user}" if $o{user};
-	my @psql = (
-		'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-v',
-		'VERBOSITY=verbose', '-d', $connstr);
-	push @psql, '--single-transaction' if $o{single_transaction};
-	my ($out, $err) = ('', '');
-	my $ok;
-	if ($o{stdin})
-	{
-		$ok = IPC::Run::run($o{stdin}, '|', \@psql, '>', \$out, '2>', \$err);
-	}
-	elsif ($o{command})
-	{
-		$ok = IPC::Run::run([ @psql, '-c', $sql ], '<', \undef, '>', \$out,
-			'2>', \$err);
-	}
-	else
-	{
-		$ok = IPC::Run::run([ @psql, '-f', '-' ], '<', \$sql, '>', \$out,
-			'2>', \$err);
-	}
-	chomp $out;
-	return ($ok ? 0 : ($? >> 8 || 1), $out, $err);
-}
+# psql (-XAtq, ON_ERROR_STOP, errors with their SQLSTATE), as MigratePsql
+# runs it: options user, command (one query string, psql -c),
+# single_transaction, stdin.  Returns (exit code, stdout, stderr).
+sub run_psql { return MigratePsql::run_psql($node, @_); }
 
 # SQL that must succeed; returns its output (rows as lines, columns |).
-sub query
-{
-	my ($db, $sql, %o) = @_;
-	my ($rc, $out, $err) = run_psql($db, $sql, %o);
-	die "query failed in database $db: $sql\n$err" if $rc;
-	return $out;
-}
+sub query { return MigratePsql::query($node, @_); }
 
 # SQL that must fail with an error matching $re.
 sub fails_like

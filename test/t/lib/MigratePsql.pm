@@ -1,5 +1,5 @@
-# What the Perl tests that run psql like a user share (test/t/005_real_directories.pl,
-# test/t/021_commit_points.pl): psql with its exit code and both outputs, a
+# What the Perl tests that run psql like a user share (test/t/004_directories.pl,
+# test/t/005_real_directories.pl, test/t/021_commit_points.pl): psql with its exit code and both outputs, a
 # query that must work, writing files byte for byte, and comparing two texts
 # with a diff shown when they differ.
 package MigratePsql;
@@ -14,7 +14,8 @@ our @EXPORT_OK = qw(run_psql query spew same_text);
 
 # Run psql against $db of $node; returns (exit code, stdout, stderr).
 # Options: user, file (run with -f FILE), stdin (a command piped into psql),
-# single_transaction.
+# command => 1 (send $sql as ONE query string, psql -c: simple query
+# protocol, one implicit transaction), single_transaction.
 sub run_psql
 {
 	my ($node, $db, $sql, %o) = @_;
@@ -28,6 +29,10 @@ sub run_psql
 	if ($o{stdin})
 	{
 		$ok = IPC::Run::run($o{stdin}, '|', \@psql, '>', \$out, '2>', \$err);
+	}
+	elsif ($o{command})
+	{
+		$ok = IPC::Run::run([ @psql, '-c', $sql ], '<', \undef, '>', \$out, '2>', \$err);
 	}
 	elsif ($o{file})
 	{
